@@ -1,0 +1,185 @@
+// Package reason names every way kerbgate can refuse a request: a stable code, the
+// facts of the case, and what a person should do about it.
+//
+// It owns the catalog of reason codes and the error value that carries them. It must
+// not log, count or render: the HTTP layer does that from the values here, so every
+// refusal is reported the same way. Mechanisms return *Error; flows only pass it on.
+package reason
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Code is a stable, machine-readable refusal reason. Codes are part of the public
+// contract (metrics, logs, the Kerbgate-Reason header): never rename one.
+type Code string
+
+// The sign-in refusals.
+const (
+	NoToken           Code = "no_token"
+	MalformedToken    Code = "malformed_token"
+	NTLMOffered       Code = "ntlm_offered"
+	UnsupportedMech   Code = "unsupported_mech"
+	TokenTooLarge     Code = "token_too_large"
+	SPNMismatch       Code = "spn_mismatch"
+	RealmMismatch     Code = "realm_mismatch"
+	SPNNotInKeytab    Code = "spn_not_in_keytab"
+	KVNONotInKeytab   Code = "kvno_not_in_keytab"
+	EnctypeNotAllowed Code = "enctype_not_allowed"
+	KeyMismatch       Code = "key_mismatch"
+	ClockSkew         Code = "clock_skew"
+	TicketExpired     Code = "ticket_expired"
+	TicketNotYetValid Code = "ticket_not_yet_valid"
+	ClientMismatch    Code = "client_mismatch"
+	Replay            Code = "replay"
+	ReplayCacheFull   Code = "replay_cache_full"
+	PACInvalid        Code = "pac_invalid"
+	Internal          Code = "internal_error"
+)
+
+// Entry describes a code for people: the HTTP status, the cause in one sentence, and
+// what the user and the administrator can do.
+type Entry struct {
+	Status int
+	Title  string
+	Cause  string
+	User   string // what the person at the browser can do ("" if nothing)
+	Admin  string // what the administrator should check or change
+}
+
+// Catalog holds every code. A code missing here is a bug (a test checks them all).
+var Catalog = map[Code]Entry{
+	NoToken: {http.StatusUnauthorized, "Sign-in required",
+		"The browser sent no Windows (Negotiate) credentials.",
+		"Sign in to Windows with your domain account and use a browser configured for this site (Edge/Chrome: intranet zone or AuthServerAllowlist; Firefox: network.negotiate-auth.trusted-uris).",
+		"Make sure clients can reach the KDC and that this host is in the browsers' Negotiate allowlist."},
+	MalformedToken: {http.StatusBadRequest, "Unreadable sign-in token",
+		"The Negotiate token in the Authorization header could not be decoded.",
+		"Retry; if it persists, your client is sending a broken token.",
+		"Look at the logged detail: a proxy may be truncating or rewriting the Authorization header."},
+	NTLMOffered: {http.StatusUnauthorized, "Kerberos ticket not available",
+		"Your browser offered NTLM instead of Kerberos, so it could not get a Kerberos ticket for this site.",
+		"Use a domain-joined machine signed in with your domain account, and make sure this site is in the browser's intranet zone / allowlist.",
+		"The SPN HTTP/<host> is missing or registered on the wrong account (setspn -Q HTTP/<host>), or the client cannot reach a KDC. kerbgate accepts only Kerberos."},
+	UnsupportedMech: {http.StatusUnauthorized, "Unsupported authentication method",
+		"The client offered a Negotiate mechanism other than Kerberos.",
+		"Use a browser with Kerberos (Negotiate) sign-in.",
+		"kerbgate accepts Kerberos only (OIDs 1.2.840.113554.1.2.2 and 1.2.840.48018.1.2.2)."},
+	TokenTooLarge: {http.StatusRequestHeaderFieldsTooLarge, "Sign-in token too large",
+		"The Kerberos token is larger than this server accepts, usually because the account is in very many groups.",
+		"Contact your administrator.",
+		"Raise kerberos.max_token_bytes (and any proxy's header limit) or reduce the user's group memberships."},
+	SPNMismatch: {http.StatusUnauthorized, "Ticket for another service",
+		"The Kerberos ticket was issued for a service name this server does not accept.",
+		"Contact your administrator.",
+		"Add the SPN the client asked for to kerberos.spns (with its keys in a keytab), or fix the DNS name / SPN registration that sent the client there."},
+	RealmMismatch: {http.StatusUnauthorized, "Ticket from another realm",
+		"The service ticket was issued by a realm this server does not accept.",
+		"Contact your administrator.",
+		"Check kerberos.realm and the realm of the SPN in the keytab."},
+	SPNNotInKeytab: {http.StatusUnauthorized, "No key for this service",
+		"The ticket is for an accepted service name, but no keytab holds a key for it.",
+		"Contact your administrator.",
+		"Export a keytab for this SPN (samba-tool domain exportkeytab / ktpass) and add it to kerberos.keytabs."},
+	KVNONotInKeytab: {http.StatusUnauthorized, "Service key out of date",
+		"The ticket is encrypted with a key version the server's keytab does not have: the service account's password changed.",
+		"Contact your administrator.",
+		"Export a new keytab for the service account (the logged facts give both key versions) and add it to kerberos.keytabs; keep the old one until old tickets expire."},
+	EnctypeNotAllowed: {http.StatusUnauthorized, "Encryption type not allowed",
+		"The ticket uses an encryption type this server does not allow (often RC4).",
+		"Contact your administrator.",
+		"Enable AES on the service account (msDS-SupportedEncryptionTypes = 24) and re-export the keytab, or list the enctype in kerberos.enctypes."},
+	KeyMismatch: {http.StatusUnauthorized, "Service key does not match",
+		"The keytab has a key of the right version, but it does not decrypt the ticket.",
+		"Contact your administrator.",
+		"The keytab is for another account or an older password with the same key version: export it again from AD."},
+	ClockSkew: {http.StatusUnauthorized, "Clocks out of sync",
+		"Your computer's clock and this server's clock differ by more than the allowed skew.",
+		"Check your computer's date, time and time zone.",
+		"Synchronise this server's clock with the domain (NTP), or raise kerberos.clock_skew."},
+	TicketExpired: {http.StatusUnauthorized, "Ticket expired",
+		"The Kerberos service ticket has expired.",
+		"Lock and unlock your session (or run klist purge) to get new tickets, then retry.",
+		"Check clock synchronisation between clients, KDC and this server."},
+	TicketNotYetValid: {http.StatusUnauthorized, "Ticket not yet valid",
+		"The Kerberos service ticket's start time is in the future.",
+		"Check your computer's clock.",
+		"Check clock synchronisation between clients, KDC and this server."},
+	ClientMismatch: {http.StatusUnauthorized, "Inconsistent credentials",
+		"The authenticator was made by a different principal than the ticket's owner.",
+		"Retry.",
+		"This indicates a broken or malicious client."},
+	Replay: {http.StatusUnauthorized, "Replayed sign-in",
+		"This exact Kerberos authenticator was already used.",
+		"Retry: your browser will make a fresh one.",
+		"A replay usually means a captured token or a client retrying with an old header; the log shows the client address."},
+	ReplayCacheFull: {http.StatusServiceUnavailable, "Server busy",
+		"The replay cache is full, so new sign-ins cannot be checked for replay.",
+		"Retry in a moment.",
+		"Raise kerberos.replay_cache_size or move to the shared store."},
+	PACInvalid: {http.StatusUnauthorized, "Invalid authorization data",
+		"The ticket's PAC (group membership data) could not be verified.",
+		"Contact your administrator.",
+		"The PAC's server signature or client name does not match: a forged ticket, or a keytab for another account."},
+	Internal: {http.StatusInternalServerError, "Internal error",
+		"The server failed while checking your sign-in.",
+		"Retry.",
+		"See the log line for this request."},
+}
+
+// Error is a refusal: a code, a one-line detail for logs, and facts as slog
+// key-value pairs (never secrets).
+type Error struct {
+	Code   Code
+	Detail string
+	Facts  []slog.Attr
+}
+
+// New returns a refusal with the given code and facts (alternating key, value).
+func New(code Code, detail string, kv ...any) *Error {
+	e := &Error{Code: code, Detail: detail}
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, _ := kv[i].(string)
+		e.Facts = append(e.Facts, slog.Any(k, kv[i+1]))
+	}
+	return e
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", e.Code, e.Detail)
+	for _, f := range e.Facts {
+		fmt.Fprintf(&b, " %s=%v", f.Key, f.Value)
+	}
+	return b.String()
+}
+
+// Of returns the refusal in err, or an internal_error refusal wrapping it.
+func Of(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return New(Internal, err.Error())
+}
+
+// Lookup returns the catalog entry of a code.
+func Lookup(c Code) Entry {
+	if e, ok := Catalog[c]; ok {
+		return e
+	}
+	return Catalog[Internal]
+}
+
+// Codes lists every code in the catalog (for metrics pre-registration and docs).
+func Codes() []Code {
+	out := make([]Code, 0, len(Catalog))
+	for c := range Catalog {
+		out = append(out, c)
+	}
+	return out
+}
