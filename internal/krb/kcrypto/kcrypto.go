@@ -10,6 +10,7 @@
 package kcrypto
 
 import (
+	crand "crypto/rand"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -221,6 +222,9 @@ func (k *Key) Encrypt(usage uint32, pt []byte, rand io.Reader) ([]byte, error) {
 	uk, err := k.usage(usage)
 	if err != nil {
 		return nil, err
+	}
+	if rand == nil {
+		rand = crand.Reader
 	}
 	plain := make([]byte, aesBlock+len(pt))
 	if _, err := io.ReadFull(rand, plain[:aesBlock]); err != nil {

@@ -8,6 +8,7 @@ package keyring
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,17 +28,18 @@ type Entry struct {
 }
 
 // Keyring is an immutable set of keys. Build a new one to change keys.
+//
+// Lookups scan the entries with case-insensitive comparison (AD treats service
+// principal names and realms case-insensitively). Keytabs hold tens of keys, so a scan
+// is faster than hashing a lower-cased copy of the name and allocates nothing.
 type Keyring struct {
 	entries []Entry
-	// byPrincipal indexes entries by lower-cased "principal@REALM"; AD treats
-	// service principal names case-insensitively.
-	byPrincipal map[string][]int
 }
 
 // Load reads keytab files into a keyring. Keys of enctypes kcrypto cannot use (DES)
 // are skipped; a keytab with no usable key is an error naming the file.
 func Load(paths ...string) (*Keyring, error) {
-	kr := &Keyring{byPrincipal: map[string][]int{}}
+	kr := &Keyring{}
 	for _, p := range paths {
 		kt, err := keytab.Load(p)
 		if err != nil {
@@ -53,7 +55,7 @@ func Load(paths ...string) (*Keyring, error) {
 			if kvno == 0 {
 				kvno = uint32(e.KVNO8)
 			}
-			kr.add(Entry{
+			kr.entries = append(kr.entries, Entry{
 				Principal: strings.Join(e.Principal.Components, "/"),
 				Realm:     e.Principal.Realm,
 				KVNO:      kvno,
@@ -70,14 +72,8 @@ func Load(paths ...string) (*Keyring, error) {
 	return kr, nil
 }
 
-func (kr *Keyring) add(e Entry) {
-	id := principalKey(e.Principal, e.Realm)
-	kr.byPrincipal[id] = append(kr.byPrincipal[id], len(kr.entries))
-	kr.entries = append(kr.entries, e)
-}
-
-func principalKey(name, realm string) string {
-	return strings.ToLower(name) + "@" + strings.ToLower(realm)
+func (e *Entry) is(name, realm string) bool {
+	return strings.EqualFold(e.Principal, name) && strings.EqualFold(e.Realm, realm)
 }
 
 // Entries returns every key's metadata (the keys themselves stay inside).
@@ -85,20 +81,29 @@ func (kr *Keyring) Entries() []Entry { return kr.entries }
 
 // HasPrincipal reports whether any key exists for name@realm.
 func (kr *Keyring) HasPrincipal(name, realm string) bool {
-	return len(kr.byPrincipal[principalKey(name, realm)]) > 0
+	for i := range kr.entries {
+		if kr.entries[i].is(name, realm) {
+			return true
+		}
+	}
+	return false
 }
 
-// Find returns the keys for name@realm with the given kvno and enctype. When none
-// match, kvnos lists the key versions held for that principal and enctype (for the
-// refusal's facts), and principalKnown says whether the principal has any key.
+// Find returns the keys for name@realm with the given kvno and enctype; kvno 0 means
+// any version (a ticket may omit its kvno). When none match, kvnos lists the key
+// versions held for that principal and enctype (for the refusal's facts), and
+// principalKnown says whether the principal has any key at all.
 func (kr *Keyring) Find(name, realm string, kvno uint32, etype int32) (keys []*kcrypto.Key, kvnos []uint32, principalKnown bool) {
-	idx := kr.byPrincipal[principalKey(name, realm)]
-	for _, i := range idx {
+	for i := range kr.entries {
 		e := &kr.entries[i]
+		if !e.is(name, realm) {
+			continue
+		}
+		principalKnown = true
 		if e.EType != etype {
 			continue
 		}
-		if e.KVNO == kvno {
+		if kvno == 0 || e.KVNO == kvno {
 			keys = append(keys, e.Key)
 		} else {
 			kvnos = append(kvnos, e.KVNO)
@@ -107,18 +112,34 @@ func (kr *Keyring) Find(name, realm string, kvno uint32, etype int32) (keys []*k
 	if len(keys) == 0 {
 		sort.Slice(kvnos, func(a, b int) bool { return kvnos[a] < kvnos[b] })
 	}
-	return keys, kvnos, len(idx) > 0
+	return keys, kvnos, principalKnown
+}
+
+// KVNOs returns the distinct key versions held for name@realm, ascending.
+func (kr *Keyring) KVNOs(name, realm string) []uint32 {
+	var out []uint32
+	for i := range kr.entries {
+		if e := &kr.entries[i]; e.is(name, realm) && !slices.Contains(out, e.KVNO) {
+			out = append(out, e.KVNO)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ETypes returns the enctypes held for name@realm.
 func (kr *Keyring) ETypes(name, realm string) []int32 {
 	var out []int32
-	seen := map[int32]bool{}
-	for _, i := range kr.byPrincipal[principalKey(name, realm)] {
-		if e := kr.entries[i].EType; !seen[e] {
-			seen[e] = true
-			out = append(out, e)
+	for i := range kr.entries {
+		if e := &kr.entries[i]; e.is(name, realm) && !slices.Contains(out, e.EType) {
+			out = append(out, e.EType)
 		}
 	}
 	return out
+}
+
+// New builds a keyring from entries already in memory (tests, and keys fetched by
+// other means than keytab files).
+func New(entries ...Entry) *Keyring {
+	return &Keyring{entries: append([]Entry(nil), entries...)}
 }

@@ -1,0 +1,408 @@
+// Package acceptor verifies Kerberos AP-REQs the way a Windows server does: with the
+// service's keys only, no call to the KDC.
+//
+// It owns the checks between "bytes of an AP-REQ" and "this is alice, in these groups":
+// accepted SPN and realm, enctype policy, key lookup across keytabs and key versions,
+// ticket and authenticator decryption, ticket lifetime, clock skew, client name
+// agreement, replay detection, PAC verification, and the AP-REP for mutual
+// authentication. Every refusal is a *reason.Error carrying the facts an administrator
+// needs. It must not know about HTTP, SPNEGO framing or configuration files: callers
+// hand it policy as a Config.
+package acceptor
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+	"github.com/kerbgate/kerbgate/internal/krb/keyring"
+	"github.com/kerbgate/kerbgate/internal/krb/pac"
+	"github.com/kerbgate/kerbgate/internal/krb/replay"
+	"github.com/kerbgate/kerbgate/internal/krb/wire"
+	"github.com/kerbgate/kerbgate/internal/reason"
+)
+
+// Authorization data types (RFC 4120 §5.2.6, MS-PAC §2.4 via MS-KILE).
+const (
+	adIfRelevant = 1
+	adWin2kPAC   = 128
+)
+
+// DefaultEnctypes are the enctypes accepted when Config.Enctypes is empty: AES only.
+var DefaultEnctypes = []int32{kcrypto.AES256SHA1, kcrypto.AES128SHA1, kcrypto.AES256SHA384, kcrypto.AES128SHA256}
+
+// Config is the acceptor's policy and its collaborators.
+type Config struct {
+	Keyring *keyring.Keyring
+	// SPNs are the service principal names (without realm) tickets may be for, e.g.
+	// "HTTP/sso.example.test". Compared case-insensitively, as AD does.
+	SPNs []string
+	// Realm is the service's realm; tickets from other realms are refused.
+	Realm string
+	// Enctypes are the ticket enctypes accepted (DefaultEnctypes when empty).
+	Enctypes []int32
+	// ClockSkew is the largest accepted difference between the client's and our clock
+	// (5 minutes when zero).
+	ClockSkew time.Duration
+	// Replay detects reused authenticators. Required: there is no safe default.
+	Replay replay.Cache
+	// Now and Rand are injected for tests; time.Now and crypto/rand when nil.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Acceptor verifies AP-REQs. It is safe for concurrent use.
+type Acceptor struct {
+	cfg      Config
+	spns     []string
+	enctypes []int32
+	skew     time.Duration
+	now      func() time.Time
+	rand     io.Reader
+}
+
+// New checks the configuration and returns an acceptor.
+func New(cfg Config) (*Acceptor, error) {
+	if cfg.Keyring == nil {
+		return nil, errors.New("acceptor: no keyring")
+	}
+	if cfg.Replay == nil {
+		return nil, errors.New("acceptor: no replay cache")
+	}
+	if len(cfg.SPNs) == 0 {
+		return nil, errors.New("acceptor: no accepted SPNs")
+	}
+	if cfg.Realm == "" {
+		return nil, errors.New("acceptor: no realm")
+	}
+	a := &Acceptor{cfg: cfg, spns: cfg.SPNs, enctypes: cfg.Enctypes, skew: cfg.ClockSkew, now: cfg.Now, rand: cfg.Rand}
+	if len(a.enctypes) == 0 {
+		a.enctypes = DefaultEnctypes
+	}
+	if a.skew <= 0 {
+		a.skew = 5 * time.Minute
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.rand == nil {
+		a.rand = rand.Reader
+	}
+	return a, nil
+}
+
+// Result is a verified sign-in.
+type Result struct {
+	Identity identity.Identity
+	// SPN is the accepted service name the ticket was for, as the ticket spells it.
+	SPN string
+	// EType and KVNO identify the service key that decrypted the ticket.
+	EType int32
+	KVNO  uint32
+	// APRep is the KRB_AP_REP to return to the client; nil unless the client asked
+	// for mutual authentication.
+	APRep []byte
+	// Checksum is the authenticator's checksum: for GSS-API clients, type 0x8003
+	// carrying the channel-binding hash and flags (RFC 4121 §4.1.1).
+	Checksum *wire.Checksum
+	// AuthenticatorAD is the authenticator's authorization data (where Windows puts
+	// KERB_AP_OPTIONS and the target name for Extended Protection).
+	AuthenticatorAD []wire.AuthorizationData
+	// HasPAC reports whether the ticket carried a PAC (AD always adds one).
+	HasPAC   bool
+	AuthTime time.Time
+	EndTime  time.Time
+}
+
+// Accept verifies a DER-encoded KRB_AP_REQ. Refusals are *reason.Error.
+func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
+	var req wire.APReq
+	if err := req.Unmarshal(apReqDER); err != nil {
+		return nil, reason.New(reason.MalformedToken, "AP-REQ does not decode", "error", err.Error())
+	}
+	tkt := &req.Ticket
+	spn := tkt.SName.String()
+	if !a.spnAccepted(spn) {
+		return nil, reason.New(reason.SPNMismatch, "ticket is for a service name this server does not accept",
+			"ticket_spn", spn, "accepted_spns", strings.Join(a.spns, ","))
+	}
+	if !strings.EqualFold(tkt.Realm, a.cfg.Realm) {
+		return nil, reason.New(reason.RealmMismatch, "ticket is from another realm",
+			"ticket_realm", tkt.Realm, "accepted_realm", a.cfg.Realm)
+	}
+	etype := tkt.EncPart.EType
+	if !a.enctypeAllowed(etype) {
+		return nil, reason.New(reason.EnctypeNotAllowed, "ticket enctype is not allowed",
+			"ticket_enctype", EnctypeName(etype), "allowed_enctypes", enctypeNames(a.enctypes), "spn", spn)
+	}
+	var kvno uint32
+	if tkt.EncPart.HasKVNO {
+		kvno = tkt.EncPart.KVNO
+	}
+	keys, kvnos, known := a.cfg.Keyring.Find(spn, tkt.Realm, kvno, etype)
+	if len(keys) == 0 {
+		if !known {
+			return nil, reason.New(reason.SPNNotInKeytab, "no keytab holds keys for this SPN", "spn", spn, "realm", tkt.Realm)
+		}
+		if len(kvnos) == 0 {
+			return nil, reason.New(reason.EnctypeNotAllowed, "the keytab has no key of the ticket's enctype for this SPN",
+				"spn", spn, "ticket_enctype", EnctypeName(etype),
+				"keytab_enctypes", enctypeNames(a.cfg.Keyring.ETypes(spn, tkt.Realm)))
+		}
+		return nil, reason.New(reason.KVNONotInKeytab, "the ticket's key version is not in the keytab",
+			"spn", spn, "ticket_kvno", kvno, "keytab_kvnos", kvnoList(kvnos), "enctype", EnctypeName(etype))
+	}
+
+	var (
+		plain     []byte
+		ticketKey *kcrypto.Key
+		err       error
+	)
+	for _, k := range keys {
+		if plain, err = k.Decrypt(kcrypto.UsageTicket, tkt.EncPart.Cipher); err == nil {
+			ticketKey = k
+			break
+		}
+	}
+	if ticketKey == nil {
+		return nil, reason.New(reason.KeyMismatch, "no key of the right version decrypts the ticket",
+			"spn", spn, "kvno", kvno, "enctype", EnctypeName(etype))
+	}
+	var etp wire.EncTicketPart
+	if err := wire.ParseEncTicketPart(plain, &etp); err != nil {
+		return nil, reason.New(reason.MalformedToken, "ticket decrypts but does not decode", "error", err.Error())
+	}
+
+	sessionKey, err := kcrypto.NewKey(etp.Key.KeyType, etp.Key.Value)
+	if err != nil {
+		return nil, reason.New(reason.EnctypeNotAllowed, "session key enctype is not supported",
+			"session_enctype", EnctypeName(etp.Key.KeyType))
+	}
+	authPlain, err := sessionKey.Decrypt(kcrypto.UsageAPReqAuth, req.Authenticator.Cipher)
+	if err != nil {
+		return nil, reason.New(reason.MalformedToken, "authenticator does not decrypt with the ticket's session key")
+	}
+	var auth wire.Authenticator
+	if err := wire.ParseAuthenticator(authPlain, &auth); err != nil {
+		return nil, reason.New(reason.MalformedToken, "authenticator does not decode", "error", err.Error())
+	}
+	client := etp.CName.String() + "@" + etp.CRealm
+	if !auth.CName.Equal(etp.CName) || auth.CRealm != etp.CRealm {
+		return nil, reason.New(reason.ClientMismatch, "authenticator names another client than the ticket",
+			"ticket_client", client, "authenticator_client", auth.CName.String()+"@"+auth.CRealm)
+	}
+
+	now := a.now()
+	start := etp.StartTime
+	if start.IsZero() {
+		start = etp.AuthTime
+	}
+	if now.Add(a.skew).Before(start) {
+		return nil, reason.New(reason.TicketNotYetValid, "ticket start time is in the future",
+			"client", client, "start_time", start.UTC().Format(time.RFC3339), "seconds_ahead", int64(start.Sub(now)/time.Second))
+	}
+	if now.Add(-a.skew).After(etp.EndTime) {
+		return nil, reason.New(reason.TicketExpired, "ticket has expired",
+			"client", client, "end_time", etp.EndTime.UTC().Format(time.RFC3339), "seconds_ago", int64(now.Sub(etp.EndTime)/time.Second))
+	}
+	ctime := auth.CTime.Add(time.Duration(auth.CUSec) * time.Microsecond)
+	if d := now.Sub(ctime); d > a.skew || d < -a.skew {
+		return nil, reason.New(reason.ClockSkew, "authenticator time is too far from this server's time",
+			"client", client, "skew_seconds", int64(math.Round(d.Seconds())), "max_skew_seconds", int64(a.skew/time.Second))
+	}
+
+	// Two different authenticators never share a ciphertext (each carries a random
+	// confounder), and one replayed byte for byte always does: the hash of the
+	// ciphertext is the replay key. It need only be remembered while the
+	// authenticator's time is within the skew window; after that the skew check
+	// refuses it anyway.
+	rk := replay.Key(sha256Prefix(req.Authenticator.Cipher))
+	seen, err := a.cfg.Replay.SeenBefore(rk, now, ctime.Add(a.skew))
+	if err != nil {
+		if errors.Is(err, replay.ErrFull) {
+			return nil, reason.New(reason.ReplayCacheFull, "replay cache is full", "client", client)
+		}
+		return nil, reason.New(reason.Internal, "replay cache failed", "error", err.Error())
+	}
+	if seen {
+		return nil, reason.New(reason.Replay, "authenticator was already used",
+			"client", client, "authenticator_time", ctime.UTC().Format(time.RFC3339Nano))
+	}
+
+	res := &Result{
+		SPN:             spn,
+		EType:           etype,
+		KVNO:            kvno,
+		Checksum:        auth.Checksum,
+		AuthenticatorAD: auth.Authorization,
+		AuthTime:        etp.AuthTime,
+		EndTime:         etp.EndTime,
+	}
+	res.Identity = identity.Identity{
+		Principal:  client,
+		Realm:      etp.CRealm,
+		AuthMethod: "kerberos",
+	}
+	if err := a.readPAC(&etp, ticketKey, res); err != nil {
+		return nil, err
+	}
+	if res.Identity.SAMAccountName == "" && len(etp.CName.Components) == 1 {
+		res.Identity.SAMAccountName = etp.CName.Components[0]
+	}
+	if res.Identity.Groups == nil {
+		res.Identity.Groups = []string{}
+	}
+
+	if req.MutualRequired() {
+		rep, err := a.apRep(sessionKey, &auth)
+		if err != nil {
+			return nil, reason.New(reason.Internal, "cannot build AP-REP", "error", err.Error())
+		}
+		res.APRep = rep
+	}
+	return res, nil
+}
+
+// readPAC finds the PAC in the ticket (AD-IF-RELEVANT → AD-WIN2K-PAC), verifies its
+// server signature with the ticket key and copies the identity out of it. A ticket
+// without a PAC is accepted with no groups: MIT KDCs issue such tickets.
+func (a *Acceptor) readPAC(etp *wire.EncTicketPart, ticketKey *kcrypto.Key, res *Result) error {
+	var pacBytes []byte
+	for _, ad := range etp.Authorization {
+		if ad.Type != adIfRelevant {
+			continue
+		}
+		inner, err := wire.ParseAuthorizationData(ad.Data)
+		if err != nil {
+			return reason.New(reason.PACInvalid, "ticket authorization data does not decode", "error", err.Error())
+		}
+		for _, in := range inner {
+			if in.Type == adWin2kPAC {
+				if pacBytes != nil {
+					return reason.New(reason.PACInvalid, "ticket carries more than one PAC")
+				}
+				pacBytes = in.Data
+			}
+		}
+	}
+	if pacBytes == nil {
+		return nil
+	}
+	p, err := pac.Parse(pacBytes)
+	if err != nil {
+		return reason.New(reason.PACInvalid, "PAC does not decode", "error", err.Error())
+	}
+	if err := p.VerifyServerSignature(ticketKey); err != nil {
+		return reason.New(reason.PACInvalid, "PAC server signature does not verify", "error", err.Error())
+	}
+	// The PAC's client name is the ticket's client name without realm (MS-PAC
+	// §2.7); a mismatch means the PAC was lifted from another ticket.
+	if cn := etp.CName.String(); p.ClientName != "" && !strings.EqualFold(p.ClientName, cn) {
+		return reason.New(reason.PACInvalid, "PAC client name differs from the ticket's client",
+			"pac_client", p.ClientName, "ticket_client", cn)
+	}
+	id := &res.Identity
+	res.HasPAC = true
+	id.SID = p.UserSID
+	id.Groups = p.GroupSIDs
+	id.UPN = p.UPN
+	id.SAMAccountName = p.SAMAccountName
+	if id.SAMAccountName == "" {
+		id.SAMAccountName = p.EffectiveName
+	}
+	id.DNSDomain = p.DNSDomainName
+	id.DisplayName = p.FullName
+	return nil
+}
+
+// apRep builds the KRB_AP_REP answering the authenticator: its ctime/cusec echoed and
+// a random sequence number, encrypted with the ticket's session key (RFC 4120 §3.2.4).
+// No subkey is sent, so the client keeps using its own (RFC 4121 §2).
+func (a *Acceptor) apRep(sessionKey *kcrypto.Key, auth *wire.Authenticator) ([]byte, error) {
+	var seq [4]byte
+	if _, err := io.ReadFull(a.rand, seq[:]); err != nil {
+		return nil, err
+	}
+	part := wire.EncAPRepPart{
+		CTime:     auth.CTime,
+		CUSec:     auth.CUSec,
+		SeqNumber: binary.BigEndian.Uint32(seq[:]) & 0x3fffffff,
+		HasSeq:    true,
+	}
+	plain, err := wire.MarshalEncAPRepPart(&part)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := sessionKey.Encrypt(kcrypto.UsageAPRepEncPart, plain, a.rand)
+	if err != nil {
+		return nil, err
+	}
+	return wire.MarshalAPRep(sessionKey.EType(), ct)
+}
+
+func (a *Acceptor) spnAccepted(spn string) bool {
+	for _, s := range a.spns {
+		if strings.EqualFold(s, spn) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Acceptor) enctypeAllowed(e int32) bool {
+	for _, x := range a.enctypes {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+func sha256Prefix(b []byte) (k [16]byte) {
+	sum := sha256.Sum256(b)
+	copy(k[:], sum[:16])
+	return k
+}
+
+// EnctypeName returns the MIT name of an enctype number, e.g. "aes256-cts-hmac-sha1-96".
+func EnctypeName(e int32) string {
+	switch e {
+	case kcrypto.AES128SHA1:
+		return "aes128-cts-hmac-sha1-96"
+	case kcrypto.AES256SHA1:
+		return "aes256-cts-hmac-sha1-96"
+	case kcrypto.AES128SHA256:
+		return "aes128-cts-hmac-sha256-128"
+	case kcrypto.AES256SHA384:
+		return "aes256-cts-hmac-sha384-192"
+	case kcrypto.RC4HMAC:
+		return "rc4-hmac"
+	case 1, 2, 3:
+		return fmt.Sprintf("des(%d)", e)
+	}
+	return fmt.Sprintf("enctype-%d", e)
+}
+
+func enctypeNames(es []int32) string {
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = EnctypeName(e)
+	}
+	return strings.Join(names, ",")
+}
+
+func kvnoList(ks []uint32) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = fmt.Sprint(k)
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,123 @@
+// Package refusal reports a refused request the same way everywhere: a short page that
+// tells the person what to do, one log line with the facts for the administrator, and
+// a Prometheus counter per reason code.
+//
+// It owns rendering of *reason.Error values. It must not decide whether to refuse:
+// mechanisms and flows do, and hand the refusal here.
+package refusal
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kerbgate/kerbgate/internal/reason"
+)
+
+// HeaderReason is the response header naming the reason code when
+// log.expose_reasons is on (for diagnosis with curl and in test suites).
+const HeaderReason = "Kerbgate-Reason"
+
+// Reporter renders, logs and counts refusals.
+type Reporter struct {
+	log           *slog.Logger
+	refusals      *prometheus.CounterVec
+	exposeReasons bool
+}
+
+// NewReporter registers the kerbgate_refusals_total counter on reg (with every known
+// code pre-set to zero so dashboards see the series) and returns a reporter.
+func NewReporter(log *slog.Logger, reg prometheus.Registerer, exposeReasons bool) (*Reporter, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_refusals_total",
+		Help: "Requests refused, by stable reason code.",
+	}, []string{"reason"})
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("register refusal metric: %w", err)
+	}
+	for _, code := range reason.Codes() {
+		c.WithLabelValues(string(code))
+	}
+	return &Reporter{log: log, refusals: c, exposeReasons: exposeReasons}, nil
+}
+
+// Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be
+// set on w before the call.
+func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Error) {
+	entry := reason.Lookup(e.Code)
+	ref := requestRef()
+	attrs := make([]any, 0, 6+len(e.Facts))
+	attrs = append(attrs,
+		slog.String("reason", string(e.Code)),
+		slog.String("detail", e.Detail),
+		slog.String("ref", ref),
+		slog.String("remote", r.RemoteAddr),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+	)
+	for _, f := range e.Facts {
+		attrs = append(attrs, f)
+	}
+	level := slog.LevelWarn
+	if entry.Status >= 500 {
+		level = slog.LevelError
+	}
+	rp.log.Log(r.Context(), level, "request refused", attrs...)
+	rp.refusals.WithLabelValues(string(e.Code)).Inc()
+
+	h := w.Header()
+	if rp.exposeReasons {
+		h.Set(HeaderReason, string(e.Code))
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	page := pageData{Title: entry.Title, Cause: entry.Cause, User: entry.User, Ref: ref}
+	if rp.exposeReasons {
+		page.Code = string(e.Code)
+		page.Admin = entry.Admin
+	}
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(entry.Status)
+		_ = pageHTML.Execute(w, page)
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(entry.Status)
+	fmt.Fprintf(w, "%s\n%s\n", page.Title, page.Cause)
+	if page.User != "" {
+		fmt.Fprintf(w, "What you can do: %s\n", page.User)
+	}
+	if page.Code != "" {
+		fmt.Fprintf(w, "Reason: %s\nAdministrator: %s\n", page.Code, page.Admin)
+	}
+	fmt.Fprintf(w, "Reference: %s\n", page.Ref)
+}
+
+type pageData struct {
+	Title, Cause, User, Code, Admin, Ref string
+}
+
+var pageHTML = template.Must(template.New("refusal").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:3em auto">
+<h1>{{.Title}}</h1>
+<p>{{.Cause}}</p>
+{{if .User}}<p><b>What you can do:</b> {{.User}}</p>{{end}}
+{{if .Code}}<p><b>Reason:</b> <code>{{.Code}}</code><br><b>Administrator:</b> {{.Admin}}</p>{{end}}
+<p style="color:#666">Reference: {{.Ref}}</p>
+</body></html>
+`))
+
+// requestRef is a short random id that ties the page a person sees to the log line.
+func requestRef() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,145 @@
+// Package server wires kerbgate together from a loaded configuration: keys, acceptor,
+// middleware, handlers, metrics and the HTTP listener.
+//
+// It owns construction and the endpoint map. It must not hold protocol logic: every
+// check lives in a mechanism or flow package, and this package only connects them.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
+	"github.com/kerbgate/kerbgate/internal/krb/keyring"
+	"github.com/kerbgate/kerbgate/internal/krb/replay"
+	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/refusal"
+)
+
+// Server is a configured kerbgate instance.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	handler  http.Handler
+	Acceptor *acceptor.Acceptor
+	Registry *prometheus.Registry
+}
+
+// Options carry what tests inject.
+type Options struct {
+	// Now replaces the clock of the acceptor (tests only).
+	Now func() time.Time
+}
+
+// New builds a server from a validated configuration.
+func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	kr, err := keyring.Load(cfg.Kerberos.Keytabs...)
+	if err != nil {
+		return nil, err
+	}
+	for _, spn := range cfg.Kerberos.SPNs {
+		if !kr.HasPrincipal(spn, cfg.Kerberos.Realm) {
+			// Not fatal: an SPN may be listed ahead of its keytab, and tickets for it
+			// are then refused with spn_not_in_keytab. Say so at start-up.
+			log.Warn("accepted SPN has no key in any keytab", "spn", spn, "realm", cfg.Kerberos.Realm,
+				"fix", "export a keytab for it and add it to kerberos.keytabs")
+		}
+	}
+	acc, err := acceptor.New(acceptor.Config{
+		Keyring:   kr,
+		SPNs:      cfg.Kerberos.SPNs,
+		Realm:     cfg.Kerberos.Realm,
+		Enctypes:  cfg.Kerberos.Enctypes,
+		ClockSkew: cfg.Kerberos.ClockSkew,
+		Replay:    replay.NewMemory(cfg.Kerberos.ReplayCacheSize),
+		Now:       opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rep, err := refusal.NewReporter(log, reg, cfg.Log.ExposeReasons)
+	if err != nil {
+		return nil, err
+	}
+	signIn, err := negotiate.Middleware(negotiate.Options{
+		Acceptor:      acc,
+		Reporter:      rep,
+		MaxTokenBytes: cfg.Kerberos.MaxTokenBytes,
+		Registerer:    reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /whoami", signIn(http.HandlerFunc(whoami)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	return &Server{cfg: cfg, log: log, handler: mux, Acceptor: acc, Registry: reg}, nil
+}
+
+// Handler returns the HTTP handler of every endpoint.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// HTTPServer returns an http.Server with the configured limits.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.Listen.ReadHeaderTimeout,
+		MaxHeaderBytes:    s.cfg.Listen.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve accepts connections on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := s.HTTPServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("kerbgate listening", "address", ln.Addr().String(), "realm", s.cfg.Kerberos.Realm, "spns", s.cfg.Kerberos.SPNs)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// whoami answers the signed-in identity as JSON.
+func whoami(w http.ResponseWriter, r *http.Request) {
+	in, ok := negotiate.FromContext(r.Context())
+	if !ok {
+		http.Error(w, "not signed in", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(in.Identity)
+}
