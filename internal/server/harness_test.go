@@ -1,0 +1,230 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/krb/initiator"
+	"github.com/kerbgate/kerbgate/internal/krb/spnego"
+	"github.com/kerbgate/kerbgate/testrealm"
+)
+
+// gateway is a kerbgate server on a loopback port, signing in against the real test
+// domain, with its log captured.
+type gateway struct {
+	t    *testing.T
+	port int
+	srv  *Server
+	logs *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// baseConfig is what `kerbgate serve` would load from a minimal file for the realm.
+func baseConfig(r *testrealm.Realm) *config.Config {
+	return &config.Config{
+		Listen: config.Listen{Address: "127.0.0.1:0", ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64<<10 + 32<<10},
+		Kerberos: config.Kerberos{
+			Realm:           "EXAMPLE.TEST",
+			Keytabs:         []string{r.GatewayKeytab},
+			SPNs:            []string{"HTTP/sso.example.test"},
+			Enctypes:        []int32{18, 17, 20, 19},
+			ClockSkew:       5 * time.Minute,
+			MaxTokenBytes:   64 << 10,
+			ReplayCacheSize: 1 << 20,
+		},
+		Log: config.Log{Level: slog.LevelDebug, Format: "json", ExposeReasons: true},
+	}
+}
+
+func startGateway(t *testing.T, cfg *config.Config) *gateway {
+	t.Helper()
+	g := &gateway{t: t, logs: &lockedBuffer{}}
+	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := New(cfg, log, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.srv = srv
+	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.port = ln.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.logs.String())
+		}
+	})
+	return g
+}
+
+// url returns the URL of path on host (a name in /etc/hosts pointing at loopback).
+func (g *gateway) url(host, path string) string {
+	return "http://" + host + ":" + strconv.Itoa(g.port) + path
+}
+
+// get sends a GET with the given Authorization header value ("" for none).
+func (g *gateway) get(path, authorization string) *http.Response {
+	g.t.Helper()
+	req, err := http.NewRequest("GET", g.url("127.0.0.1", path), nil)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return resp
+}
+
+// curlResult is what curl saw.
+type curlResult struct {
+	status  int
+	headers http.Header
+	body    string
+	stderr  string
+}
+
+// curl runs the real curl with --negotiate as the owner of ccache.
+func (g *gateway) curl(r *testrealm.Realm, ccache, krb5conf, url string, extra ...string) curlResult {
+	g.t.Helper()
+	args := append([]string{"-sS", "--negotiate", "-u", ":", "-D", "-", "-o", "/dev/stderr", "-w", ""}, extra...)
+	args = append(args, url)
+	cmd := exec.Command("curl", args...)
+	cmd.Env = r.Env(ccache)
+	if krb5conf != "" {
+		cmd.Env = append(cmd.Env, "KRB5_CONFIG="+krb5conf)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		g.t.Fatalf("curl %s: %v\n%s", url, err, stderr.String())
+	}
+	return parseCurl(g.t, stdout.String(), stderr.String())
+}
+
+// parseCurl takes the last response's headers from -D output; the body went to
+// stderr (with any curl diagnostics).
+func parseCurl(t *testing.T, headers, body string) curlResult {
+	t.Helper()
+	blocks := strings.Split(strings.TrimSpace(strings.ReplaceAll(headers, "\r\n", "\n")), "\n\n")
+	last := blocks[len(blocks)-1]
+	lines := strings.Split(last, "\n")
+	f := strings.Fields(lines[0])
+	if len(f) < 2 {
+		t.Fatalf("curl status line %q", lines[0])
+	}
+	status, _ := strconv.Atoi(f[1])
+	h := http.Header{}
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ":")
+		if ok {
+			h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+	}
+	return curlResult{status: status, headers: h, body: body, stderr: body}
+}
+
+func decodeIdentity(t *testing.T, body string) identity.Identity {
+	t.Helper()
+	var id identity.Identity
+	start := strings.Index(body, "{")
+	if start < 0 {
+		t.Fatalf("no JSON in %q", body)
+	}
+	if err := json.NewDecoder(strings.NewReader(body[start:])).Decode(&id); err != nil {
+		t.Fatalf("identity JSON: %v in %q", err, body)
+	}
+	return id
+}
+
+// negotiateHeader builds an Authorization header from the service ticket in ccache,
+// with a fresh authenticator shaped by o: what a client would send, under the
+// test's control.
+func negotiateHeader(t *testing.T, ccache, spn string, o initiator.Options) string {
+	t.Helper()
+	c, err := initiator.FromCCache(ccache, spn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := c.APReq(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gss := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
+	return "Negotiate " + base64.StdEncoding.EncodeToString(spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, gss))
+}
+
+func wantReason(t *testing.T, resp *http.Response, status int, code string) {
+	t.Helper()
+	if resp.StatusCode != status || resp.Header.Get("Kerbgate-Reason") != code {
+		t.Fatalf("got %d %q, want %d %q", resp.StatusCode, resp.Header.Get("Kerbgate-Reason"), status, code)
+	}
+}
+
+func mustWriteFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spnegoInit builds a NegTokenInit offering the mechanisms (dotted OIDs) with an
+// optimistic token.
+func spnegoInit(t *testing.T, oids []string, token []byte) []byte {
+	t.Helper()
+	var mechs []asn1.ObjectIdentifier
+	for _, s := range oids {
+		var oid asn1.ObjectIdentifier
+		for _, part := range strings.Split(s, ".") {
+			n, err := strconv.Atoi(part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oid = append(oid, n)
+		}
+		mechs = append(mechs, oid)
+	}
+	return spnego.EncodeNegTokenInit(mechs, token)
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# kerbgate demo, from a fresh clone on a fresh Debian 12 machine, as root: provisions
+# the Samba AD test domain (EXAMPLE.TEST on loopback), starts kerbgate with the
+# exported keytab and signs in for real with curl and headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+PORT=${KERBGATE_DEMO_PORT:-8088}
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "1. Test domain (Samba AD DC on 127.0.0.1)"
+bash testrealm/realm.sh up
+# shellcheck disable=SC1091
+. "${KERBGATE_REALM_DIR:-/var/lib/kerbgate-testrealm}/out/env"
+
+say "2. Build kerbgate"
+go build -o bin/kerbgate ./cmd/kerbgate
+bin/kerbgate version
+
+WORK=$(mktemp -d /tmp/kerbgate-demo.XXXXXX)
+cat >"$WORK/kerbgate.yaml" <<YAML
+listen:
+  address: 127.0.0.1:$PORT
+kerberos:
+  realm: EXAMPLE.TEST
+  keytabs: [$KERBGATE_REALM_DIR/out/svc-gw.keytab]
+  spns: [HTTP/sso.example.test]
+log:
+  format: text
+  expose_reasons: true
+YAML
+say "3. Configuration ($WORK/kerbgate.yaml)"
+cat "$WORK/kerbgate.yaml"
+bin/kerbgate check-config --config "$WORK/kerbgate.yaml"
+
+say "4. Start kerbgate serve"
+bin/kerbgate serve --config "$WORK/kerbgate.yaml" 2>"$WORK/kerbgate.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+URL="http://sso.example.test:$PORT/whoami"
+
+say "5. No Kerberos ticket: kerbgate challenges (401 WWW-Authenticate: Negotiate)"
+curl -sS -i "$URL" | sed 's/^/   /'
+
+say "6. alice signs in with her Windows (Kerberos) credentials: curl --negotiate"
+CC=$(bash testrealm/realm.sh kinit alice)
+KRB5CCNAME=$CC curl -sS --negotiate -u : "$URL" | sed 's/^/   /'
+
+say "7. bob, member of sso-users, itself member of staff (nested groups from the PAC)"
+CC=$(bash testrealm/realm.sh kinit bob)
+KRB5CCNAME=$CC curl -sS --negotiate -u : "$URL" | sed 's/^/   /'
+echo "   staff = $(samba-tool group show staff -s "$KERBGATE_REALM_DIR/etc/smb.conf" --attributes=objectSid | awk '/^objectSid/{print $2}')"
+
+say "8. The same sign-in in headless Chromium (as alice)"
+CC=$(bash testrealm/realm.sh kinit alice)
+PROFILE="$WORK/chromium"
+mkdir -p "$PROFILE"
+echo '{"net":{"received_http_auth_negotiate_headers":true}}' >"$PROFILE/Local State"
+KRB5CCNAME=$CC timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync \
+  --user-data-dir="$PROFILE" --auth-server-allowlist='*.example.test' --dump-dom "$URL" 2>/dev/null |
+  sed -e 's/<[^>]*>//g' -e '/^$/d' -e 's/^/   /'
+
+say "9. A ticket for another service (HTTP/app.example.test) is refused with a reason"
+KRB5CCNAME=$CC curl -sS --negotiate -u : -i "http://app.example.test:$PORT/whoami" | sed 's/^/   /'
+
+say "10. kerbgate's log of the refusals"
+grep -i 'refused' "$WORK/kerbgate.log" | sed 's/^/   /' || true
+say "Done. Metrics: curl http://127.0.0.1:$PORT/metrics (kerbgate_refusals_total, kerbgate_signins_total)"
