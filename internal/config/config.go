@@ -49,6 +49,11 @@ var sections = []struct {
 	{"log", decodeLog},
 }
 
+// futureSections are top-level sections that later versions of kerbgate will read.
+// A file that has one is meant for another version, so it gets a message saying so
+// rather than a typo suggestion.
+var futureSections = []string{"tls", "directory", "epa", "store", "sso", "proxy"}
+
 // crossChecks run after every section is decoded.
 var crossChecks = []func(d *decoder, c *Config){
 	finishListen,
@@ -85,6 +90,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	for _, check := range crossChecks {
 		check(d, c)
+	}
+	for _, name := range futureSections {
+		doc.reject(name, "kerbgate does not support section %s yet; expected only the sections listen, kerberos and log", name)
 	}
 	d.reportUnknown()
 

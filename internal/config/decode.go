@@ -30,7 +30,7 @@ type decoder struct {
 	dir  string // directory relative paths in the file are resolved against
 	errs Errors
 
-	mappings []*mapping           // every mapping visited, for the unknown-key pass
+	mappings []*mapping            // every mapping visited, for the unknown-key pass
 	values   map[string]*yaml.Node // field path -> value node as written, for cross-field checks
 }
 
@@ -42,8 +42,11 @@ func newDecoder(file string) *decoder {
 	}
 }
 
-func (d *decoder) errorf(p pos, field, format string, args ...any) {
-	d.errs = append(d.errs, &FieldError{File: d.file, Line: p.line, Col: p.col, Field: field, Msg: fmt.Sprintf(format, args...)})
+// errorf records a problem and returns it, so that callers can attach an underlying Err.
+func (d *decoder) errorf(p pos, field, format string, args ...any) *FieldError {
+	e := &FieldError{File: d.file, Line: p.line, Col: p.col, Field: field, Msg: fmt.Sprintf(format, args...)}
+	d.errs = append(d.errs, e)
+	return e
 }
 
 // errorAt reports a problem with the field at path found by a cross-field check. It
@@ -125,6 +128,9 @@ type mapping struct {
 	keys  map[string]keyValue
 	order []keyValue
 	known []string
+	// rejected are keys reported by reject; reportUnknown leaves them alone, and they
+	// are never suggested for typos.
+	rejected []string
 	// broken is set when the node is not a mapping; that was reported, and errors
 	// about its fields would only repeat it.
 	broken bool
@@ -204,6 +210,18 @@ func (m *mapping) section(name string) *mapping {
 	return m.d.newMapping(f.path, at, f.at, expect)
 }
 
+// reject reports the field name, if the file has it, with a message of its own instead
+// of the generic "unknown field" (for sections of a future version, say). The name does
+// not become known, so it is never suggested for a typo.
+func (m *mapping) reject(name, format string, args ...any) {
+	kv, ok := m.keys[name]
+	if !ok {
+		return
+	}
+	m.rejected = append(m.rejected, name)
+	m.d.errorf(posOf(kv.key), m.child(name), format, args...)
+}
+
 // reportUnknown reports keys no section asked for, suggesting the closest known name
 // in the same mapping, or the section a misplaced field belongs to.
 func (d *decoder) reportUnknown() {
@@ -216,6 +234,9 @@ func (d *decoder) reportUnknown() {
 	for _, m := range d.mappings {
 		known := map[string]bool{}
 		for _, k := range m.known {
+			known[k] = true
+		}
+		for _, k := range m.rejected {
 			known[k] = true
 		}
 		for _, kv := range m.order {
@@ -318,9 +339,9 @@ func (f *field) required() bool {
 	return false
 }
 
-// errorf reports a problem with the field's value.
-func (f *field) errorf(format string, args ...any) {
-	f.d.errorf(posOf(f.at), f.path, format, args...)
+// errorf reports a problem with the field's value and returns it.
+func (f *field) errorf(format string, args ...any) *FieldError {
+	return f.d.errorf(posOf(f.at), f.path, format, args...)
 }
 
 // invalid reports the value as wrong, completing the message with the field's expectation.
@@ -399,6 +420,38 @@ func (f *field) duration() (time.Duration, bool) {
 	}
 	f.errorf("%s is not a duration; expected %s", describe(f.val), durationSyntax)
 	return 0, false
+}
+
+// durationUpTo returns a duration greater than 0 and at most hi, reporting others.
+func (f *field) durationUpTo(hi time.Duration) (time.Duration, bool) {
+	v, ok := f.duration()
+	switch {
+	case !ok:
+		return 0, false
+	case v <= 0:
+		f.invalid("%s is not positive", describe(f.val))
+		return 0, false
+	case v > hi:
+		f.invalid("%s is too long", describe(f.val))
+		return 0, false
+	}
+	return v, true
+}
+
+// intIn returns an integer from lo to hi inclusive, reporting others.
+func (f *field) intIn(lo, hi int) (int, bool) {
+	v, ok := f.int()
+	switch {
+	case !ok:
+		return 0, false
+	case v < lo:
+		f.invalid("%d is too small", v)
+		return 0, false
+	case v > hi:
+		f.invalid("%d is too large", v)
+		return 0, false
+	}
+	return v, true
 }
 
 // list returns the items of a list, each a field named path[i] expecting itemExpect.

@@ -10,10 +10,9 @@
 package kcrypto
 
 import (
-	crand "crypto/rand"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
+	crand "crypto/rand"
 	"crypto/sha1"
 	"crypto/subtle"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/crypto/etype"
@@ -61,26 +61,44 @@ const (
 type Key struct {
 	etype int32
 	value []byte
+	buf   [32]byte    // backing store of value for the AES enctypes (one allocation per key)
 	gok   etype.EType // for enctypes not implemented here
 
-	mu      sync.RWMutex
-	derived map[uint32]*usageKeys
+	// Derived keys of the usages an acceptor uses on every sign-in live in fixed
+	// slots (no lock, no map); any other usage goes to the map.
+	slots [len(slotUsages)]atomic.Pointer[usageKeys]
+	mu    sync.Mutex
+	other map[uint32]*usageKeys
+	base  atomic.Pointer[cipher.Block]
+}
+
+// slotUsages are the key usages with a fixed slot in Key.
+var slotUsages = [...]uint32{UsageTicket, UsageAPReqAuth, UsageAPRepEncPart, UsagePACServerSignat}
+
+func slotOf(u uint32) int {
+	for i, s := range slotUsages {
+		if s == u {
+			return i
+		}
+	}
+	return -1
 }
 
 type usageKeys struct {
-	ke cipher.Block
-	ki []byte // HMAC key for integrity
-	kc []byte // HMAC key for checksums
+	ke     cipher.Block
+	ki, kc [32]byte // HMAC keys for integrity and checksums; first len(value) bytes used
+	n      int
 }
 
 // NewKey prepares a key of the given enctype.
 func NewKey(etypeID int32, value []byte) (*Key, error) {
-	k := &Key{etype: etypeID, value: append([]byte(nil), value...)}
+	k := &Key{etype: etypeID}
 	switch etypeID {
 	case AES128SHA1, AES256SHA1:
 		if want := keySize(etypeID); len(value) != want {
 			return nil, fmt.Errorf("kerberos: enctype %d key is %d bytes, expected %d", etypeID, len(value), want)
 		}
+		k.value = k.buf[:copy(k.buf[:], value)]
 	default:
 		e, err := crypto.GetEtype(etypeID)
 		if err != nil {
@@ -93,6 +111,7 @@ func NewKey(etypeID int32, value []byte) (*Key, error) {
 		if len(value) != want {
 			return nil, fmt.Errorf("kerberos: enctype %d key is %d bytes, expected %d", etypeID, len(value), want)
 		}
+		k.value = append([]byte(nil), value...)
 		k.gok = e
 	}
 	return k, nil
@@ -113,66 +132,85 @@ func keySize(etypeID int32) int {
 
 // nfoldCache holds n-fold(usage || marker) to one AES block, which depends only on
 // the usage number: computed once per process.
-var nfoldCache sync.Map // [5]byte -> []byte
+var nfoldCache sync.Map // [5]byte -> *[aesBlock]byte
 
-func nfolded(usage uint32, marker byte) []byte {
+func nfolded(usage uint32, marker byte) *[aesBlock]byte {
 	c := [5]byte{byte(usage >> 24), byte(usage >> 16), byte(usage >> 8), byte(usage), marker}
 	if v, ok := nfoldCache.Load(c); ok {
-		return v.([]byte)
+		return v.(*[aesBlock]byte)
 	}
-	v := rfc3961.Nfold(c[:], aesBlock*8)
-	nfoldCache.Store(c, v)
-	return v
+	var v [aesBlock]byte
+	copy(v[:], rfc3961.Nfold(c[:], aesBlock*8))
+	nfoldCache.Store(c, &v)
+	return &v
 }
 
 // deriveAES is DK(base, constant) for AES (RFC 3961 §5.1 DR with random-to-key the
-// identity): K1 = E(base, n-fold(constant)), K2 = E(base, K1), ... truncated.
-func deriveAES(base cipher.Block, size int, usage uint32, marker byte) []byte {
-	out := make([]byte, 0, 32)
-	blk := nfolded(usage, marker)
-	var cur [aesBlock]byte
-	copy(cur[:], blk)
-	for len(out) < size {
+// identity): K1 = E(base, n-fold(constant)), K2 = E(base, K1), ... truncated to
+// len(out).
+func deriveAES(base cipher.Block, out []byte, usage uint32, marker byte) {
+	cur := *nfolded(usage, marker)
+	for i := 0; i < len(out); i += aesBlock {
 		base.Encrypt(cur[:], cur[:])
-		out = append(out, cur[:]...)
+		copy(out[i:], cur[:])
 	}
-	return out[:size]
 }
 
 func (k *Key) usage(u uint32) (*usageKeys, error) {
-	k.mu.RLock()
-	uk := k.derived[u]
-	k.mu.RUnlock()
-	if uk != nil {
-		return uk, nil
+	i := slotOf(u)
+	if i >= 0 {
+		if uk := k.slots[i].Load(); uk != nil {
+			return uk, nil
+		}
+	} else {
+		k.mu.Lock()
+		uk := k.other[u]
+		k.mu.Unlock()
+		if uk != nil {
+			return uk, nil
+		}
 	}
 	uk, err := k.deriveUsage(u)
 	if err != nil {
 		return nil, err
 	}
-	k.mu.Lock()
-	if k.derived == nil {
-		k.derived = make(map[uint32]*usageKeys, 4)
+	if i >= 0 {
+		// Two goroutines may derive the same keys at once; either result is right.
+		k.slots[i].Store(uk)
+		return uk, nil
 	}
-	k.derived[u] = uk
+	k.mu.Lock()
+	if k.other == nil {
+		k.other = make(map[uint32]*usageKeys, 4)
+	}
+	k.other[u] = uk
 	k.mu.Unlock()
 	return uk, nil
 }
 
 func (k *Key) deriveUsage(u uint32) (*usageKeys, error) {
-	base, err := aes.NewCipher(k.value)
-	if err != nil {
+	var base cipher.Block
+	if p := k.base.Load(); p != nil {
+		base = *p
+	} else {
+		b, err := aes.NewCipher(k.value)
+		if err != nil {
+			return nil, err
+		}
+		base = b
+		k.base.Store(&base)
+	}
+	n := len(k.value)
+	uk := &usageKeys{n: n}
+	var ke [32]byte
+	deriveAES(base, ke[:n], u, 0xAA)
+	deriveAES(base, uk.ki[:n], u, 0x55)
+	deriveAES(base, uk.kc[:n], u, 0x99)
+	var err error
+	if uk.ke, err = aes.NewCipher(ke[:n]); err != nil {
 		return nil, err
 	}
-	ke, err := aes.NewCipher(deriveAES(base, len(k.value), u, 0xAA))
-	if err != nil {
-		return nil, err
-	}
-	return &usageKeys{
-		ke: ke,
-		ki: deriveAES(base, len(k.value), u, 0x55),
-		kc: deriveAES(base, len(k.value), u, 0x99),
-	}, nil
+	return uk, nil
 }
 
 // Decrypt decrypts and authenticates ciphertext for the given key usage, returning
@@ -192,7 +230,9 @@ func (k *Key) Decrypt(usage uint32, ct []byte) ([]byte, error) {
 	body, mac := ct[:len(ct)-sha1MACSize], ct[len(ct)-sha1MACSize:]
 	pt := make([]byte, len(body))
 	ctsDecrypt(uk.ke, pt, body)
-	if !hmacSHA1Equal(uk.ki, pt, mac) {
+	var sum [sha1.Size]byte
+	hmacSHA1(&sum, uk.ki[:uk.n], pt)
+	if subtle.ConstantTimeCompare(sum[:sha1MACSize], mac) != 1 {
 		return nil, ErrIntegrity
 	}
 	return pt[aesBlock:], nil
@@ -233,9 +273,9 @@ func (k *Key) Encrypt(usage uint32, pt []byte, rand io.Reader) ([]byte, error) {
 	copy(plain[aesBlock:], pt)
 	out := make([]byte, len(plain), len(plain)+sha1MACSize)
 	ctsEncrypt(uk.ke, out, plain)
-	m := hmac.New(sha1.New, uk.ki)
-	m.Write(plain)
-	return m.Sum(out)[:len(plain)+sha1MACSize], nil
+	var sum [sha1.Size]byte
+	hmacSHA1(&sum, uk.ki[:uk.n], plain)
+	return append(out, sum[:sha1MACSize]...), nil
 }
 
 // VerifyChecksum checks a keyed checksum (RFC 3961 get_mic) over the data, which is
@@ -253,20 +293,43 @@ func (k *Key) VerifyChecksum(usage uint32, sum []byte, parts ...[]byte) bool {
 	if err != nil {
 		return false
 	}
-	m := hmac.New(sha1.New, uk.kc)
-	for _, p := range parts {
-		m.Write(p)
-	}
-	var buf [sha1.Size]byte
-	full := m.Sum(buf[:0])
+	var full [sha1.Size]byte
+	hmacSHA1(&full, uk.kc[:uk.n], parts...)
 	return len(sum) == sha1MACSize && subtle.ConstantTimeCompare(full[:sha1MACSize], sum) == 1
 }
 
-func hmacSHA1Equal(key, data, mac []byte) bool {
-	var m hash.Hash = hmac.New(sha1.New, key)
-	m.Write(data)
-	var buf [sha1.Size]byte
-	return subtle.ConstantTimeCompare(m.Sum(buf[:0])[:sha1MACSize], mac) == 1
+// hasher is a reusable SHA-1 state with room for its output; pooled so that an HMAC
+// costs no allocation.
+type hasher struct {
+	h   hash.Hash
+	out [sha1.Size]byte
+}
+
+var hasherPool = sync.Pool{New: func() any { return &hasher{h: sha1.New()} }}
+
+// hmacSHA1 is HMAC-SHA1 (RFC 2104) of the concatenated parts. key is at most one
+// SHA-1 block (Kerberos' derived keys are 16 or 32 bytes).
+func hmacSHA1(out *[sha1.Size]byte, key []byte, parts ...[]byte) {
+	const blockSize = 64
+	var ipad, opad [blockSize]byte
+	copy(ipad[:], key)
+	copy(opad[:], key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
+	}
+	hs := hasherPool.Get().(*hasher)
+	hs.h.Reset()
+	hs.h.Write(ipad[:])
+	for _, p := range parts {
+		hs.h.Write(p)
+	}
+	inner := hs.h.Sum(hs.out[:0])
+	hs.h.Reset()
+	hs.h.Write(opad[:])
+	hs.h.Write(inner)
+	copy(out[:], hs.h.Sum(hs.out[:0]))
+	hasherPool.Put(hs)
 }
 
 // ctsDecrypt is AES-CBC with ciphertext stealing as Kerberos uses it (RFC 3962 §5:
@@ -282,7 +345,7 @@ func ctsDecrypt(b cipher.Block, dst, src []byte) {
 	head := (nBlocks - 2) * aesBlock
 	var iv [aesBlock]byte
 	if head > 0 {
-		cipher.NewCBCDecrypter(b, iv[:]).CryptBlocks(dst[:head], src[:head])
+		cbcDecrypt(b, dst[:head], src[:head])
 		copy(iv[:], src[head-aesBlock:head])
 	}
 	// src[head:head+16] is the CBC encryption of the final (zero padded) block;
@@ -313,7 +376,7 @@ func ctsEncrypt(b cipher.Block, dst, src []byte) {
 	head := (nBlocks - 2) * aesBlock
 	var iv [aesBlock]byte
 	if head > 0 {
-		cipher.NewCBCEncrypter(b, iv[:]).CryptBlocks(dst[:head], src[:head])
+		cbcEncrypt(b, dst[:head], src[:head])
 		copy(iv[:], dst[head-aesBlock:head])
 	}
 	var cPrev, last [aesBlock]byte
@@ -327,4 +390,30 @@ func ctsEncrypt(b cipher.Block, dst, src []byte) {
 	}
 	b.Encrypt(dst[head:head+aesBlock], last[:])
 	copy(dst[head+aesBlock:], cPrev[:lastLen])
+}
+
+// cbcDecrypt is AES-CBC decryption with a zero IV over whole blocks. Done by hand
+// because cipher.NewCBCDecrypter allocates on every call.
+func cbcDecrypt(b cipher.Block, dst, src []byte) {
+	var prev, x [aesBlock]byte
+	for i := 0; i < len(src); i += aesBlock {
+		b.Decrypt(x[:], src[i:i+aesBlock])
+		for j := range x {
+			x[j] ^= prev[j]
+		}
+		copy(prev[:], src[i:i+aesBlock])
+		copy(dst[i:], x[:])
+	}
+}
+
+// cbcEncrypt is AES-CBC encryption with a zero IV over whole blocks.
+func cbcEncrypt(b cipher.Block, dst, src []byte) {
+	var prev [aesBlock]byte
+	for i := 0; i < len(src); i += aesBlock {
+		for j := range prev {
+			prev[j] ^= src[i+j]
+		}
+		b.Encrypt(prev[:], prev[:])
+		copy(dst[i:], prev[:])
+	}
 }

@@ -538,6 +538,84 @@ func ParseAuthenticator(b []byte, a *Authenticator) error {
 	return nil
 }
 
+func addExplicitInt(b *cryptobyte.Builder, n int, v int64) {
+	b.AddASN1(ctx(n), func(b *cryptobyte.Builder) { b.AddASN1Int64(v) })
+}
+
+// The AP-REP is written on every mutual sign-in, so it is encoded by hand into one
+// exactly sized allocation instead of through cryptobyte's builder.
+
+// derHdrLen is the size of a tag and a definite length for n content bytes.
+func derHdrLen(n int) int {
+	switch {
+	case n < 0x80:
+		return 2
+	case n <= 0xff:
+		return 3
+	case n <= 0xffff:
+		return 4
+	case n <= 0xffffff:
+		return 5
+	}
+	return 6
+}
+
+func appendDERHdr(b []byte, tag byte, n int) []byte {
+	b = append(b, tag)
+	switch {
+	case n < 0x80:
+		return append(b, byte(n))
+	case n <= 0xff:
+		return append(b, 0x81, byte(n))
+	case n <= 0xffff:
+		return append(b, 0x82, byte(n>>8), byte(n))
+	case n <= 0xffffff:
+		return append(b, 0x83, byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// derIntLen is the content size of a DER INTEGER holding v.
+func derIntLen(v int64) int {
+	n := 1
+	for v > 127 || v < -128 {
+		v >>= 8
+		n++
+	}
+	return n
+}
+
+func appendDERInt(b []byte, v int64) []byte {
+	n := derIntLen(v)
+	b = appendDERHdr(b, 0x02, n)
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, byte(v>>(8*i)))
+	}
+	return b
+}
+
+// explicitIntLen is the encoded size of [n] EXPLICIT INTEGER v.
+func explicitIntLen(v int64) int {
+	in := 2 + derIntLen(v)
+	return derHdrLen(in) + in
+}
+
+func appendExplicitInt(b []byte, n int, v int64) []byte {
+	b = appendDERHdr(b, 0xa0|byte(n), 2+derIntLen(v))
+	return appendDERInt(b, v)
+}
+
+func appendKerberosTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	b = append(b, byte('0'+y/1000%10), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10))
+	for _, v := range [...]int{int(mo), d, h, mi, s} {
+		b = append(b, byte('0'+v/10), byte('0'+v%10))
+	}
+	return append(b, 'Z')
+}
+
 // EncAPRepPart is the encrypted part of an AP-REP.
 type EncAPRepPart struct {
 	CTime     time.Time
@@ -547,12 +625,31 @@ type EncAPRepPart struct {
 	HasSeq    bool
 }
 
-func addExplicitInt(b *cryptobyte.Builder, n int, v int64) {
-	b.AddASN1(ctx(n), func(b *cryptobyte.Builder) { b.AddASN1Int64(v) })
-}
-
 // MarshalEncAPRepPart encodes an EncAPRepPart ([APPLICATION 27]).
 func MarshalEncAPRepPart(p *EncAPRepPart) ([]byte, error) {
+	if p.SubKey != nil {
+		return marshalEncAPRepPartSubKey(p)
+	}
+	const timeLen = 2 + 2 + 15 // [0] { GeneralizedTime "YYYYMMDDHHMMSSZ" }
+	seqLen := timeLen + explicitIntLen(int64(p.CUSec))
+	if p.HasSeq {
+		seqLen += explicitIntLen(int64(p.SeqNumber))
+	}
+	appLen := derHdrLen(seqLen) + seqLen
+	b := make([]byte, 0, derHdrLen(appLen)+appLen)
+	b = appendDERHdr(b, 0x40|0x20|tagEncAPRepPart, appLen)
+	b = appendDERHdr(b, 0x30, seqLen)
+	b = append(b, 0xa0, 17, 0x18, 15)
+	b = appendKerberosTime(b, p.CTime)
+	b = appendExplicitInt(b, 1, int64(p.CUSec))
+	if p.HasSeq {
+		b = appendExplicitInt(b, 3, int64(p.SeqNumber))
+	}
+	return b, nil
+}
+
+// marshalEncAPRepPartSubKey is the general (rare) form with a subkey.
+func marshalEncAPRepPartSubKey(p *EncAPRepPart) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(app(tagEncAPRepPart), func(b *cryptobyte.Builder) {
 		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -562,14 +659,12 @@ func MarshalEncAPRepPart(p *EncAPRepPart) ([]byte, error) {
 				})
 			})
 			addExplicitInt(b, 1, int64(p.CUSec))
-			if p.SubKey != nil {
-				b.AddASN1(ctx(2), func(b *cryptobyte.Builder) {
-					b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						addExplicitInt(b, 0, int64(p.SubKey.KeyType))
-						b.AddASN1(ctx(1), func(b *cryptobyte.Builder) { b.AddASN1OctetString(p.SubKey.Value) })
-					})
+			b.AddASN1(ctx(2), func(b *cryptobyte.Builder) {
+				b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					addExplicitInt(b, 0, int64(p.SubKey.KeyType))
+					b.AddASN1(ctx(1), func(b *cryptobyte.Builder) { b.AddASN1OctetString(p.SubKey.Value) })
 				})
-			}
+			})
 			if p.HasSeq {
 				addExplicitInt(b, 3, int64(p.SeqNumber))
 			}
@@ -580,18 +675,20 @@ func MarshalEncAPRepPart(p *EncAPRepPart) ([]byte, error) {
 
 // MarshalAPRep encodes a KRB_AP_REP around an already encrypted EncAPRepPart.
 func MarshalAPRep(etype int32, cipher []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddASN1(app(tagAPRep), func(b *cryptobyte.Builder) {
-		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			addExplicitInt(b, 0, 5)
-			addExplicitInt(b, 1, tagAPRep)
-			b.AddASN1(ctx(2), func(b *cryptobyte.Builder) {
-				b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					addExplicitInt(b, 0, int64(etype))
-					b.AddASN1(ctx(2), func(b *cryptobyte.Builder) { b.AddASN1OctetString(cipher) })
-				})
-			})
-		})
-	})
-	return b.Bytes()
+	octLen := derHdrLen(len(cipher)) + len(cipher)
+	encSeqLen := explicitIntLen(int64(etype)) + derHdrLen(octLen) + octLen
+	encLen := derHdrLen(encSeqLen) + encSeqLen
+	seqLen := explicitIntLen(5) + explicitIntLen(tagAPRep) + derHdrLen(encLen) + encLen
+	appLen := derHdrLen(seqLen) + seqLen
+	b := make([]byte, 0, derHdrLen(appLen)+appLen)
+	b = appendDERHdr(b, 0x40|0x20|tagAPRep, appLen)
+	b = appendDERHdr(b, 0x30, seqLen)
+	b = appendExplicitInt(b, 0, 5)
+	b = appendExplicitInt(b, 1, tagAPRep)
+	b = appendDERHdr(b, 0xa2, encLen)
+	b = appendDERHdr(b, 0x30, encSeqLen)
+	b = appendExplicitInt(b, 0, int64(etype))
+	b = appendDERHdr(b, 0xa2, octLen)
+	b = appendDERHdr(b, 0x04, len(cipher))
+	return append(b, cipher...), nil
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
@@ -247,4 +249,57 @@ func mustParse(t testing.TB, c *initiator.Credential) *wire.APReq {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// The hand-written AP-REP encoders agree byte for byte with cryptobyte's.
+func TestAPRepEncodingMatchesGenericEncoder(t *testing.T) {
+	for _, p := range []wire.EncAPRepPart{
+		{CTime: time.Date(2026, 11, 22, 10, 1, 2, 0, time.UTC), CUSec: 999999, SeqNumber: 0x3fffffff, HasSeq: true},
+		{CTime: time.Date(1999, 1, 2, 3, 4, 5, 0, time.UTC), CUSec: 0},
+		{CTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), CUSec: 128, SeqNumber: 127, HasSeq: true},
+	} {
+		got, err := wire.MarshalEncAPRepPart(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := genericEncAPRepPart(t, &p)
+		if !bytes.Equal(got, want) {
+			t.Errorf("EncAPRepPart %+v:\n got % x\nwant % x", p, got, want)
+		}
+	}
+	for _, n := range []int{0, 60, 127, 128, 255, 256, 70000} {
+		cipher := bytes.Repeat([]byte{0x5a}, n)
+		got, err := wire.MarshalAPRep(18, cipher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep messages.APRep
+		if err := rep.Unmarshal(got); err != nil {
+			t.Fatalf("cipher %d bytes: gokrb5 rejects our AP-REP: %v", n, err)
+		}
+		if rep.EncPart.EType != 18 || !bytes.Equal(rep.EncPart.Cipher, cipher) || rep.PVNO != 5 || rep.MsgType != 15 {
+			t.Errorf("cipher %d bytes: %+v", n, rep.EncPart.EType)
+		}
+	}
+}
+
+func genericEncAPRepPart(t *testing.T, p *wire.EncAPRepPart) []byte {
+	t.Helper()
+	var b cryptobyte.Builder
+	b.AddASN1(casn1.Tag(27).Constructed()|0x40, func(b *cryptobyte.Builder) {
+		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(casn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1(casn1.GeneralizedTime, func(b *cryptobyte.Builder) { b.AddBytes([]byte(p.CTime.Format("20060102150405Z"))) })
+			})
+			b.AddASN1(casn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(int64(p.CUSec)) })
+			if p.HasSeq {
+				b.AddASN1(casn1.Tag(3).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(int64(p.SeqNumber)) })
+			}
+		})
+	})
+	out, err := b.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -1,0 +1,322 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Kerberos is the kerberos section: which tickets the gateway accepts.
+type Kerberos struct {
+	// Realm is the Kerberos realm of the gateway's service principals, in upper case.
+	Realm string
+	// Keytabs are the absolute paths of the keytab files holding the service keys, in
+	// the order given. Relative paths in the file are resolved against its directory.
+	Keytabs []string
+	// SPNs are the accepted service principal names, service/host without a realm.
+	SPNs []string
+	// Enctypes are the accepted encryption type numbers (RFC 3961 etypes), in the order
+	// given; by default 18, 17, 20, 19 (the AES ones). EnctypeName names them.
+	Enctypes []int32
+	// ClockSkew is the largest accepted difference between clocks; 5m by default.
+	ClockSkew time.Duration
+	// MaxTokenBytes bounds the base64 token in the Authorization header; 65536 by default.
+	MaxTokenBytes int
+	// ReplayCacheSize is how many authenticators the replay cache holds; 1,000,000 by default.
+	ReplayCacheSize int
+}
+
+const (
+	defaultClockSkew       = 5 * time.Minute
+	maxClockSkew           = time.Hour
+	defaultMaxTokenBytes   = 64 << 10
+	minMaxTokenBytes       = 1 << 10
+	maxMaxTokenBytes       = 1 << 20
+	defaultReplayCacheSize = 1_000_000
+	minReplayCacheSize     = 1000
+)
+
+// Encryption type numbers (RFC 3961, RFC 8009, RFC 4757).
+const (
+	etypeAES128SHA1   int32 = 17
+	etypeAES256SHA1   int32 = 18
+	etypeAES128SHA256 int32 = 19
+	etypeAES256SHA384 int32 = 20
+	etypeRC4HMAC      int32 = 23
+)
+
+// defaultEnctypes are accepted when the file does not say: the AES ones, strongest first.
+var defaultEnctypes = []int32{etypeAES256SHA1, etypeAES128SHA1, etypeAES256SHA384, etypeAES128SHA256}
+
+// enctypeNames are the supported encryption types under their canonical names, in the
+// order messages list them.
+var enctypeNames = []struct {
+	name  string
+	etype int32
+}{
+	{"aes256-cts-hmac-sha1-96", etypeAES256SHA1},
+	{"aes128-cts-hmac-sha1-96", etypeAES128SHA1},
+	{"aes256-cts-hmac-sha384-192", etypeAES256SHA384},
+	{"aes128-cts-hmac-sha256-128", etypeAES128SHA256},
+	{"rc4-hmac", etypeRC4HMAC},
+}
+
+// enctypeAliases are other accepted names (MIT krb5's).
+var enctypeAliases = map[string]int32{
+	"aes256-cts":   etypeAES256SHA1,
+	"aes128-cts":   etypeAES128SHA1,
+	"arcfour-hmac": etypeRC4HMAC,
+}
+
+// unsupportedEnctypes names encryption types kerbgate knows of but does not accept, so
+// that EnctypeName can name them in logs.
+var unsupportedEnctypes = map[int32]string{
+	1:  "des-cbc-crc",
+	2:  "des-cbc-md4",
+	3:  "des-cbc-md5",
+	16: "des3-cbc-sha1",
+	24: "arcfour-hmac-exp",
+	25: "camellia128-cts-cmac",
+	26: "camellia256-cts-cmac",
+}
+
+// EnctypeName returns the name of an encryption type number: the canonical name
+// kerberos.enctypes accepts for a supported one (18 is "aes256-cts-hmac-sha1-96", 23 is
+// "rc4-hmac"), the usual name of some unsupported ones ("des-cbc-md5"), and otherwise
+// "etype N".
+func EnctypeName(e int32) string {
+	for _, n := range enctypeNames {
+		if n.etype == e {
+			return n.name
+		}
+	}
+	if name, ok := unsupportedEnctypes[e]; ok {
+		return name
+	}
+	return fmt.Sprintf("etype %d", e)
+}
+
+// lookupEnctype returns the etype named (case-insensitively) by s.
+func lookupEnctype(s string) (int32, bool) {
+	s = strings.ToLower(s)
+	for _, n := range enctypeNames {
+		if n.name == s {
+			return n.etype, true
+		}
+	}
+	e, ok := enctypeAliases[s]
+	return e, ok
+}
+
+func enctypeExpect() string {
+	names := make([]string, len(enctypeNames))
+	for i, n := range enctypeNames {
+		names[i] = n.name
+	}
+	return "encryption type names, each one of " + strings.Join(names, ", ") + " (or the aliases aes256-cts, aes128-cts, arcfour-hmac)"
+}
+
+func decodeKerberos(m *mapping, c *Config) {
+	k := &c.Kerberos
+	decodeRealm(m.field("realm", "the Kerberos realm in upper case, like EXAMPLE.TEST"), k)
+	decodeKeytabs(m.field("keytabs", "a list of keytab files"), k)
+	decodeSPNs(m.field("spns", `a list of service principal names like "HTTP/sso.example.test"`), k)
+	decodeEnctypes(m.field("enctypes", "a list of "+enctypeExpect()), k)
+
+	k.ClockSkew = defaultClockSkew
+	f := m.field("clock_skew", "a duration greater than 0 and at most 1h, like 5m")
+	if v, ok := f.durationUpTo(maxClockSkew); ok {
+		k.ClockSkew = v
+	}
+
+	k.MaxTokenBytes = defaultMaxTokenBytes
+	f = m.field("max_token_bytes", fmt.Sprintf("an integer from %d to %d", minMaxTokenBytes, maxMaxTokenBytes))
+	if f.set() {
+		k.MaxTokenBytes = 0 // invalid unless proven otherwise; finishListen skips its check
+		if v, ok := f.intIn(minMaxTokenBytes, maxMaxTokenBytes); ok {
+			k.MaxTokenBytes = v
+		}
+	}
+
+	k.ReplayCacheSize = defaultReplayCacheSize
+	f = m.field("replay_cache_size", fmt.Sprintf("a number of entries of at least %d", minReplayCacheSize))
+	if v, ok := f.intIn(minReplayCacheSize, maxInt); ok {
+		k.ReplayCacheSize = v
+	}
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+func decodeRealm(f *field, k *Kerberos) {
+	if !f.required() {
+		return
+	}
+	s, ok := f.str()
+	if !ok {
+		return
+	}
+	switch {
+	case s == "":
+		f.invalid("empty")
+	case strings.ContainsFunc(s, unicode.IsSpace):
+		f.invalid("%s contains spaces", describe(f.val))
+	case strings.ContainsAny(s, "@/"):
+		f.invalid("%s contains %q", describe(f.val), s[strings.IndexAny(s, "@/")])
+	case strings.ToUpper(s) != s:
+		f.errorf("%s is not upper case; expected the realm in upper case: %q", describe(f.val), strings.ToUpper(s))
+	default:
+		k.Realm = s
+	}
+}
+
+func decodeKeytabs(f *field, k *Kerberos) {
+	if !f.required() {
+		return
+	}
+	paths, items := f.strings("the path of a readable keytab file")
+	seen := map[string]string{} // absolute path -> field path of its first item
+	for i, p := range paths {
+		it := items[i]
+		if p == "" {
+			it.invalid("empty path")
+			continue
+		}
+		abs := it.d.resolvePath(p)
+		shown := describe(it.val)
+		if abs != p {
+			shown += " (resolved to " + abs + ")"
+		}
+		if first, dup := seen[abs]; dup {
+			it.errorf("%s is the same file as %s; expected each keytab once", shown, first)
+			continue
+		}
+		seen[abs] = it.path
+		if checkKeytab(it, abs, shown) {
+			k.Keytabs = append(k.Keytabs, abs)
+		}
+	}
+}
+
+// checkKeytab reports whether path is a readable regular file, reporting why not. It
+// does not read the file: keys are loaded by the server.
+func checkKeytab(f *field, path, shown string) bool {
+	const expect = "a readable keytab file (relative paths are resolved against the configuration file's directory)"
+	st, err := os.Stat(path)
+	if err != nil {
+		var why string
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			why = "does not exist"
+		case errors.Is(err, fs.ErrPermission):
+			why = "cannot be read: permission denied"
+		default:
+			why = "cannot be read: " + pathErrCause(err)
+		}
+		f.errorf("%s %s; expected %s", shown, why, expect).Err = err
+		return false
+	}
+	switch {
+	case st.IsDir():
+		f.errorf("%s is a directory; expected %s", shown, expect)
+		return false
+	case !st.Mode().IsRegular():
+		f.errorf("%s is not a regular file (%s); expected %s", shown, st.Mode().Type(), expect)
+		return false
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		why := "cannot be read: " + pathErrCause(err)
+		if errors.Is(err, fs.ErrPermission) {
+			why = "cannot be read: permission denied"
+		}
+		f.errorf("%s %s; expected %s", shown, why, expect).Err = err
+		return false
+	}
+	file.Close()
+	return true
+}
+
+func pathErrCause(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func decodeSPNs(f *field, k *Kerberos) {
+	if !f.required() {
+		return
+	}
+	spns, items := f.strings("a service principal name service/host, like \"HTTP/sso.example.test\"")
+	seen := map[string]string{} // lower-case SPN -> field path of its first item
+	for i, s := range spns {
+		it := items[i]
+		if at := strings.IndexByte(s, '@'); at >= 0 {
+			it.errorf("%s includes a realm; expected service/host without @REALM (the realm is kerberos.realm): %q", describe(it.val), s[:at])
+			continue
+		}
+		service, host, ok := strings.Cut(s, "/")
+		switch {
+		case s == "":
+			it.invalid("empty")
+			continue
+		case strings.ContainsFunc(s, unicode.IsSpace):
+			it.invalid("%s contains spaces", describe(it.val))
+			continue
+		case !ok || service == "" || host == "" || strings.Contains(host, "/"):
+			it.invalid("%s is not of the form service/host", describe(it.val))
+			continue
+		}
+		key := strings.ToLower(s)
+		if first, dup := seen[key]; dup {
+			it.errorf("%s is a duplicate of %s (SPNs compare case-insensitively); expected each SPN once", describe(it.val), first)
+			continue
+		}
+		seen[key] = it.path
+		k.SPNs = append(k.SPNs, s)
+	}
+}
+
+func decodeEnctypes(f *field, k *Kerberos) {
+	if !f.set() {
+		k.Enctypes = append([]int32(nil), defaultEnctypes...)
+		return
+	}
+	names, items := f.strings("an encryption type name")
+	seen := map[int32]string{} // etype -> field path of its first item
+	for i, s := range names {
+		it := items[i]
+		e, ok := lookupEnctype(s)
+		if !ok {
+			switch lower := strings.ToLower(s); {
+			case strings.HasPrefix(lower, "des"):
+				it.errorf("%s: DES is broken and not supported; expected %s", describe(it.val), enctypeExpect())
+			default:
+				var all []string
+				for _, n := range enctypeNames {
+					all = append(all, n.name)
+				}
+				all = append(all, slices.Sorted(maps.Keys(enctypeAliases))...)
+				if guess := closest(s, all); guess != "" {
+					it.errorf("%s is not a supported encryption type; did you mean %s? expected %s", describe(it.val), guess, enctypeExpect())
+				} else {
+					it.errorf("%s is not a supported encryption type; expected %s", describe(it.val), enctypeExpect())
+				}
+			}
+			continue
+		}
+		if first, dup := seen[e]; dup {
+			it.errorf("%s is the same encryption type as %s (%s); expected each once", describe(it.val), first, EnctypeName(e))
+			continue
+		}
+		seen[e] = it.path
+		k.Enctypes = append(k.Enctypes, e)
+	}
+}

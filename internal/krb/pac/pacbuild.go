@@ -1,0 +1,340 @@
+package pac
+
+// This file is a test and benchmark aid: Build makes a signed PAC the way an AD KDC
+// lays one out so that tests of this and other packages can forge tickets. It is
+// not used to accept or issue anything in production.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf16"
+
+	"github.com/jcmturner/gokrb5/v8/crypto"
+	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+)
+
+// BuildOptions describes the PAC that Build makes.
+type BuildOptions struct {
+	UserName  string // EffectiveName, PAC_CLIENT_INFO name and UPN_DNS_INFO SAM name
+	FullName  string
+	Domain    string // NetBIOS domain name (LogonDomainName)
+	DNSDomain string
+	UPN       string
+	DomainSID string // "S-1-5-21-a-b-c"
+	UserRID   uint32
+	// PrimaryGroupRID defaults to 513 (Domain Users).
+	PrimaryGroupRID   uint32
+	GroupRIDs         []uint32
+	ExtraSIDs         []string
+	ResourceDomainSID string
+	ResourceRIDs      []uint32
+	// LogonServer defaults to "DC01".
+	LogonServer string
+	AuthTime    time.Time
+}
+
+// groupAttrs is SE_GROUP_MANDATORY | SE_GROUP_ENABLED_BY_DEFAULT | SE_GROUP_ENABLED.
+const groupAttrs = 7
+
+// Build returns a PAC with KERB_VALIDATION_INFO, PAC_CLIENT_INFO, UPN_DNS_INFO (with
+// the S flag) and server and KDC signatures made with serverKey and kdcKey. It is a
+// test aid (see the comment at the top of the file).
+func Build(o BuildOptions, serverKey, kdcKey *kcrypto.Key) ([]byte, error) {
+	if serverKey == nil || kdcKey == nil {
+		return nil, errors.New("pac: Build needs a server key and a KDC key")
+	}
+	dom, ok := parseSID(o.DomainSID)
+	if !ok {
+		return nil, fmt.Errorf("pac: invalid domain SID %q", o.DomainSID)
+	}
+	var extra [][]byte
+	for _, s := range o.ExtraSIDs {
+		b, ok := parseSID(s)
+		if !ok {
+			return nil, fmt.Errorf("pac: invalid extra SID %q", s)
+		}
+		extra = append(extra, b)
+	}
+	var res []byte
+	if o.ResourceDomainSID != "" {
+		if res, ok = parseSID(o.ResourceDomainSID); !ok {
+			return nil, fmt.Errorf("pac: invalid resource domain SID %q", o.ResourceDomainSID)
+		}
+	} else if len(o.ResourceRIDs) > 0 {
+		return nil, errors.New("pac: resource RIDs without a resource domain SID")
+	}
+	srvType, kdcType := checksumTypeFor(serverKey.EType()), checksumTypeFor(kdcKey.EType())
+	if srvType == 0 || kdcType == 0 {
+		return nil, fmt.Errorf("pac: no PAC checksum for enctypes %d/%d", serverKey.EType(), kdcKey.EType())
+	}
+
+	kvi := buildLogonInfo(&o, dom, extra, res)
+
+	ft := filetime(o.AuthTime)
+	name := utf16le(o.UserName)
+	ci := binary.LittleEndian.AppendUint64(nil, ft)
+	ci = binary.LittleEndian.AppendUint16(ci, uint16(len(name)))
+	ci = append(ci, name...)
+
+	userSID := binary.LittleEndian.AppendUint32(append([]byte(nil), dom...), o.UserRID)
+	userSID[1]++
+	upn, dns := utf16le(o.UPN), utf16le(o.DNSDomain)
+	var ud []byte
+	at := 24
+	put := func(b []byte) (uint16, uint16) {
+		l, off := len(b), at
+		ud = append(ud, b...)
+		at += l
+		for at%8 != 0 {
+			ud = append(ud, 0)
+			at++
+		}
+		return uint16(l), uint16(off)
+	}
+	hdr := make([]byte, 24)
+	var f [8]uint16
+	f[0], f[1] = put(upn)
+	f[2], f[3] = put(dns)
+	f[4], f[5] = put(name)
+	f[6], f[7] = put(userSID)
+	for i := 0; i < 4; i++ {
+		binary.LittleEndian.PutUint16(hdr[2*i:], f[i])
+	}
+	binary.LittleEndian.PutUint32(hdr[8:], 2) // S flag
+	for i := 4; i < 8; i++ {
+		binary.LittleEndian.PutUint16(hdr[12+2*(i-4):], f[i])
+	}
+	ud = append(hdr, ud...)
+
+	srvSig := make([]byte, 4+sigLen(srvType))
+	binary.LittleEndian.PutUint32(srvSig, uint32(srvType))
+	kdcSig := make([]byte, 4+sigLen(kdcType))
+	binary.LittleEndian.PutUint32(kdcSig, uint32(kdcType))
+
+	bufs := []struct {
+		typ  uint32
+		data []byte
+	}{
+		{typeLogonInfo, kvi},
+		{typeClientInfo, ci},
+		{typeUPNDNSInfo, ud},
+		{typeServerSig, srvSig},
+		{typeKDCSig, kdcSig},
+	}
+	out := binary.LittleEndian.AppendUint32(nil, uint32(len(bufs)))
+	out = binary.LittleEndian.AppendUint32(out, 0)
+	off := 8 + 16*len(bufs)
+	var srvAt, kdcAt int
+	for _, b := range bufs {
+		out = binary.LittleEndian.AppendUint32(out, b.typ)
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(b.data)))
+		out = binary.LittleEndian.AppendUint64(out, uint64(off))
+		switch b.typ {
+		case typeServerSig:
+			srvAt = off + 4
+		case typeKDCSig:
+			kdcAt = off + 4
+		}
+		off += (len(b.data) + 7) &^ 7
+	}
+	for _, b := range bufs {
+		out = append(out, b.data...)
+		for len(out)%8 != 0 {
+			out = append(out, 0)
+		}
+	}
+
+	sum, err := checksum(serverKey, out)
+	if err != nil {
+		return nil, err
+	}
+	copy(out[srvAt:], sum)
+	if sum, err = checksum(kdcKey, sum); err != nil {
+		return nil, err
+	}
+	copy(out[kdcAt:], sum)
+	return out, nil
+}
+
+// checksum is the keyed checksum (RFC 3961 get_mic, or RFC 4757 for RC4) with key
+// usage 17, made with gokrb5 because kcrypto only verifies checksums.
+func checksum(k *kcrypto.Key, data []byte) ([]byte, error) {
+	e, err := crypto.GetEtype(k.EType())
+	if err != nil {
+		return nil, err
+	}
+	sum, err := e.GetChecksumHash(k.Value(), data, usagePACSignature)
+	if err != nil {
+		return nil, err
+	}
+	if n := sigLen(checksumTypeFor(k.EType())); len(sum) >= n {
+		return sum[:n], nil
+	}
+	return nil, fmt.Errorf("pac: enctype %d checksum of %d bytes", k.EType(), len(sum))
+}
+
+func filetime(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano()/100) + 116444736000000000
+}
+
+func utf16le(s string) []byte {
+	u := utf16.Encode([]rune(s))
+	b := make([]byte, 0, 2*len(u))
+	for _, c := range u {
+		b = binary.LittleEndian.AppendUint16(b, c)
+	}
+	return b
+}
+
+// ndrWriter writes an NDR stream with unique pointers numbered like Windows does.
+type ndrWriter struct {
+	b   []byte
+	ref uint32
+}
+
+func (w *ndrWriter) u16(v uint16) { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
+func (w *ndrWriter) u32(v uint32) { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
+func (w *ndrWriter) u64(v uint64) { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
+func (w *ndrWriter) align4() {
+	for len(w.b)%4 != 0 {
+		w.b = append(w.b, 0)
+	}
+}
+
+// ptr writes a referent ID, or null when absent.
+func (w *ndrWriter) ptr(present bool) {
+	if !present {
+		w.u32(0)
+		return
+	}
+	w.u32(0x00020000 + w.ref)
+	w.ref += 4
+}
+
+// ustring writes an RPC_UNICODE_STRING header; the pointer is always set.
+func (w *ndrWriter) ustring(s []byte) {
+	w.u16(uint16(len(s)))
+	w.u16(uint16(len(s)))
+	w.ptr(true)
+}
+
+func (w *ndrWriter) ustringBody(s []byte) {
+	w.align4()
+	w.u32(uint32(len(s) / 2))
+	w.u32(0)
+	w.u32(uint32(len(s) / 2))
+	w.b = append(w.b, s...)
+}
+
+func (w *ndrWriter) sid(s []byte) {
+	w.align4()
+	w.u32(uint32(s[1]))
+	w.b = append(w.b, s...)
+}
+
+func (w *ndrWriter) groups(rids []uint32) {
+	w.align4()
+	w.u32(uint32(len(rids)))
+	for _, r := range rids {
+		w.u32(r)
+		w.u32(groupAttrs)
+	}
+}
+
+func buildLogonInfo(o *BuildOptions, dom []byte, extra [][]byte, res []byte) []byte {
+	const never = 0x7fffffffffffffff
+	ft := filetime(o.AuthTime)
+	server := o.LogonServer
+	if server == "" {
+		server = "DC01"
+	}
+	primary := o.PrimaryGroupRID
+	if primary == 0 {
+		primary = 513
+	}
+	eff, full, srv, dn := utf16le(o.UserName), utf16le(o.FullName), utf16le(server), utf16le(o.Domain)
+
+	w := &ndrWriter{b: make([]byte, 0, 512+8*len(o.GroupRIDs)+32*len(extra))}
+	w.b = append(w.b, 1, 0x10, 8, 0, 0xcc, 0xcc, 0xcc, 0xcc) // common header
+	w.u32(0)                                                 // object length, set below
+	w.u32(0)
+	w.ptr(true) // top-level pointer
+	w.u64(ft)   // LogonTime
+	w.u64(never)
+	w.u64(never)
+	w.u64(ft) // PasswordLastSet
+	w.u64(ft)
+	w.u64(never)
+	w.ustring(eff)
+	w.ustring(full)
+	for i := 0; i < 4; i++ { // LogonScript, ProfilePath, HomeDirectory, HomeDirectoryDrive
+		w.ustring(nil)
+	}
+	w.u16(1) // LogonCount
+	w.u16(0) // BadPasswordCount
+	w.u32(o.UserRID)
+	w.u32(primary)
+	w.u32(uint32(len(o.GroupRIDs)))
+	w.ptr(len(o.GroupRIDs) > 0)
+	var flags uint32
+	if len(extra) > 0 {
+		flags |= 0x20 // LOGON_EXTRA_SIDS
+	}
+	if res != nil {
+		flags |= 0x200 // LOGON_RESOURCE_GROUPS
+	}
+	w.u32(flags)
+	w.b = append(w.b, make([]byte, 16)...) // UserSessionKey
+	w.ustring(srv)
+	w.ustring(dn)
+	w.ptr(true)  // LogonDomainId
+	w.u64(0)     // Reserved1
+	w.u32(0x210) // UserAccountControl: USER_NORMAL_ACCOUNT | USER_DONT_EXPIRE_PASSWORD
+	w.u32(0)     // SubAuthStatus
+	w.u64(0)     // LastSuccessfulILogon
+	w.u64(0)     // LastFailedILogon
+	w.u32(0)     // FailedILogonCount
+	w.u32(0)     // Reserved3
+	w.u32(uint32(len(extra)))
+	w.ptr(len(extra) > 0)
+	w.ptr(res != nil)
+	w.u32(uint32(len(o.ResourceRIDs)))
+	w.ptr(res != nil)
+
+	w.ustringBody(eff)
+	w.ustringBody(full)
+	for i := 0; i < 4; i++ {
+		w.ustringBody(nil)
+	}
+	if len(o.GroupRIDs) > 0 {
+		w.groups(o.GroupRIDs)
+	}
+	w.ustringBody(srv)
+	w.ustringBody(dn)
+	w.sid(dom)
+	if len(extra) > 0 {
+		w.align4()
+		w.u32(uint32(len(extra)))
+		for range extra {
+			w.ptr(true)
+			w.u32(groupAttrs)
+		}
+		for _, s := range extra {
+			w.sid(s)
+		}
+	}
+	if res != nil {
+		w.sid(res)
+		w.groups(o.ResourceRIDs)
+	}
+	for len(w.b)%8 != 0 {
+		w.b = append(w.b, 0)
+	}
+	binary.LittleEndian.PutUint32(w.b[8:], uint32(len(w.b)-16))
+	return w.b
+}
