@@ -309,7 +309,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "max_header_bytes too small for max_token_bytes",
 			src:  "listen:\n  max_header_bytes: 65536\n" + valid,
-			want: []string{`2:21: listen.max_header_bytes: 65536 is too small for kerberos.max_token_bytes 65536; expected at least 88405 (max_token_bytes*4/3 + 1024) so that the largest allowed token fits, or 0 for the default`},
+			want: []string{`2:21: listen.max_header_bytes: 65536 is too small for kerberos.max_token_bytes 65536; expected at least 66560 (max_token_bytes + 1024) so that the largest allowed token fits, or 0 for the default`},
 		},
 		{
 			name: "address without host",

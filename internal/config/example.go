@@ -17,7 +17,7 @@ listen:
   read_header_timeout: 10s
   # The largest request headers accepted, in bytes. 0 means
   # kerberos.max_token_bytes + 32768. If set, it must be at least
-  # max_token_bytes*4/3 + 1024 so that the largest allowed token fits.
+  # max_token_bytes + 1024 so that the largest allowed token fits.
   max_header_bytes: 0
 
 kerberos:

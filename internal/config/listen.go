@@ -81,7 +81,9 @@ func checkAddress(f *field, s string) bool {
 
 // minHeaderBytes is the smallest max_header_bytes a file may set explicitly for a
 // given kerberos.max_token_bytes.
-func minHeaderBytes(maxTokenBytes int) int { return maxTokenBytes*4/3 + 1024 }
+// The token is counted in base64 characters, so the header needs the token plus
+// "Authorization: Negotiate " and room for the request line and other headers.
+func minHeaderBytes(maxTokenBytes int) int { return maxTokenBytes + 1024 }
 
 // finishListen derives MaxHeaderBytes's default from kerberos.max_token_bytes and
 // checks that an explicit value leaves room for the largest token.
@@ -96,7 +98,7 @@ func finishListen(d *decoder, c *Config) {
 	}
 	if need := minHeaderBytes(tok); c.Listen.MaxHeaderBytes < need {
 		d.errorAt("listen.max_header_bytes", top,
-			"%d is too small for kerberos.max_token_bytes %d; expected at least %d (max_token_bytes*4/3 + 1024) so that the largest allowed token fits, or 0 for the default",
+			"%d is too small for kerberos.max_token_bytes %d; expected at least %d (max_token_bytes + 1024) so that the largest allowed token fits, or 0 for the default",
 			c.Listen.MaxHeaderBytes, tok, need)
 	}
 }

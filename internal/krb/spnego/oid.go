@@ -18,6 +18,9 @@ var (
 	OIDKerberosMS  = asn1.ObjectIdentifier{1, 2, 840, 48018, 1, 2, 2}
 	OIDNTLM        = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 2, 10}
 	OIDKerberosU2U = asn1.ObjectIdentifier{1, 2, 840, 113554, 1, 2, 2, 3}
+	// OIDNegoEx is Microsoft's NEGOEX pseudo-mechanism, which Windows clients list
+	// between Kerberos and NTLM.
+	OIDNegoEx = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 2, 30}
 )
 
 // Contents octets (no tag, no length) of the well-known OIDs' DER encodings.
@@ -27,6 +30,7 @@ const (
 	derKerberosMS  = "\x2a\x86\x48\x82\xf7\x12\x01\x02\x02"
 	derNTLM        = "\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"
 	derKerberosU2U = "\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x03"
+	derNegoEx      = "\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x1e"
 )
 
 // Limits on attacker-controlled OIDs.
@@ -50,6 +54,7 @@ var wellKnown = [...]struct {
 	{derNTLM, OIDNTLM[:len(OIDNTLM):len(OIDNTLM)]},
 	{derSPNEGO, OIDSPNEGO[:len(OIDSPNEGO):len(OIDSPNEGO)]},
 	{derKerberosU2U, OIDKerberosU2U[:len(OIDKerberosU2U):len(OIDKerberosU2U)]},
+	{derNegoEx, OIDNegoEx[:len(OIDNegoEx):len(OIDNegoEx)]},
 }
 
 // lookupOID returns the shared value for a well-known OID's contents octets.
