@@ -226,9 +226,9 @@ func TestNTLMIsRefusedAsNTLMOffered(t *testing.T) {
 	ntlm := append([]byte("NTLMSSP\x00\x01\x00\x00\x00"), 0x97, 0x82, 0x08, 0xe2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0x00, 0x63, 0x45, 0, 0, 0, 0x0f)
 	wrapped := spnegoInit(t, []string{"1.3.6.1.4.1.311.2.2.10"}, ntlm)
 	for name, h := range map[string]string{
-		"raw NTLMSSP":        "Negotiate " + base64.StdEncoding.EncodeToString(ntlm),
-		"NTLMSSP in SPNEGO":  "Negotiate " + base64.StdEncoding.EncodeToString(wrapped),
-		"NTLM scheme":        "NTLM " + base64.StdEncoding.EncodeToString(ntlm),
+		"raw NTLMSSP":         "Negotiate " + base64.StdEncoding.EncodeToString(ntlm),
+		"NTLMSSP in SPNEGO":   "Negotiate " + base64.StdEncoding.EncodeToString(wrapped),
+		"NTLM scheme":         "NTLM " + base64.StdEncoding.EncodeToString(ntlm),
 		"NTLM mech, no token": "Negotiate " + base64.StdEncoding.EncodeToString(spnegoInit(t, []string{"1.3.6.1.4.1.311.2.2.10"}, nil)),
 	} {
 		t.Run(name, func(t *testing.T) {

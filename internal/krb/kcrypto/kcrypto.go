@@ -88,6 +88,11 @@ type usageKeys struct {
 	ke     cipher.Block
 	ki, kc [32]byte // HMAC keys for integrity and checksums; first len(value) bytes used
 	n      int
+
+	// Derivation buffers, here rather than on the stack because they pass through
+	// cipher.Block (which makes them escape).
+	scratchKe [32]byte
+	block     [aesBlock]byte
 }
 
 // NewKey prepares a key of the given enctype.
@@ -148,8 +153,8 @@ func nfolded(usage uint32, marker byte) *[aesBlock]byte {
 // deriveAES is DK(base, constant) for AES (RFC 3961 §5.1 DR with random-to-key the
 // identity): K1 = E(base, n-fold(constant)), K2 = E(base, K1), ... truncated to
 // len(out).
-func deriveAES(base cipher.Block, out []byte, usage uint32, marker byte) {
-	cur := *nfolded(usage, marker)
+func deriveAES(base cipher.Block, cur *[aesBlock]byte, out []byte, usage uint32, marker byte) {
+	*cur = *nfolded(usage, marker)
 	for i := 0; i < len(out); i += aesBlock {
 		base.Encrypt(cur[:], cur[:])
 		copy(out[i:], cur[:])
@@ -202,14 +207,14 @@ func (k *Key) deriveUsage(u uint32) (*usageKeys, error) {
 	}
 	n := len(k.value)
 	uk := &usageKeys{n: n}
-	var ke [32]byte
-	deriveAES(base, ke[:n], u, 0xAA)
-	deriveAES(base, uk.ki[:n], u, 0x55)
-	deriveAES(base, uk.kc[:n], u, 0x99)
+	deriveAES(base, &uk.block, uk.scratchKe[:n], u, 0xAA)
+	deriveAES(base, &uk.block, uk.ki[:n], u, 0x55)
+	deriveAES(base, &uk.block, uk.kc[:n], u, 0x99)
 	var err error
-	if uk.ke, err = aes.NewCipher(ke[:n]); err != nil {
+	if uk.ke, err = aes.NewCipher(uk.scratchKe[:n]); err != nil {
 		return nil, err
 	}
+	uk.scratchKe = [32]byte{} // the cipher holds its own copy
 	return uk, nil
 }
 
@@ -301,8 +306,9 @@ func (k *Key) VerifyChecksum(usage uint32, sum []byte, parts ...[]byte) bool {
 // hasher is a reusable SHA-1 state with room for its output; pooled so that an HMAC
 // costs no allocation.
 type hasher struct {
-	h   hash.Hash
-	out [sha1.Size]byte
+	h          hash.Hash
+	out        [sha1.Size]byte
+	ipad, opad [64]byte
 }
 
 var hasherPool = sync.Pool{New: func() any { return &hasher{h: sha1.New()} }}
@@ -310,15 +316,15 @@ var hasherPool = sync.Pool{New: func() any { return &hasher{h: sha1.New()} }}
 // hmacSHA1 is HMAC-SHA1 (RFC 2104) of the concatenated parts. key is at most one
 // SHA-1 block (Kerberos' derived keys are 16 or 32 bytes).
 func hmacSHA1(out *[sha1.Size]byte, key []byte, parts ...[]byte) {
-	const blockSize = 64
-	var ipad, opad [blockSize]byte
+	hs := hasherPool.Get().(*hasher)
+	ipad, opad := &hs.ipad, &hs.opad
+	*ipad, *opad = [64]byte{}, [64]byte{}
 	copy(ipad[:], key)
 	copy(opad[:], key)
 	for i := range ipad {
 		ipad[i] ^= 0x36
 		opad[i] ^= 0x5c
 	}
-	hs := hasherPool.Get().(*hasher)
 	hs.h.Reset()
 	hs.h.Write(ipad[:])
 	for _, p := range parts {
@@ -332,6 +338,15 @@ func hmacSHA1(out *[sha1.Size]byte, key []byte, parts ...[]byte) {
 	hasherPool.Put(hs)
 }
 
+// scratch holds the block buffers of one encryption or decryption. Buffers handed
+// to a cipher.Block method escape to the heap, so they come from a pool instead of
+// the stack.
+type scratch struct {
+	iv, x, prev, cbcPrev, cbcX [aesBlock]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
 // ctsDecrypt is AES-CBC with ciphertext stealing as Kerberos uses it (RFC 3962 §5:
 // the last two blocks are always swapped), IV zero. len(src) >= 16.
 func ctsDecrypt(b cipher.Block, dst, src []byte) {
@@ -340,17 +355,19 @@ func ctsDecrypt(b cipher.Block, dst, src []byte) {
 		b.Decrypt(dst, src)
 		return
 	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	iv, x, prev := &sc.iv, &sc.x, &sc.prev
+	*iv = [aesBlock]byte{}
 	nBlocks := (n + aesBlock - 1) / aesBlock
 	lastLen := n - (nBlocks-1)*aesBlock
 	head := (nBlocks - 2) * aesBlock
-	var iv [aesBlock]byte
 	if head > 0 {
-		cbcDecrypt(b, dst[:head], src[:head])
+		cbcDecrypt(b, sc, dst[:head], src[:head])
 		copy(iv[:], src[head-aesBlock:head])
 	}
 	// src[head:head+16] is the CBC encryption of the final (zero padded) block;
 	// src[head+16:] is the first lastLen bytes of the block before it.
-	var x, prev [aesBlock]byte
 	b.Decrypt(x[:], src[head:head+aesBlock])
 	tail := src[head+aesBlock:]
 	copy(prev[:], tail)
@@ -371,15 +388,18 @@ func ctsEncrypt(b cipher.Block, dst, src []byte) {
 		b.Encrypt(dst, src)
 		return
 	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	iv, cPrev, last := &sc.iv, &sc.x, &sc.prev
+	*iv = [aesBlock]byte{}
 	nBlocks := (n + aesBlock - 1) / aesBlock
 	lastLen := n - (nBlocks-1)*aesBlock
 	head := (nBlocks - 2) * aesBlock
-	var iv [aesBlock]byte
 	if head > 0 {
-		cbcEncrypt(b, dst[:head], src[:head])
+		cbcEncrypt(b, sc, dst[:head], src[:head])
 		copy(iv[:], dst[head-aesBlock:head])
 	}
-	var cPrev, last [aesBlock]byte
+	*last = [aesBlock]byte{}
 	for i := 0; i < aesBlock; i++ {
 		cPrev[i] = src[head+i] ^ iv[i]
 	}
@@ -394,8 +414,9 @@ func ctsEncrypt(b cipher.Block, dst, src []byte) {
 
 // cbcDecrypt is AES-CBC decryption with a zero IV over whole blocks. Done by hand
 // because cipher.NewCBCDecrypter allocates on every call.
-func cbcDecrypt(b cipher.Block, dst, src []byte) {
-	var prev, x [aesBlock]byte
+func cbcDecrypt(b cipher.Block, sc *scratch, dst, src []byte) {
+	prev, x := &sc.cbcPrev, &sc.cbcX
+	*prev = [aesBlock]byte{}
 	for i := 0; i < len(src); i += aesBlock {
 		b.Decrypt(x[:], src[i:i+aesBlock])
 		for j := range x {
@@ -407,8 +428,9 @@ func cbcDecrypt(b cipher.Block, dst, src []byte) {
 }
 
 // cbcEncrypt is AES-CBC encryption with a zero IV over whole blocks.
-func cbcEncrypt(b cipher.Block, dst, src []byte) {
-	var prev [aesBlock]byte
+func cbcEncrypt(b cipher.Block, sc *scratch, dst, src []byte) {
+	prev := &sc.cbcPrev
+	*prev = [aesBlock]byte{}
 	for i := 0; i < len(src); i += aesBlock {
 		for j := range prev {
 			prev[j] ^= src[i+j]
