@@ -12,7 +12,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "1. Test domain (Samba AD DC on 127.0.0.1)"
 bash testrealm/realm.sh up
 # shellcheck disable=SC1091
+set -a
 . "${KERBGATE_REALM_DIR:-/var/lib/kerbgate-testrealm}/out/env"
+set +a
 
 say "2. Build kerbgate"
 go build -o bin/kerbgate ./cmd/kerbgate

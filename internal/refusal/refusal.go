@@ -65,8 +65,12 @@ func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Err
 		attrs = append(attrs, f)
 	}
 	level := slog.LevelWarn
-	if entry.Status >= 500 {
+	switch {
+	case entry.Status >= 500:
 		level = slog.LevelError
+	case e.Code == reason.NoToken:
+		// The first leg of every Negotiate sign-in: normal, so not a warning.
+		level = slog.LevelDebug
 	}
 	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
