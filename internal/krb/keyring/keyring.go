@@ -8,6 +8,7 @@ package keyring
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -41,9 +42,16 @@ type Keyring struct {
 func Load(paths ...string) (*Keyring, error) {
 	kr := &Keyring{}
 	for _, p := range paths {
-		kt, err := keytab.Load(p)
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("keytab %s: %w", p, err)
+		}
+		if len(b) == 2 && b[0] == 5 {
+			return nil, fmt.Errorf("keytab %s: no usable keys (the keytab is empty)", p)
+		}
+		kt := new(keytab.Keytab)
+		if err := kt.Unmarshal(b); err != nil {
+			return nil, fmt.Errorf("keytab %s: not a keytab file: %w", p, err)
 		}
 		n := 0
 		for _, e := range kt.Entries {

@@ -1,0 +1,68 @@
+package refusal
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kerbgate/kerbgate/internal/reason"
+)
+
+func reporter(t *testing.T, expose bool) (*Reporter, *bytes.Buffer, *prometheus.Registry) {
+	t.Helper()
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	rp, err := NewReporter(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), reg, expose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rp, &logs, reg
+}
+
+func TestRefusalIsRenderedLoggedAndCounted(t *testing.T) {
+	rp, logs, _ := reporter(t, true)
+	req := httptest.NewRequest("GET", "/whoami", nil)
+	req.Header.Set("Accept", "text/html")
+	rec := httptest.NewRecorder()
+	rp.Refuse(rec, req, reason.New(reason.KVNONotInKeytab, "stale keytab", "ticket_kvno", 3, "keytab_kvnos", "2"))
+	if rec.Code != 401 || rec.Header().Get(HeaderReason) != "kvno_not_in_keytab" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("%d %v", rec.Code, rec.Header())
+	}
+	if body := rec.Body.String(); !strings.Contains(body, "Service key out of date") || !strings.Contains(body, "Export a new keytab") {
+		t.Errorf("page: %s", body)
+	}
+	if l := logs.String(); !strings.Contains(l, `"reason":"kvno_not_in_keytab"`) || !strings.Contains(l, `"ticket_kvno":3`) || !strings.Contains(l, `"level":"WARN"`) {
+		t.Errorf("log: %s", l)
+	}
+	if n := testutil.ToFloat64(rp.refusals.WithLabelValues("kvno_not_in_keytab")); n != 1 {
+		t.Errorf("counter %v", n)
+	}
+}
+
+func TestReasonHiddenUnlessExposed(t *testing.T) {
+	rp, _, _ := reporter(t, false)
+	rec := httptest.NewRecorder()
+	rp.Refuse(rec, httptest.NewRequest("GET", "/", nil), reason.New(reason.SPNMismatch, "other SPN"))
+	if rec.Header().Get(HeaderReason) != "" || strings.Contains(rec.Body.String(), "spn_mismatch") {
+		t.Fatalf("reason leaked: %v %s", rec.Header(), rec.Body)
+	}
+	if !strings.Contains(rec.Body.String(), "Reference: ") {
+		t.Error("no reference to find the log line")
+	}
+}
+
+func TestHTMLEscapesNothingFromTheRequest(t *testing.T) {
+	rp, _, _ := reporter(t, true)
+	req := httptest.NewRequest("GET", "/<script>", nil)
+	req.Header.Set("Accept", "text/html")
+	rec := httptest.NewRecorder()
+	rp.Refuse(rec, req, reason.New(reason.MalformedToken, "<script>alert(1)</script>"))
+	if strings.Contains(rec.Body.String(), "<script>") {
+		t.Fatal("request data reflected in the page")
+	}
+}
