@@ -3,10 +3,12 @@ package testrealm
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -58,4 +60,25 @@ func (r *Realm) SetEnctypes(t testing.TB, account string, types int) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testrealm: set enctypes of %s: %v\n%s", account, err, out)
 	}
+}
+
+// LockGateway serialises tests that change svc-gw's keys (exclusive) against tests
+// in other packages that sign in with the exported gateway keytab (shared). The lock
+// is held until the test ends. Tests within one package run sequentially and need
+// no lock among themselves.
+func (r *Realm) LockGateway(t testing.TB, exclusive bool) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(r.Dir, "out", "svc-gw.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("testrealm: gateway lock: %v", err)
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		t.Fatalf("testrealm: gateway lock: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
