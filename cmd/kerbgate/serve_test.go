@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kerbgate/kerbgate/testrealm"
+)
+
+// TestServeSignsInWithCurl runs the built binary as an administrator would: a YAML
+// file, `kerbgate serve`, curl --negotiate as alice, then SIGTERM.
+func TestServeSignsInWithCurl(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kerbgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := fmt.Sprintf(`listen:
+  address: 127.0.0.1:%d
+kerberos:
+  realm: EXAMPLE.TEST
+  keytabs: [%s]
+  spns: [HTTP/sso.example.test]
+log:
+  format: json
+  expose_reasons: true
+`, port, r.GatewayKeytab)
+	path := filepath.Join(dir, "kerbgate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := exec.Command(bin, "serve", "--config", path)
+	var logs bytes.Buffer
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	base := fmt.Sprintf("http://sso.example.test:%d", port)
+	for i := 0; ; i++ {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("kerbgate did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	curl := exec.Command("curl", "-sS", "--negotiate", "-u", ":", "-w", "\n%{http_code}", base+"/whoami")
+	curl.Env = r.Env(r.Kinit(t, "alice"))
+	out, err := curl.CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	if !strings.HasSuffix(string(out), "\n200") || !strings.Contains(string(out), `"user": "alice@EXAMPLE.TEST"`) {
+		t.Fatalf("curl got:\n%s\nlog:\n%s", out, logs.String())
+	}
+	metrics, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m bytes.Buffer
+	m.ReadFrom(metrics.Body)
+	metrics.Body.Close()
+	if !strings.Contains(m.String(), `kerbgate_signins_total{enctype="aes256-cts-hmac-sha1-96"} 1`) {
+		t.Errorf("sign-in not counted")
+	}
+
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("kerbgate exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("kerbgate did not stop on SIGTERM")
+	}
+}
