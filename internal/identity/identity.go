@@ -19,6 +19,8 @@ type Identity struct {
 	DNSDomain string `json:"dns_domain,omitempty"`
 	// DisplayName is the PAC's full name, when present.
 	DisplayName string `json:"display_name,omitempty"`
+	// Mail is the user's e-mail address from the directory (empty without one).
+	Mail string `json:"mail,omitempty"`
 	// SID is the user's security identifier, "S-1-5-21-...-1104".
 	SID string `json:"sid,omitempty"`
 	// Groups are the SIDs of every group in the PAC (domain, extra and resource SIDs).

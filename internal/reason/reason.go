@@ -41,6 +41,22 @@ const (
 	Internal          Code = "internal_error"
 )
 
+// The directory and handoff refusals.
+const (
+	UserNotFound          Code = "user_not_found"
+	UserDisabled          Code = "user_disabled"
+	UserLocked            Code = "user_locked"
+	UserExpired           Code = "user_expired"
+	NotInGroup            Code = "not_in_group"
+	DirectoryUnavailable  Code = "directory_unavailable"
+	UnknownApp            Code = "unknown_app"
+	RedirectNotRegistered Code = "redirect_not_registered"
+	TokenInvalid          Code = "token_invalid"
+	BadClientCredentials  Code = "bad_client_credentials"
+	SessionNotFound       Code = "session_not_found"
+	BadRequest            Code = "bad_request"
+)
+
 // Entry describes a code for people: the HTTP status, the cause in one sentence, and
 // what the user and the administrator can do.
 type Entry struct {
@@ -125,6 +141,54 @@ var Catalog = map[Code]Entry{
 		"The ticket's PAC (group membership data) could not be verified.",
 		"Contact your administrator.",
 		"The PAC's server signature or client name does not match: a forged ticket, or a keytab for another account."},
+	UserNotFound: {http.StatusForbidden, "Account not found",
+		"Your Windows account was not found in the directory.",
+		"Contact your administrator.",
+		"The signed-in principal has no user object under directory.base_dn (searched by UPN, then sAMAccountName): check base_dn, or the account was deleted."},
+	UserDisabled: {http.StatusForbidden, "Account disabled",
+		"Your account is disabled in Active Directory.",
+		"Contact your administrator or help desk.",
+		"userAccountControl has ACCOUNTDISABLE (0x2). Enable the account if this is wrong; existing Kerberos tickets stay valid until they expire, which is why kerbgate checks the directory."},
+	UserLocked: {http.StatusForbidden, "Account locked",
+		"Your account is locked out after too many failed password attempts.",
+		"Wait for the lockout to end, or ask the help desk to unlock it.",
+		"lockoutTime is set on the account: unlock it (Unlock-ADAccount / samba-tool user unlock)."},
+	UserExpired: {http.StatusForbidden, "Account expired",
+		"Your account has expired.",
+		"Contact your administrator.",
+		"accountExpires is in the past: extend it if the account should still sign in."},
+	NotInGroup: {http.StatusForbidden, "Not allowed for this application",
+		"Your account is not a member of a group allowed to use this application.",
+		"Ask the application's owner for access.",
+		"Add the user (directly or through a nested group) to one of the app's sso.apps[].allowed_groups, or change that list."},
+	DirectoryUnavailable: {http.StatusServiceUnavailable, "Directory unavailable",
+		"The sign-in server cannot reach Active Directory to confirm your account right now.",
+		"Retry in a minute.",
+		"kerbgate could not search the directory (directory.url): check the domain controller, the network, TLS (directory.ca_file, host name) and the bind account. kerbgate refuses rather than skip the check, and recovers on its own."},
+	UnknownApp: {http.StatusBadRequest, "Unknown application",
+		"The link you followed names an application this sign-in server does not know.",
+		"Go back to the application and start again; report the link if it keeps failing.",
+		"The app parameter does not match any sso.apps[].id."},
+	RedirectNotRegistered: {http.StatusBadRequest, "Redirect not allowed",
+		"The application asked to send you to an address that is not registered for it.",
+		"Go back to the application and start again.",
+		"redirect_uri must equal one of the app's sso.apps[].redirect_uris exactly (scheme, host, port, path)."},
+	TokenInvalid: {http.StatusBadRequest, "Invalid sign-in token",
+		"The sign-in token is unknown, already used, expired, or belongs to another application.",
+		"Sign in again from the application.",
+		"The log line names the precise cause. Tokens are single use and live sso.apps[].token_ttl (60 s by default): redeem at once, from the app's own back end."},
+	BadClientCredentials: {http.StatusUnauthorized, "Application not authenticated",
+		"The application did not present valid credentials.",
+		"",
+		"The app's back end must authenticate with its id and the secret whose hash is sso.apps[].secret_hash (HTTP Basic or client_id/client_secret form fields)."},
+	SessionNotFound: {http.StatusNotFound, "Session not found",
+		"The session does not exist, has expired or was revoked.",
+		"Sign in again.",
+		"Sessions live sso.apps[].session_ttl; DELETE /sso/sessions/{id} revokes one."},
+	BadRequest: {http.StatusBadRequest, "Bad request",
+		"The request is missing a parameter or is malformed.",
+		"Go back and start again.",
+		"See the logged detail."},
 	Internal: {http.StatusInternalServerError, "Internal error",
 		"The server failed while checking your sign-in.",
 		"Retry.",
