@@ -9,6 +9,7 @@ package refusal
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -47,11 +48,30 @@ func NewReporter(log *slog.Logger, reg prometheus.Registerer, exposeReasons bool
 	return &Reporter{log: log, refusals: c, exposeReasons: exposeReasons}, nil
 }
 
-// Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be
-// set on w before the call.
-func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Error) {
+// RefuseJSON writes the refusal for a program (an application's back end) as JSON
+// {"error": code, "message": cause}. Programs always get the code: they need it to
+// react, and it names no secret.
+func (rp *Reporter) RefuseJSON(w http.ResponseWriter, r *http.Request, e *reason.Error) {
 	entry := reason.Lookup(e.Code)
-	ref := requestRef()
+	rp.record(r, e, entry, requestRef())
+	h := w.Header()
+	if rp.exposeReasons {
+		h.Set(HeaderReason, string(e.Code))
+	}
+	if entry.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="kerbgate"`)
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(entry.Status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{string(e.Code), entry.Cause})
+}
+
+// record logs and counts a refusal.
+func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry, ref string) {
 	attrs := make([]any, 0, 6+len(e.Facts))
 	attrs = append(attrs,
 		slog.String("reason", string(e.Code)),
@@ -74,6 +94,14 @@ func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Err
 	}
 	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
+}
+
+// Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be
+// set on w before the call.
+func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Error) {
+	entry := reason.Lookup(e.Code)
+	ref := requestRef()
+	rp.record(r, e, entry, ref)
 
 	h := w.Header()
 	if rp.exposeReasons {
