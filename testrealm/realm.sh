@@ -14,7 +14,8 @@
 #
 # Outputs (DIR/out): krb5.conf, krb5-rc4.conf, svc-gw.keytab (HTTP/sso.example.test),
 # svc-gw-account.keytab (svc-gw), svc-app.keytab (HTTP/app.example.test),
-# svc-rc4.keytab (HTTP/rc4.example.test, RC4-only account), ca.pem (LDAPS CA), env, ready.
+# svc-rc4.keytab (HTTP/rc4.example.test, RC4-only account), ca.pem (LDAPS CA),
+# svc-ldap.password (0600, password of the LDAP bind account svc-ldap), svc-ldap.dn, env, ready.
 # Source env with: set -a; . DIR/out/env; set +a
 set -euo pipefail
 
@@ -37,6 +38,10 @@ ADMIN_PASS='Admin#Pass1'
 HOSTS_LINE='127.0.0.1 sso.example.test app.example.test dc1.example.test dc1'
 HOSTS_LINE_RC4='127.0.0.1 rc4.example.test'
 DAVE_GROUPS=130
+# Proxy account for LDAP simple binds (kerbgate's directory checks).
+LDAP_BIND_USER=svc-ldap
+LDAP_BIND_PASS='SvcLdap#Pass1'
+LDAP_BIND_DN=CN=$LDAP_BIND_USER,$USERS_DN
 
 START_NS=$(date +%s%N)
 log() {
@@ -58,6 +63,7 @@ password() {
   svc-gw) echo 'SvcGw#Pass1' ;;
   svc-app) echo 'SvcApp#Pass1' ;;
   svc-rc4) echo 'SvcRc4#Pass1' ;;
+  svc-ldap) echo "$LDAP_BIND_PASS" ;;
   Administrator | administrator) echo "$ADMIN_PASS" ;;
   *) return 1 ;;
   esac
@@ -301,6 +307,8 @@ write_outputs() {
     kv KERBGATE_CA_CERT "$OUT/ca.pem"
     kv KERBGATE_LDAP_URL "ldaps://dc1.example.test:636"
     kv KERBGATE_BASE_DN "$BASEDN"
+    kv KERBGATE_LDAP_BIND_DN "$LDAP_BIND_DN"
+    kv KERBGATE_LDAP_BIND_PASSWORD_FILE "$OUT/$LDAP_BIND_USER.password"
   } >"$OUT/env.tmp"
   mv -f "$OUT/env.tmp" "$OUT/env"
 }
@@ -435,6 +443,25 @@ EOF
   log "service accounts: SPNs and encryption types set"
 }
 
+# The LDAP bind (proxy) account svc-ldap. Runs on every up, also on a domain
+# provisioned before it existed: one ldbsearch when it is already there.
+ensure_ldap_bind_account() {
+  if ! ldbsearch -H "$SAM" -b "$USERS_DN" "(sAMAccountName=$LDAP_BIND_USER)" dn 2>/dev/null | grep -q '^dn: '; then
+    stool user create "$LDAP_BIND_USER" "$LDAP_BIND_PASS" \
+      --description="kerbgate LDAP bind account (tests)" >/dev/null || die "user create $LDAP_BIND_USER failed"
+    stool user setexpiry "$LDAP_BIND_USER" --noexpiry >/dev/null || die "setexpiry $LDAP_BIND_USER failed"
+    log "created $LDAP_BIND_USER ($LDAP_BIND_DN)"
+  fi
+  mkdir -p "$OUT"
+  if [ "$(cat "$OUT/$LDAP_BIND_USER.password" 2>/dev/null)" != "$LDAP_BIND_PASS" ]; then
+    (umask 077 && printf '%s' "$LDAP_BIND_PASS" >"$OUT/$LDAP_BIND_USER.password.tmp")
+    mv -f "$OUT/$LDAP_BIND_USER.password.tmp" "$OUT/$LDAP_BIND_USER.password"
+  fi
+  chmod 0600 "$OUT/$LDAP_BIND_USER.password"
+  printf '%s\n' "$LDAP_BIND_DN" >"$OUT/$LDAP_BIND_USER.dn.tmp"
+  mv -f "$OUT/$LDAP_BIND_USER.dn.tmp" "$OUT/$LDAP_BIND_USER.dn"
+}
+
 kinit_user() { # USER CCACHE [KRB5CONF]
   local pw
   pw=$(password "$1") || die "no known password for '$1'"
@@ -489,6 +516,7 @@ cmd_up() {
   lock
 
   if [ -f "$OUT/ready" ] && pid=$(our_pid) && kdc_answers; then
+    ensure_ldap_bind_account
     export_keytabs
     write_outputs
     log "up: already running (pid $pid)"
@@ -511,6 +539,7 @@ cmd_up() {
     provision
     create_objects
   fi
+  ensure_ldap_bind_account
   start_samba
   write_outputs
   kdc_answers || { log_tail; die "KDC does not answer kinit alice"; }

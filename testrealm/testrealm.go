@@ -13,6 +13,7 @@
 //	svc-gw                  owns HTTP/sso.example.test; enctypes RC4+AES (28)
 //	svc-app                 owns HTTP/app.example.test; enctypes AES only (24)
 //	svc-rc4                 owns HTTP/rc4.example.test; enctypes RC4 only (4)
+//	svc-ldap                LDAP bind (proxy) account for simple binds (LDAPBindDN)
 //	Administrator           domain admin
 //
 // The KDC encrypts a service ticket with the strongest key the service account
@@ -50,7 +51,10 @@ type Realm struct {
 
 	SmbConf string // DIR/etc/smb.conf, for samba-tool -s
 	CACert  string // CA of the DC's LDAPS certificate (issued to DC1.example.test)
-	Script  string // realm.sh
+
+	LDAPBindDN           string // DN of svc-ldap, for LDAP simple binds (LDAPBindDN)
+	LDAPBindPasswordFile string // svc-ldap's password, mode 0600, no trailing newline
+	Script               string // realm.sh
 }
 
 // Well-known names of the test domain.
@@ -62,6 +66,9 @@ const (
 	AppSPN      = "HTTP/app.example.test"
 	RC4SPN      = "HTTP/rc4.example.test"
 	LDAPSURL    = "ldaps://dc1.example.test:636"
+	LDAPURL     = "ldap://dc1.example.test:389" // simple binds need StartTLS here
+	LDAPSPN     = "ldap/dc1.example.test"
+	LDAPBindDN  = "CN=svc-ldap,CN=Users,DC=example,DC=test"
 	DefaultDir  = "/var/lib/kerbgate-testrealm"
 	defaultKDC  = "127.0.0.1:88"
 	scriptName  = "realm.sh"
@@ -77,6 +84,7 @@ var passwords = map[string]string{
 	"svc-gw":        "SvcGw#Pass1",
 	"svc-app":       "SvcApp#Pass1",
 	"svc-rc4":       "SvcRc4#Pass1",
+	"svc-ldap":      "SvcLdap#Pass1",
 	"Administrator": "Admin#Pass1",
 }
 
@@ -149,6 +157,8 @@ func newRealm(script string) *Realm {
 		RC4Keytab:            filepath.Join(out, "svc-rc4.keytab"),
 		SmbConf:              filepath.Join(dir, "etc", "smb.conf"),
 		CACert:               filepath.Join(out, "ca.pem"),
+		LDAPBindDN:           LDAPBindDN,
+		LDAPBindPasswordFile: filepath.Join(out, "svc-ldap.password"),
 		Script:               script,
 	}
 }

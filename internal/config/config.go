@@ -10,7 +10,8 @@
 // walked by hand rather than unmarshalled, so that every value's position is known.
 //
 // The package must not open network connections or load keytabs' keys: it only checks
-// that the files it names exist and are readable.
+// that the files it names exist and are readable (and parses the directory's CA
+// certificates, and checks the bind password file's permissions, not its contents).
 //
 // Adding a section to the schema means adding its struct to Config, a decode function
 // in a file of its own (see listen.go), and an entry in sections; rules that span
@@ -35,6 +36,11 @@ type Config struct {
 	Listen   Listen
 	Kerberos Kerberos
 	Log      Log
+	// Directory is the optional directory section; Directory.Enabled says whether the
+	// file has one.
+	Directory Directory
+	Store     Store
+	SSO       SSO
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -47,16 +53,20 @@ var sections = []struct {
 	{"listen", decodeListen},
 	{"kerberos", decodeKerberos},
 	{"log", decodeLog},
+	{"directory", decodeDirectory},
+	{"store", decodeStore},
+	{"sso", decodeSSO},
 }
 
 // futureSections are top-level sections that later versions of kerbgate will read.
 // A file that has one is meant for another version, so it gets a message saying so
 // rather than a typo suggestion.
-var futureSections = []string{"tls", "directory", "epa", "store", "sso", "proxy"}
+var futureSections = []string{"tls", "epa", "proxy"}
 
 // crossChecks run after every section is decoded.
 var crossChecks = []func(d *decoder, c *Config){
 	finishListen,
+	finishSSO,
 }
 
 // Load reads the file at path and parses it with Parse.
@@ -74,7 +84,7 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes and validates a configuration file's contents. path names the file in
-// messages, and relative paths in the file (keytabs) are resolved against its directory.
+// messages, and relative paths in the file (keytabs, the store, the directory's files) are resolved against its directory.
 // On failure the error is an Errors listing every problem found.
 func Parse(path string, data []byte) (*Config, error) {
 	d := newDecoder(path)
@@ -84,7 +94,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 
 	c := &Config{Path: path}
-	doc := d.newMapping("", top, root, "a mapping of sections (listen, kerberos, log)")
+	doc := d.newMapping("", top, root, "a mapping of sections ("+strings.Join(sectionNames(), ", ")+")")
 	for _, s := range sections {
 		s.decode(doc.section(s.name), c)
 	}
@@ -92,7 +102,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		check(d, c)
 	}
 	for _, name := range futureSections {
-		doc.reject(name, "kerbgate does not support section %s yet; expected only the sections listen, kerberos and log", name)
+		doc.reject(name, "kerbgate does not support section %s yet; expected only the sections %s", name, strings.Join(sectionNames(), ", "))
 	}
 	d.reportUnknown()
 
@@ -100,6 +110,14 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, d.sorted()
 	}
 	return c, nil
+}
+
+func sectionNames() []string {
+	names := make([]string, len(sections))
+	for i, s := range sections {
+		names[i] = s.name
+	}
+	return names
 }
 
 // yamlLine matches the position yaml.v3 puts in syntax errors.

@@ -1,13 +1,21 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,6 +23,9 @@ import (
 // setup makes a directory holding a keytab file (its contents do not matter: the
 // package only checks that it is readable) and returns the directory, the path a
 // configuration file in it would have, and the keytab's absolute path.
+//
+// The directory also holds the files a directory section names: ad-ca.pem (a CA
+// certificate), ldap.password (mode 0600, "s3cret\n") and public.password (mode 0644).
 func setup(t *testing.T) (dir, file, keytab string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -22,8 +33,47 @@ func setup(t *testing.T) (dir, file, keytab string) {
 	if err := os.WriteFile(keytab, []byte{0x05, 0x02}, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"ad-ca.pem", testCAPEM(), 0o644},
+		{"ldap.password", []byte("s3cret\n"), 0o600},
+		{"public.password", []byte("s3cret\n"), 0o644},
+	} {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
 	return dir, filepath.Join(dir, "kerbgate.yaml"), keytab
 }
+
+// testCAPEM is a self-signed CA certificate in PEM.
+var testCAPEM = sync.OnceValue(func() []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kerbgate test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+})
 
 // parse parses src, in which KEYTAB stands for the keytab's path, as the file in dir.
 func parse(t *testing.T, src string) (*Config, error, string, string) {
@@ -39,6 +89,10 @@ func TestParseFull(t *testing.T) {
 	if err := os.WriteFile(other, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KERBGATE_TEST_LDAP_PASSWORD", "s3cret")
 	src := `
 listen:
   address: "127.0.0.1:9443"
@@ -58,6 +112,39 @@ log:
   level: debug
   format: text
   expose_reasons: true
+directory:
+  url: LDAP://dc1.corp.example.com
+  start_tls: true
+  ca_file: ad-ca.pem
+  server_name: ad.corp.example.com
+  base_dn: OU=People, DC=corp,DC=example,DC=com
+  bind:
+    method: Simple
+    dn: CN=svc\, ldap,CN=Users,DC=corp,DC=example,DC=com
+    password_env: KERBGATE_TEST_LDAP_PASSWORD
+  cache_ttl: 0s
+  timeout: 30s
+store:
+  path: data/gw.db
+sso:
+  cookie_name: __Host-kg
+  browser_session_ttl: 720h
+  apps:
+    - id: demo
+      name: Demo
+      redirect_uris:
+        - https://app.corp.example.com/callback?x=1
+        - http://localhost:9090/cb
+        - http://[::1]/cb
+        - http://app.example.test/cb
+      secret_hash: ` + testBcrypt + `
+      token_ttl: 10m
+      session_ttl: 1m
+      allowed_groups: [staff, S-1-5-21-1-2-3-1110, Domain Users, S-1-0x123456789ABC-0]
+      require_directory: false
+    - id: other.app_2
+      redirect_uris: [https://other.corp.example.com/]
+      secret_hash: ` + testArgon2 + `
 `
 	c, err := Parse(file, []byte(src))
 	if err != nil {
@@ -74,7 +161,50 @@ log:
 			MaxTokenBytes:   131072,
 			ReplayCacheSize: 5000,
 		},
-		Log:  Log{Level: slog.LevelDebug, Format: "text", ExposeReasons: true},
+		Log: Log{Level: slog.LevelDebug, Format: "text", ExposeReasons: true},
+		Directory: Directory{
+			Enabled:     true,
+			URL:         "ldap://dc1.corp.example.com:389",
+			StartTLS:    true,
+			CAFile:      filepath.Join(dir, "ad-ca.pem"),
+			ServerName:  "ad.corp.example.com",
+			BaseDN:      "OU=People, DC=corp,DC=example,DC=com",
+			BindMethod:  "simple",
+			BindDN:      `CN=svc\, ldap,CN=Users,DC=corp,DC=example,DC=com`,
+			PasswordEnv: "KERBGATE_TEST_LDAP_PASSWORD",
+			CacheTTL:    0,
+			Timeout:     30 * time.Second,
+		},
+		Store: Store{Path: filepath.Join(dir, "data", "gw.db")},
+		SSO: SSO{
+			CookieName:        "__Host-kg",
+			BrowserSessionTTL: 720 * time.Hour,
+			Apps: []App{
+				{
+					ID:   "demo",
+					Name: "Demo",
+					RedirectURIs: []string{
+						"https://app.corp.example.com/callback?x=1",
+						"http://localhost:9090/cb",
+						"http://[::1]/cb",
+						"http://app.example.test/cb",
+					},
+					SecretHash:       testBcrypt,
+					TokenTTL:         10 * time.Minute,
+					SessionTTL:       time.Minute,
+					AllowedGroups:    []string{"staff", "S-1-5-21-1-2-3-1110", "Domain Users", "S-1-0x123456789ABC-0"},
+					RequireDirectory: false,
+				},
+				{
+					ID:               "other.app_2",
+					RedirectURIs:     []string{"https://other.corp.example.com/"},
+					SecretHash:       testArgon2,
+					TokenTTL:         time.Minute,
+					SessionTTL:       8 * time.Hour,
+					RequireDirectory: true,
+				},
+			},
+		},
 		Path: file,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -103,11 +233,194 @@ kerberos:
 			MaxTokenBytes:   65536,
 			ReplayCacheSize: 1_000_000,
 		},
-		Log:  Log{Level: slog.LevelInfo, Format: "json"},
-		Path: file,
+		Log:   Log{Level: slog.LevelInfo, Format: "json"},
+		Store: Store{Path: filepath.Join(filepath.Dir(file), "kerbgate.db")},
+		SSO:   SSO{CookieName: "kerbgate_session", BrowserSessionTTL: 8 * time.Hour},
+		Path:  file,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+}
+
+// Client secret hashes of the two kinds, for the sso section.
+const (
+	testArgon2 = "$argon2id$v=19$m=65536,t=3,p=4$a2VyYmdhdGUtZXhhbXBsZQ$tfWZn4lyEkJm5sp9a824NaLHsoW8fH9jzp2DXFbGSyY"
+	testBcrypt = "$2b$10$abcdefghijklmnopqrstuu5Hh0E1pRz5m3vXKUzVbcSHrEyNw7E0e"
+)
+
+// validDir is valid plus a minimal directory section with a simple bind over ldaps,
+// naming the files setup makes.
+const validDir = valid + `directory:
+  url: ldaps://dc1.example.test
+  ca_file: ad-ca.pem
+  base_dn: DC=example,DC=test
+  bind:
+    method: simple
+    dn: CN=svc-ldap,CN=Users,DC=example,DC=test
+    password_file: ldap.password
+`
+
+// validSSO is valid plus an sso section with one minimal app.
+const validSSO = valid + `sso:
+  apps:
+    - id: demo
+      redirect_uris: [https://app.example.com/callback]
+      secret_hash: ` + testBcrypt + `
+`
+
+func TestDirectoryDefaults(t *testing.T) {
+	c, err, file, _ := parse(t, validDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(file)
+	want := Directory{
+		Enabled:      true,
+		URL:          "ldaps://dc1.example.test:636",
+		CAFile:       filepath.Join(dir, "ad-ca.pem"),
+		ServerName:   "dc1.example.test",
+		BaseDN:       "DC=example,DC=test",
+		BindMethod:   "simple",
+		BindDN:       "CN=svc-ldap,CN=Users,DC=example,DC=test",
+		PasswordFile: filepath.Join(dir, "ldap.password"),
+		CacheTTL:     time.Minute,
+		Timeout:      5 * time.Second,
+	}
+	if !reflect.DeepEqual(c.Directory, want) {
+		t.Errorf("got  %+v\nwant %+v", c.Directory, want)
+	}
+	pw, err := c.Directory.Password()
+	if err != nil || pw != "s3cret" {
+		t.Errorf("Password() = %q, %v; want s3cret", pw, err)
+	}
+}
+
+// A gssapi bind needs no TLS (GSSAPI protects the connection itself) and no password.
+func TestDirectoryGSSAPIIsRefused(t *testing.T) {
+	_, err, _, _ := parse(t, valid+`directory:
+  url: ldap://dc1.example.test
+  base_dn: DC=example,DC=test
+  bind:
+    method: gssapi
+    keytab: KEYTAB
+    principal: svc-gw
+`)
+	if err == nil || !strings.Contains(err.Error(), "9:13: directory.bind.method: gssapi is not supported yet") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDirectoryPassword(t *testing.T) {
+	dir := t.TempDir()
+	crlf := filepath.Join(dir, "crlf")
+	if err := os.WriteFile(crlf, []byte(" pass word \r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KERBGATE_TEST_PW", "from env")
+	t.Setenv("KERBGATE_TEST_EMPTY", "")
+	for _, tc := range []struct {
+		d    Directory
+		want string // "" for an error
+	}{
+		{Directory{BindMethod: "simple", PasswordFile: crlf}, " pass word "},
+		{Directory{BindMethod: "simple", PasswordFile: empty}, ""},
+		{Directory{BindMethod: "simple", PasswordFile: filepath.Join(dir, "absent")}, ""},
+		{Directory{BindMethod: "simple", PasswordEnv: "KERBGATE_TEST_PW"}, "from env"},
+		{Directory{BindMethod: "simple", PasswordEnv: "KERBGATE_TEST_EMPTY"}, ""},
+		{Directory{BindMethod: "simple", PasswordEnv: "KERBGATE_TEST_NEVER_SET_ANYWHERE"}, ""},
+		{Directory{}, ""},
+	} {
+		got, err := tc.d.Password()
+		if got != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("%+v.Password() = %q, %v; want %q", tc.d, got, err, tc.want)
+		}
+	}
+}
+
+// An absent, null or empty directory section leaves the directory disabled.
+func TestDirectoryAbsent(t *testing.T) {
+	for _, extra := range []string{"", "directory:\n", "directory: {}\n"} {
+		c, err, _, _ := parse(t, valid+extra)
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if !reflect.DeepEqual(c.Directory, Directory{}) {
+			t.Errorf("%q: Directory = %+v, want zero", extra, c.Directory)
+		}
+	}
+}
+
+func TestSSODefaults(t *testing.T) {
+	c, err, _, _ := parse(t, validSSO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SSO{
+		CookieName:        "kerbgate_session",
+		BrowserSessionTTL: 8 * time.Hour,
+		Apps: []App{{
+			ID:           "demo",
+			RedirectURIs: []string{"https://app.example.com/callback"},
+			SecretHash:   testBcrypt,
+			TokenTTL:     time.Minute,
+			SessionTTL:   8 * time.Hour,
+			// No directory section: SIDs only, no directory check by default.
+			RequireDirectory: false,
+		}},
+	}
+	if !reflect.DeepEqual(c.SSO, want) {
+		t.Errorf("got  %+v\nwant %+v", c.SSO, want)
+	}
+}
+
+// require_directory is true by default when there is a directory section.
+func TestRequireDirectoryDefault(t *testing.T) {
+	apps := `sso:
+  apps:
+    - id: a
+      redirect_uris: [https://a.example.com/cb]
+      secret_hash: ` + testArgon2 + `
+    - id: b
+      redirect_uris: [https://b.example.com/cb]
+      secret_hash: ` + testArgon2 + `
+      require_directory: false
+    - id: c
+      redirect_uris: [https://c.example.com/cb]
+      secret_hash: ` + testArgon2 + `
+      require_directory:
+`
+	c, err, _, _ := parse(t, validDir+apps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, a := range c.SSO.Apps {
+		got = append(got, a.RequireDirectory)
+	}
+	if want := []bool{true, false, true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("RequireDirectory = %v, want %v", got, want)
+	}
+}
+
+// The secret hash check is replaceable (by internal/secret's).
+func TestCheckSecretHashShape(t *testing.T) {
+	for s, ok := range map[string]bool{
+		testArgon2:           true,
+		testBcrypt:           true,
+		"$argon2id$v=19$m=1": false,
+		"$2b$10$short":       false,
+		"$argon2i$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA": false,
+		"hunter2": false,
+		"":        false,
+	} {
+		if err := checkSecretHashShape(s); (err == nil) != ok {
+			t.Errorf("checkSecretHashShape(%q) = %v, want ok=%v", s, err, ok)
+		}
 	}
 }
 
@@ -178,6 +491,49 @@ const valid = `kerberos:
   keytabs: [KEYTAB]
   spns: [HTTP/sso.example.test]
 `
+
+// invalidCase is a file with problems and the errors Parse must report.
+type invalidCase struct {
+	name string
+	src  string
+	// want are fragments "LINE:COL: field: message" that must each be one error's
+	// text after "FILE:", in this order.
+	want []string
+	// hints must appear in the error text too.
+	hints []string
+}
+
+// checkInvalid parses tc.src (KEYTAB standing for a keytab) and checks its errors.
+func checkInvalid(t *testing.T, tc invalidCase) {
+	t.Helper()
+	c, err, file, _ := parse(t, tc.src)
+	if err == nil {
+		t.Fatalf("no error; config %+v", c)
+	}
+	if c != nil {
+		t.Errorf("config %+v returned with the error", c)
+	}
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("error is %T, want Errors", err)
+	}
+	if len(es) != len(tc.want) {
+		t.Errorf("got %d errors, want %d:\n%v", len(es), len(tc.want), err)
+	}
+	for i, w := range tc.want {
+		if i >= len(es) {
+			break
+		}
+		if got := es[i].Error(); !strings.HasPrefix(got, file+":"+w) {
+			t.Errorf("error %d:\n got %s\nwant %s:%s...", i, got, file, w)
+		}
+	}
+	for _, h := range tc.hints {
+		if !strings.Contains(err.Error(), h) {
+			t.Errorf("error lacks %q:\n%v", h, err)
+		}
+	}
+}
 
 func TestParseInvalid(t *testing.T) {
 	for _, tc := range []struct {
@@ -349,7 +705,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "future section",
 			src:  valid + "tls:\n  cert: /etc/kerbgate/tls.crt\n",
-			want: []string{`5:1: tls: kerbgate does not support section tls yet; expected only the sections listen, kerberos and log`},
+			want: []string{`5:1: tls: kerbgate does not support section tls yet; expected only the sections listen, kerberos, log, directory, store, sso`},
 		},
 		{
 			name: "duplicate field",
@@ -364,7 +720,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "top level not a mapping",
 			src:  "- kerberos\n- log\n",
-			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log)`},
+			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso)`},
 		},
 		{
 			name: "multiple errors collected in file order",
@@ -389,35 +745,7 @@ kerberos:
 			},
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err, file, _ := parse(t, tc.src)
-			if err == nil {
-				t.Fatalf("no error; config %+v", c)
-			}
-			if c != nil {
-				t.Errorf("config %+v returned with the error", c)
-			}
-			var es Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("error is %T, want Errors", err)
-			}
-			if len(es) != len(tc.want) {
-				t.Errorf("got %d errors, want %d:\n%v", len(es), len(tc.want), err)
-			}
-			for i, w := range tc.want {
-				if i >= len(es) {
-					break
-				}
-				if got := es[i].Error(); !strings.HasPrefix(got, file+":"+w) {
-					t.Errorf("error %d:\n got %s\nwant %s:%s...", i, got, file, w)
-				}
-			}
-			for _, h := range tc.hints {
-				if !strings.Contains(err.Error(), h) {
-					t.Errorf("error lacks %q:\n%v", h, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkInvalid(t, invalidCase(tc)) })
 	}
 }
 
@@ -475,44 +803,96 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-const exampleKeytab = "/etc/kerbgate/svc-gw.keytab"
+// The files Example names, each exactly once; the tests swap them for setup's files.
+const (
+	exampleKeytab   = "/etc/kerbgate/svc-gw.keytab"
+	exampleCAFile   = "/etc/kerbgate/ad-ca.pem"
+	examplePassword = "/etc/kerbgate/ldap.password"
+)
+
+// exampleIn returns Example with the files it names replaced by those setup made in
+// the directory of file, except the keytab when keytab is "".
+func exampleIn(t *testing.T, file, keytab string) string {
+	t.Helper()
+	ex := Example()
+	dir := filepath.Dir(file)
+	for _, r := range []struct{ from, to string }{
+		{exampleKeytab, keytab},
+		{exampleCAFile, filepath.Join(dir, "ad-ca.pem")},
+		{examplePassword, filepath.Join(dir, "ldap.password")},
+	} {
+		if n := strings.Count(ex, r.from); n != 1 {
+			t.Fatalf("Example names %s %d times; the test expects once", r.from, n)
+		}
+		if r.to != "" {
+			ex = strings.Replace(ex, r.from, r.to, 1)
+		}
+	}
+	return ex
+}
 
 func TestExampleParses(t *testing.T) {
-	ex := Example()
-	if n := strings.Count(ex, exampleKeytab); n != 1 {
-		t.Fatalf("Example names %s %d times; the test expects once", exampleKeytab, n)
-	}
-	_, file, keytab := setup(t)
-	c, err := Parse(file, []byte(strings.Replace(ex, exampleKeytab, keytab, 1)))
+	dir, file, keytab := setup(t)
+	c, err := Parse(file, []byte(exampleIn(t, file, keytab)))
 	if err != nil {
 		t.Fatalf("Example does not parse:\n%v", err)
 	}
 	if c.Kerberos.Realm != "EXAMPLE.TEST" || !reflect.DeepEqual(c.Kerberos.Keytabs, []string{keytab}) {
 		t.Errorf("Example parsed to %+v", c)
 	}
+	if !c.Directory.Enabled || c.Directory.CAFile != filepath.Join(dir, "ad-ca.pem") || c.Directory.PasswordFile != filepath.Join(dir, "ldap.password") {
+		t.Errorf("Example's directory parsed to %+v", c.Directory)
+	}
+	if len(c.SSO.Apps) != 1 || c.SSO.Apps[0].ID != "demo" || c.Store.Path != filepath.Join(dir, "kerbgate.db") {
+		t.Errorf("Example's sso and store parsed to %+v, %+v", c.SSO, c.Store)
+	}
 
 	// Without the keytab, the only problem is the keytab.
-	_, err = Parse(file, []byte(ex))
+	_, err = Parse(file, []byte(exampleIn(t, file, "")))
 	var es Errors
 	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "kerberos.keytabs[0]" {
 		t.Errorf("Example without its keytab: %v", err)
 	}
 }
 
-// The example's values are the defaults, so that it documents them.
+// The example's values are the defaults, so that it documents them: it parses to the
+// same Config as a file with only the values that have no default.
 func TestExampleShowsDefaults(t *testing.T) {
 	_, file, keytab := setup(t)
-	ex, err := Parse(file, []byte(strings.Replace(Example(), exampleKeytab, keytab, 1)))
+	ex, err := Parse(file, []byte(exampleIn(t, file, keytab)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	min, err := Parse(file, []byte(strings.ReplaceAll(valid, "KEYTAB", keytab)))
+	min, err := Parse(file, []byte(strings.ReplaceAll(valid, "KEYTAB", keytab)+`directory:
+  url: ldaps://dc1.example.test
+  ca_file: ad-ca.pem
+  base_dn: DC=example,DC=test
+  bind:
+    method: simple
+    dn: CN=svc-ldap,CN=Users,DC=example,DC=test
+    password_file: ldap.password
+sso:
+  apps:
+    - id: demo
+      name: Demo application
+      redirect_uris: [http://app.example.test:9090/callback]
+      secret_hash: `+testArgon2+`
+      allowed_groups: [staff, S-1-5-21-1-2-3-1110]
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(ex, min) {
 		t.Errorf("Example: %+v\ndefaults: %+v", ex, min)
 	}
+}
+
+// exampleAlternatives are fields the example shows only in comments, as
+// "# name: value", because they are alternatives to fields it sets.
+var exampleAlternatives = map[string]bool{
+	"directory.bind.password_env": true, // or password_file
+	"directory.bind.keytab":       true, // bind.method gssapi
+	"directory.bind.principal":    true, // bind.method gssapi
 }
 
 // Every field of the schema appears in the example, so that it stays complete as
@@ -530,7 +910,13 @@ func TestExampleIsComplete(t *testing.T) {
 	}
 	for _, m := range d.mappings {
 		for _, k := range m.known {
-			if _, ok := m.keys[k]; !ok {
+			_, ok := m.keys[k]
+			switch alt := exampleAlternatives[m.child(k)]; {
+			case ok && alt:
+				t.Errorf("Example sets %s, an alternative to another field", m.child(k))
+			case !ok && alt && !strings.Contains(Example(), "# "+k+": "):
+				t.Errorf("Example lacks %s, even in a comment", m.child(k))
+			case !ok && !alt:
 				t.Errorf("Example lacks %s", m.child(k))
 			}
 		}
@@ -556,5 +942,274 @@ func TestEnctypeName(t *testing.T) {
 		if e, ok := lookupEnctype(EnctypeName(n.etype)); !ok || e != n.etype {
 			t.Errorf("lookupEnctype(EnctypeName(%d)) = %d, %v", n.etype, e, ok)
 		}
+	}
+}
+
+// TestParseInvalidSections covers the directory, store and sso sections.
+func TestParseInvalidSections(t *testing.T) {
+	t.Setenv("KERBGATE_TEST_PASSWORD", "s3cret")
+	// noCA is validDir over ldap:// without a ca_file (url on line 6, bind at 8:3).
+	noCA := strings.Replace(strings.Replace(validDir, "ldaps://", "ldap://", 1), "  ca_file: ad-ca.pem\n", "", 1)
+	for _, tc := range []invalidCase{
+		{
+			name: "password in the file",
+			src:  validDir + "    password: hunter2\n",
+			want: []string{`13:5: directory.bind.password: passwords do not belong in the configuration file; expected password_file or password_env`},
+		},
+		{
+			name: "simple bind over ldap without start_tls",
+			src:  noCA,
+			want: []string{`6:8: directory.url: "ldap://dc1.example.test" with bind.method simple would send the bind password in clear text; simple bind needs TLS: use ldaps:// or start_tls: true`},
+		},
+		{
+			name: "simple bind over ldap with start_tls false",
+			src:  noCA + "  start_tls: false\n",
+			want: []string{`12:14: directory.start_tls: false with an ldap:// URL and bind.method simple would send the bind password in clear text; simple bind needs TLS: use ldaps:// or start_tls: true`},
+		},
+		{
+			name: "ca_file without TLS",
+			src:  strings.Replace(validDir, "ldaps://", "ldap://", 1) + "  start_tls: false\n",
+			want: []string{
+				`7:12: directory.ca_file: "ad-ca.pem" is set but the connection to the directory does not use TLS; expected ca_file only with ldaps:// or start_tls: true`,
+				`13:14: directory.start_tls: false with an ldap:// URL and bind.method simple would send the bind password in clear text; simple bind needs TLS`,
+			},
+		},
+		{
+			name: "start_tls with ldaps",
+			src:  validDir + "  start_tls: true\n",
+			want: []string{`13:14: directory.start_tls: true with an ldaps:// URL, which uses TLS already; expected start_tls: true only with ldap://`},
+		},
+		{
+			name: "URL of another scheme",
+			src:  strings.Replace(validDir, "ldaps://dc1.example.test", "https://dc1.example.test", 1),
+			want: []string{`6:8: directory.url: "https://dc1.example.test" has scheme https; expected an LDAP URL like "ldaps://dc1.example.test" (ldaps:// or ldap://; the port is 636 or 389 by default)`},
+		},
+		{
+			name: "URL with a base DN",
+			src:  strings.Replace(validDir, "ldaps://dc1.example.test", "ldaps://dc1.example.test/DC=example,DC=test", 1),
+			want: []string{`6:8: directory.url: "ldaps://dc1.example.test/DC=example,DC=test" has a path, query or fragment (the base DN is directory.base_dn); expected an LDAP URL`},
+		},
+		{
+			name: "URL with a bad port",
+			src:  strings.Replace(validDir, "ldaps://dc1.example.test", "ldaps://dc1.example.test:0", 1),
+			want: []string{`6:8: directory.url: "ldaps://dc1.example.test:0" has port "0", out of the range 1 to 65535; expected an LDAP URL`},
+		},
+		{
+			name: "missing URL and CA file",
+			src:  strings.Replace(strings.Replace(validDir, "  url: ldaps://dc1.example.test\n", "", 1), "  ca_file: ad-ca.pem\n", "", 1),
+			// Without a URL, whether TLS is used is unknown: ca_file is not required.
+			want: []string{`5:1: directory.url: missing; expected an LDAP URL like "ldaps://dc1.example.test"`},
+		},
+		{
+			name: "missing CA file with ldaps",
+			src:  strings.Replace(validDir, "  ca_file: ad-ca.pem\n", "", 1),
+			want: []string{`5:1: directory.ca_file: missing; expected a PEM file of the CA certificates that sign the directory server's certificate`},
+		},
+		{
+			name:  "CA file that does not exist",
+			src:   strings.Replace(validDir, "ca_file: ad-ca.pem", "ca_file: nope.pem", 1),
+			want:  []string{`7:12: directory.ca_file: "nope.pem" (resolved to `},
+			hints: []string{`nope.pem) does not exist; expected a PEM file of the CA certificates`},
+		},
+		{
+			name:  "CA file without a certificate",
+			src:   strings.Replace(validDir, "ca_file: ad-ca.pem", "ca_file: svc-gw.keytab", 1),
+			want:  []string{`7:12: directory.ca_file: "svc-gw.keytab" (resolved to `},
+			hints: []string{`svc-gw.keytab) contains no PEM CERTIFICATE block; expected a PEM file of the CA certificates`},
+		},
+		{
+			name: "server_name with a port",
+			src:  validDir + "  server_name: dc1.example.test:636\n",
+			want: []string{`13:16: directory.server_name: "dc1.example.test:636" is not a host name; expected the host name the directory server's certificate carries`},
+		},
+		{
+			name: "base DN not a DN",
+			src:  strings.Replace(validDir, "base_dn: DC=example,DC=test", "base_dn: example.test", 1),
+			want: []string{`8:12: directory.base_dn: "example.test" is not a distinguished name ("example.test" is not attribute=value); expected the distinguished name searches start at, like "DC=example,DC=test"`},
+		},
+		{
+			name: "bind DN with an empty component",
+			src:  strings.Replace(validDir, "dn: CN=svc-ldap,CN=Users,", "dn: CN=svc-ldap,,", 1),
+			want: []string{`11:9: directory.bind.dn: "CN=svc-ldap,,DC=example,DC=test" is not a distinguished name (an empty component); expected the distinguished name of the account kerbgate binds as`},
+		},
+		{
+			name: "unknown bind method",
+			src:  strings.Replace(validDir, "method: simple", "method: ntlm", 1),
+			want: []string{`10:13: directory.bind.method: "ntlm" is not a bind method; expected simple (a DN and a password) or gssapi (a keytab)`},
+		},
+		{
+			name: "missing bind",
+			src:  valid + "directory:\n  url: ldaps://dc1.example.test\n  ca_file: ad-ca.pem\n  base_dn: DC=example,DC=test\n",
+			want: []string{`5:1: directory.bind.method: missing; expected simple (a DN and a password) or gssapi (a keytab)`},
+		},
+		{
+			name: "password_file and password_env",
+			src:  validDir + "    password_env: KERBGATE_TEST_PASSWORD\n",
+			want: []string{`13:19: directory.bind.password_env: set together with password_file; expected exactly one of password_file or password_env`},
+		},
+		{
+			name: "neither password_file nor password_env",
+			src:  strings.Replace(validDir, "    password_file: ldap.password\n", "", 1),
+			want: []string{`9:3: directory.bind: missing password_file or password_env; expected exactly one of them with bind.method simple`},
+		},
+		{
+			name: "password_env not set",
+			src:  strings.Replace(validDir, "password_file: ldap.password", "password_env: KERBGATE_TEST_NEVER_SET_ANYWHERE", 1),
+			want: []string{`12:19: directory.bind.password_env: "KERBGATE_TEST_NEVER_SET_ANYWHERE" is not set in kerbgate's environment; expected the name of an environment variable holding the bind password`},
+		},
+		{
+			name: "password_env not a name",
+			src:  strings.Replace(validDir, "password_file: ldap.password", "password_env: $KERBGATE_TEST_PASSWORD", 1),
+			want: []string{`12:19: directory.bind.password_env: "$KERBGATE_TEST_PASSWORD" is not an environment variable name; expected the name of an environment variable`},
+		},
+		{
+			name:  "password file readable by everyone",
+			src:   strings.Replace(validDir, "password_file: ldap.password", "password_file: public.password", 1),
+			want:  []string{`12:20: directory.bind.password_file: "public.password" (resolved to `},
+			hints: []string{`public.password) is readable by everyone; chmod 600`},
+		},
+		{
+			name: "gssapi field with a simple bind",
+			src:  validDir + "    principal: svc-gw\n",
+			want: []string{`13:16: directory.bind.principal: set with bind.method simple; expected principal only with bind.method gssapi`},
+		},
+		{
+			name: "negative cache_ttl",
+			src:  validDir + "  cache_ttl: -1s\n",
+			want: []string{`13:14: directory.cache_ttl: "-1s" is negative; expected a duration from 0 (no caching) to 1h, like 60s`},
+		},
+		{
+			name: "zero timeout",
+			src:  validDir + "  timeout: 0s\n",
+			want: []string{`13:12: directory.timeout: "0s" is not positive; expected a duration greater than 0 and at most 1m, like 5s`},
+		},
+		{
+			name: "directory field misspelt",
+			src:  validDir + "  base_db: DC=example,DC=test\n",
+			want: []string{`13:3: directory.base_db: unknown field; did you mean base_dn?`},
+		},
+		{
+			name:  "store in a directory that does not exist",
+			src:   valid + "store:\n  path: nodir/kerbgate.db\n",
+			want:  []string{`6:9: store.path: "nodir/kerbgate.db" (resolved to `},
+			hints: []string{`nodir/kerbgate.db) is in `, `nodir, which does not exist; expected the path of the database file, in an existing directory`},
+		},
+		{
+			name:  "store path is a directory",
+			src:   valid + "store:\n  path: .\n",
+			want:  []string{`6:9: store.path: "." (resolved to `},
+			hints: []string{`) is a directory; expected the path of the database file`},
+		},
+		{
+			name: "cookie name with a space",
+			src:  valid + "sso:\n  cookie_name: kerbgate session\n",
+			want: []string{`6:16: sso.cookie_name: "kerbgate session" contains " "; expected a cookie name of letters, digits and`},
+		},
+		{
+			name: "browser session too long",
+			src:  valid + "sso:\n  browser_session_ttl: 1000h\n",
+			want: []string{`6:24: sso.browser_session_ttl: "1000h" is too long; expected a duration from 1m to 720h (30 days), like 8h`},
+		},
+		{
+			name: "app not a mapping",
+			src:  valid + "sso:\n  apps: [demo]\n",
+			want: []string{`6:10: sso.apps[0]: got "demo"; expected an application: a mapping with at least id, redirect_uris and secret_hash`},
+		},
+		{
+			name: "app id in upper case",
+			src:  strings.Replace(validSSO, "id: demo", "id: Demo", 1),
+			want: []string{`7:11: sso.apps[0].id: "Demo" is not an app id; expected an app id of 1 to 64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, like demo`},
+		},
+		{
+			name: "duplicate app id",
+			src:  validSSO + "    - id: demo\n      redirect_uris: [https://b.example.com/cb]\n      secret_hash: " + testArgon2 + "\n",
+			want: []string{`10:11: sso.apps[1].id: "demo" is the id of sso.apps[0] too; expected each app id once`},
+		},
+		{
+			name: "app without redirect_uris and secret_hash",
+			src:  valid + "sso:\n  apps:\n    - id: demo\n",
+			want: []string{
+				`7:7: sso.apps[0].redirect_uris: missing; expected a list of the URIs the browser is sent back to`,
+				`7:7: sso.apps[0].secret_hash: missing; expected the client secret's hash as printed by kerbgate hash-secret`,
+			},
+		},
+		{
+			name: "empty redirect_uris",
+			src:  strings.Replace(validSSO, "[https://app.example.com/callback]", "[]", 1),
+			want: []string{`8:22: sso.apps[0].redirect_uris: empty list; expected a list of the URIs the browser is sent back to`},
+		},
+		{
+			name: "plain http redirect URI",
+			src:  strings.Replace(validSSO, "https://app.example.com/callback", "http://app.example.com/callback", 1),
+			want: []string{`8:23: sso.apps[0].redirect_uris[0]: "http://app.example.com/callback" uses http; use https (plain http is allowed only for localhost, 127.0.0.1, ::1 and host names ending in .test)`},
+		},
+		{
+			name: "redirect URI with a fragment",
+			src:  strings.Replace(validSSO, "https://app.example.com/callback", "https://app.example.com/callback#top", 1),
+			want: []string{`8:23: sso.apps[0].redirect_uris[0]: "https://app.example.com/callback#top" has a fragment; expected an absolute https URL without a fragment`},
+		},
+		{
+			name: "redirect URI with user information",
+			src:  strings.Replace(validSSO, "https://app.example.com/callback", "https://me@app.example.com/callback", 1),
+			want: []string{`8:23: sso.apps[0].redirect_uris[0]: "https://me@app.example.com/callback" contains user information; expected an absolute https URL`},
+		},
+		{
+			name: "relative redirect URI",
+			src:  strings.Replace(validSSO, "https://app.example.com/callback", "/callback", 1),
+			want: []string{`8:23: sso.apps[0].redirect_uris[0]: "/callback" is not an absolute URL; expected an absolute https URL`},
+		},
+		{
+			name: "duplicate redirect URI",
+			src:  strings.Replace(validSSO, "[https://app.example.com/callback]", "[https://a.example.com/cb, https://a.example.com/cb]", 1),
+			want: []string{`8:49: sso.apps[0].redirect_uris[1]: "https://a.example.com/cb" is a duplicate of sso.apps[0].redirect_uris[0]; expected each redirect URI once`},
+		},
+		{
+			name:  "secret instead of its hash",
+			src:   strings.Replace(validSSO, testBcrypt, "hunter2", 1),
+			want:  []string{`9:20: sso.apps[0].secret_hash: not a valid secret hash (`},
+			hints: []string{`; expected the client secret's hash as printed by kerbgate hash-secret`},
+		},
+		{
+			name: "token_ttl too short",
+			src:  validSSO + "      token_ttl: 500ms\n",
+			want: []string{`10:18: sso.apps[0].token_ttl: "500ms" is too short; expected a duration from 1s to 10m, like 60s`},
+		},
+		{
+			name: "session_ttl without a unit",
+			src:  validSSO + "      session_ttl: 3600\n",
+			want: []string{`10:20: sso.apps[0].session_ttl: 3600 is a number without a unit; expected Go duration syntax like 5m or 300s`},
+		},
+		{
+			name: "invalid SID",
+			src:  validSSO + "      allowed_groups: [S-1-5-21-x]\n",
+			want: []string{`10:24: sso.apps[0].allowed_groups[0]: "S-1-5-21-x" is not a valid SID (sub-authority "x" is not a number from 0 to 4294967295); expected a SID like S-1-5-21-…-1110, or a group name`},
+		},
+		{
+			name: "lower-case SID",
+			src:  validSSO + "      allowed_groups: [s-1-5-32-544]\n",
+			want: []string{`10:24: sso.apps[0].allowed_groups[0]: "s-1-5-32-544" is not a valid SID (it starts with a lower-case s: "S-1-5-32-544")`},
+		},
+		{
+			name: "duplicate group",
+			src:  validDir + strings.TrimPrefix(validSSO, valid) + "      allowed_groups: [Staff, staff]\n",
+			want: []string{`18:31: sso.apps[0].allowed_groups[1]: "staff" is a duplicate of sso.apps[0].allowed_groups[0] (groups compare case-insensitively); expected each group once`},
+		},
+		{
+			name: "group name without a directory",
+			src:  validSSO + "      allowed_groups: [staff, S-1-5-32-544]\n",
+			want: []string{`10:24: sso.apps[0].allowed_groups[0]: "staff" is a group name, and sso.apps[0] needs directory to look it up: the file has no directory section; expected a directory section, or the group's SID like S-1-5-21-…-1110`},
+		},
+		{
+			name: "require_directory without a directory",
+			src:  validSSO + "      require_directory: true\n",
+			want: []string{`10:26: sso.apps[0]: needs directory: require_directory is true but the file has no directory section; expected a directory section, or require_directory: false`},
+		},
+		{
+			name: "app field misspelt",
+			src:  validSSO + "      redirect_uri: https://app.example.com/callback\n",
+			want: []string{`10:7: sso.apps[0].redirect_uri: unknown field; did you mean redirect_uris?`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkInvalid(t, tc) })
 	}
 }

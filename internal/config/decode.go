@@ -438,6 +438,25 @@ func (f *field) durationUpTo(hi time.Duration) (time.Duration, bool) {
 	return v, true
 }
 
+// durationIn returns a duration from lo to hi inclusive, reporting others.
+func (f *field) durationIn(lo, hi time.Duration) (time.Duration, bool) {
+	v, ok := f.duration()
+	switch {
+	case !ok:
+		return 0, false
+	case v < 0 && lo >= 0:
+		f.invalid("%s is negative", describe(f.val))
+		return 0, false
+	case v < lo:
+		f.invalid("%s is too short", describe(f.val))
+		return 0, false
+	case v > hi:
+		f.invalid("%s is too long", describe(f.val))
+		return 0, false
+	}
+	return v, true
+}
+
 // intIn returns an integer from lo to hi inclusive, reporting others.
 func (f *field) intIn(lo, hi int) (int, bool) {
 	v, ok := f.int()
@@ -472,8 +491,19 @@ func (f *field) list(itemExpect string) ([]*field, bool) {
 			at:     n,
 			val:    deref(n),
 		}
+		f.d.values[items[i].path] = n
 	}
 	return items, true
+}
+
+// mapping returns the mapping a field holds, for lists of mappings (an absent or null
+// value is an empty mapping). Fields missing from it are reported at the value.
+func (f *field) mapping(expect string) *mapping {
+	at := top
+	if f.at != nil {
+		at = posOf(f.at)
+	}
+	return f.d.newMapping(f.path, at, f.at, expect)
 }
 
 // strings returns a list's items as strings with their fields (for per-item errors),

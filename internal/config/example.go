@@ -1,7 +1,9 @@
 package config
 
-// Example returns a complete configuration file, every field set and commented. It
-// parses as is once the keytab it names exists (`kerbgate example-config` prints it).
+// Example returns a complete configuration file, every field set and commented (the
+// fields of the other directory bind method in comments). It parses as is once the
+// files it names exist: the keytab, the directory's CA file and its bind password
+// file (`kerbgate example-config` prints it).
 func Example() string { return example }
 
 const example = `# kerbgate configuration.
@@ -59,4 +61,79 @@ log:
   # When true, refusals carry a Kerbgate-Reason response header saying why
   # sign-in failed. Useful while setting up; it also helps attackers.
   expose_reasons: false
+
+# The Active Directory (LDAP) server kerbgate asks about accounts and groups.
+# Optional: without this section, apps can only allow groups by SID.
+directory:
+  # ldaps://host[:port] (port 636 by default) or ldap://host[:port] (389).
+  url: ldaps://dc1.example.test:636
+  # Upgrade an ldap:// connection to TLS with StartTLS. A simple bind over
+  # ldap:// needs it.
+  start_tls: false
+  # PEM file of the CA certificates that sign the server's certificate.
+  # Required with ldaps:// or start_tls.
+  ca_file: /etc/kerbgate/ad-ca.pem
+  # The name the server's certificate carries; the host of url by default.
+  server_name: dc1.example.test
+  # Accept a certificate that names the server only in its Common Name (no
+  # subject alternative names), as Samba's self-made one does. The chain is
+  # still verified against ca_file.
+  tls_legacy_cn: false
+  # Where searches for accounts and groups start.
+  base_dn: DC=example,DC=test
+  # How kerbgate authenticates to the server.
+  bind:
+    # simple (a DN and a password) or gssapi (a keytab).
+    method: simple
+    # simple: the account kerbgate binds as.
+    dn: CN=svc-ldap,CN=Users,DC=example,DC=test
+    # simple: the password, in a file only the kerbgate user can read
+    # (chmod 600), or in an environment variable. Set exactly one of
+    # password_file and password_env; never the password itself here.
+    password_file: /etc/kerbgate/ldap.password
+    # password_env: KERBGATE_LDAP_PASSWORD
+    # gssapi, instead of dn and the password: a keytab with the key of an
+    # account, and its name without @REALM (the realm is kerberos.realm).
+    # keytab: /etc/kerbgate/svc-gw-account.keytab
+    # principal: svc-gw
+  # How long answers are cached (0 disables the cache, at most 1h).
+  cache_ttl: 60s
+  # The longest an exchange with the server may take (at most 1m).
+  timeout: 5s
+
+store:
+  # The database file for sessions and one-time tokens. Relative paths are
+  # resolved against the directory of this file, which is the default place;
+  # the directory must exist.
+  path: kerbgate.db
+
+sso:
+  # The name of kerbgate's own browser session cookie.
+  cookie_name: kerbgate_session
+  # How long kerbgate's own browser session lasts (1m to 720h).
+  browser_session_ttl: 8h
+  # Applications that sign users in through kerbgate (see docs/handoff.md).
+  apps:
+      # Lower-case letters, digits, '.', '_' and '-'; the app's client id.
+    - id: demo
+      # Shown to people.
+      name: Demo application
+      # Where browsers are sent back with an ssoToken, compared exactly.
+      # https, except for localhost, 127.0.0.1, ::1 and hosts ending in .test.
+      redirect_uris:
+        - http://app.example.test:9090/callback
+      # The client secret's hash, as printed by kerbgate hash-secret.
+      secret_hash: $argon2id$v=19$m=65536,t=3,p=4$a2VyYmdhdGUtZXhhbXBsZQ$tfWZn4lyEkJm5sp9a824NaLHsoW8fH9jzp2DXFbGSyY
+      # How long an ssoToken may be redeemed (1s to 10m).
+      token_ttl: 60s
+      # How long the app session made by redeeming it lasts (1m to 720h).
+      session_ttl: 8h
+      # Who may sign in: members of any of these groups, by SID or by name
+      # (names need the directory). Empty or absent: any signed-in user.
+      allowed_groups:
+        - staff
+        - S-1-5-21-1-2-3-1110
+      # Require the account to be found, enabled and unexpired in the
+      # directory. true by default when there is a directory section.
+      require_directory: true
 `

@@ -187,11 +187,7 @@ func decodeKeytabs(f *field, k *Kerberos) {
 			it.invalid("empty path")
 			continue
 		}
-		abs := it.d.resolvePath(p)
-		shown := describe(it.val)
-		if abs != p {
-			shown += " (resolved to " + abs + ")"
-		}
+		abs, shown := resolvedPath(it, p)
 		if first, dup := seen[abs]; dup {
 			it.errorf("%s is the same file as %s; expected each keytab once", shown, first)
 			continue
@@ -206,7 +202,12 @@ func decodeKeytabs(f *field, k *Kerberos) {
 // checkKeytab reports whether path is a readable regular file, reporting why not. It
 // does not read the file: keys are loaded by the server.
 func checkKeytab(f *field, path, shown string) bool {
-	const expect = "a readable keytab file (relative paths are resolved against the configuration file's directory)"
+	return checkReadable(f, path, shown, "a readable keytab file (relative paths are resolved against the configuration file's directory)")
+}
+
+// checkReadable reports whether path is a regular file kerbgate can open, reporting
+// why not as "SHOWN why; expected EXPECT". It does not read the file.
+func checkReadable(f *field, path, shown, expect string) bool {
 	st, err := os.Stat(path)
 	if err != nil {
 		var why string
@@ -240,6 +241,17 @@ func checkKeytab(f *field, path, shown string) bool {
 	}
 	file.Close()
 	return true
+}
+
+// resolvedPath resolves a path from the file and describes it for messages: the value
+// as written, and what it resolved to if that differs.
+func resolvedPath(f *field, p string) (abs, shown string) {
+	abs = f.d.resolvePath(p)
+	shown = describe(f.val)
+	if abs != p {
+		shown += " (resolved to " + abs + ")"
+	}
+	return abs, shown
 }
 
 func pathErrCause(err error) string {

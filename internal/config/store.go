@@ -1,0 +1,55 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Store is the store section: where kerbgate keeps its state (sessions, one-time
+// tokens) across restarts.
+type Store struct {
+	// Path is the absolute path of the database file; "kerbgate.db" in the
+	// configuration file's directory by default. Relative paths in the file are
+	// resolved against that directory. Its parent directory exists; the file itself
+	// need not.
+	Path string
+}
+
+const defaultStorePath = "kerbgate.db"
+
+func decodeStore(m *mapping, c *Config) {
+	// The default is in the configuration file's directory, which exists when the file
+	// was loaded from it.
+	c.Store.Path = m.d.resolvePath(defaultStorePath)
+
+	f := m.field("path", "the path of the database file, in an existing directory (relative paths are resolved against the configuration file's directory)")
+	s, ok := f.str()
+	if !ok {
+		return
+	}
+	if s == "" {
+		f.invalid("empty path")
+		return
+	}
+	abs, shown := resolvedPath(f, s)
+	if st, err := os.Stat(abs); err == nil && st.IsDir() {
+		f.errorf("%s is a directory; expected %s", shown, f.expect)
+		return
+	}
+	parent := filepath.Dir(abs)
+	st, err := os.Stat(parent)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		f.errorf("%s is in %s, which does not exist; expected %s", shown, parent, f.expect).Err = err
+		return
+	case err != nil:
+		f.errorf("%s is in %s, which cannot be read: %s; expected %s", shown, parent, pathErrCause(err), f.expect).Err = err
+		return
+	case !st.IsDir():
+		f.errorf("%s is in %s, which is not a directory; expected %s", shown, parent, f.expect)
+		return
+	}
+	c.Store.Path = abs
+}
