@@ -1,0 +1,138 @@
+// Package store owns kerbgate's shared state behind small interfaces: single-use
+// handoff tokens, sessions and replay-cache entries. It provides an embedded bbolt
+// implementation (Bolt); a Redis implementation comes later and must pass the same
+// behaviour suite (package storetest).
+//
+// Secret identifiers (handoff tokens, session ids) are stored only as SHA-256 hashes:
+// the store hashes what it is given, and nothing here stores or logs the raw value
+// (errors never include it). Replay keys are already derived digests and are stored
+// as given.
+//
+// The package must not know HTTP or applications' policies: callers decide lifetimes
+// and pass the times; the store only records, expires and consumes.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/krb/replay"
+)
+
+// Token is what a single-use handoff token stands for.
+type Token struct {
+	AppID       string
+	RedirectURI string
+	Identity    identity.Identity
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+}
+
+// Session is a signed-in session.
+type Session struct {
+	// AppID is the application the session belongs to; "" for kerbgate's own
+	// browser session.
+	AppID     string
+	Identity  identity.Identity
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+var (
+	// ErrNotFound means the token or session is unknown, revoked or already purged.
+	ErrNotFound = errors.New("store: not found")
+	// ErrTokenUsed means the token was taken before. A tombstone is kept until the
+	// token's ExpiresAt so that a second take reports this rather than ErrNotFound.
+	ErrTokenUsed = errors.New("store: token already used")
+	// ErrExpired means the token or session exists but its ExpiresAt has passed.
+	ErrExpired = errors.New("store: expired")
+	// ErrExists means PutToken was given a token that is already recorded (live or
+	// used); tokens are never overwritten, so a used token cannot be revived.
+	ErrExists = errors.New("store: token already exists")
+	// ErrLocked means another process holds the store file open.
+	ErrLocked = errors.New("store file is locked by another kerbgate process")
+)
+
+// Tokens records single-use handoff tokens.
+type Tokens interface {
+	// PutToken records token until t.ExpiresAt. It fails with ErrExists if the token
+	// was recorded before.
+	PutToken(ctx context.Context, token string, t Token) error
+	// TakeToken atomically returns and consumes the token: of N concurrent calls at
+	// most one succeeds. It fails with ErrNotFound, ErrTokenUsed or ErrExpired
+	// (now at or after ExpiresAt).
+	TakeToken(ctx context.Context, token string, now time.Time) (Token, error)
+}
+
+// Sessions records sessions by id.
+type Sessions interface {
+	// PutSession records (or replaces) the session id until s.ExpiresAt.
+	PutSession(ctx context.Context, id string, s Session) error
+	// GetSession returns the session; ErrNotFound (including revoked) or ErrExpired
+	// (now at or after ExpiresAt).
+	GetSession(ctx context.Context, id string, now time.Time) (Session, error)
+	// DeleteSession revokes the session; ErrNotFound if absent.
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// Store is everything kerbgate keeps in shared state.
+type Store interface {
+	Tokens
+	Sessions
+	replay.Cache
+	Close() error
+}
+
+// idBytes is the number of random bytes in an id from NewID.
+const idBytes = 32
+
+// NewID returns 32 random bytes from r (crypto/rand when r is nil) encoded as
+// base64url without padding (43 characters). It is used for handoff tokens and
+// session ids.
+func NewID(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [idBytes]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("store: reading random id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// hashID returns the storage key for a secret id. Implementations must key records
+// by this hash and never by the raw value.
+func hashID(id string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(id))
+}
+
+// checkID rejects empty ids without echoing any value.
+func checkID(what, id string) error {
+	if id == "" {
+		return fmt.Errorf("store: empty %s", what)
+	}
+	return nil
+}
+
+// checkExpiry rejects records without an expiry: every record must be purgeable.
+func checkExpiry(what string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("store: %s without ExpiresAt", what)
+	}
+	return nil
+}
+
+// ctxErr reports a cancelled context before any work starts.
+func ctxErr(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,453 @@
+// Package storetest is the behaviour suite every store.Store implementation must
+// pass: the embedded bbolt store runs it today and a Redis store will run the same
+// tests. It lives in a non-test file so other packages' tests can import it.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/krb/replay"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// Alice is the identity the suite stores.
+func Alice() identity.Identity {
+	return identity.Identity{
+		Principal:      "alice@EXAMPLE.TEST",
+		UPN:            "alice@example.test",
+		SAMAccountName: "alice",
+		Realm:          "EXAMPLE.TEST",
+		DNSDomain:      "example.test",
+		DisplayName:    "Alice Example",
+		Mail:           "alice@example.test",
+		SID:            "S-1-5-21-1-2-3-1104",
+		Groups:         []string{"S-1-5-21-1-2-3-513", "S-1-5-21-1-2-3-1105"},
+		AuthMethod:     "kerberos",
+	}
+}
+
+// base is a time near the wall clock (a networked store may derive TTLs from it),
+// truncated so round trips through any encoding compare exactly.
+func base() time.Time { return time.Now().Truncate(time.Millisecond) }
+
+func newID(t *testing.T) string {
+	t.Helper()
+	id, err := store.NewID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// SampleToken returns a token issued at now that expires after ttl.
+func SampleToken(now time.Time, ttl time.Duration) store.Token {
+	return store.Token{
+		AppID:       "wiki",
+		RedirectURI: "https://wiki.example.test/sso/callback",
+		Identity:    Alice(),
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(ttl),
+	}
+}
+
+// SampleSession returns a session created at now that expires after ttl.
+func SampleSession(now time.Time, ttl time.Duration) store.Session {
+	return store.Session{
+		AppID:     "",
+		Identity:  Alice(),
+		CreatedAt: now,
+		ExpiresAt: now.Add(ttl),
+	}
+}
+
+// EqualToken reports whether two tokens are the same (times compared with Equal).
+func EqualToken(a, b store.Token) bool {
+	return a.AppID == b.AppID && a.RedirectURI == b.RedirectURI &&
+		reflect.DeepEqual(a.Identity, b.Identity) &&
+		a.IssuedAt.Equal(b.IssuedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+// EqualSession reports whether two sessions are the same (times compared with Equal).
+func EqualSession(a, b store.Session) bool {
+	return a.AppID == b.AppID && reflect.DeepEqual(a.Identity, b.Identity) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+func wantErr(t *testing.T, what string, got, want error) {
+	t.Helper()
+	if !errors.Is(got, want) {
+		t.Fatalf("%s: error %v, want %v", what, got, want)
+	}
+}
+
+// RunSuite runs the behaviour tests. open must return a fresh, empty store for
+// each call and arrange for it to be closed when t ends.
+func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := context.Background()
+
+	t.Run("TokenTakenOnce", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		tok, want := newID(t), SampleToken(now, 5*time.Minute)
+		if err := s.PutToken(ctx, tok, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.TakeToken(ctx, tok, now.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !EqualToken(got, want) {
+			t.Fatalf("took %+v, want %+v", got, want)
+		}
+		_, err = s.TakeToken(ctx, tok, now.Add(2*time.Second))
+		wantErr(t, "second take", err, store.ErrTokenUsed)
+		_, err = s.TakeToken(ctx, tok, now.Add(3*time.Second))
+		wantErr(t, "third take", err, store.ErrTokenUsed)
+	})
+
+	t.Run("TokenUnknown", func(t *testing.T) {
+		s := open(t)
+		_, err := s.TakeToken(ctx, newID(t), base())
+		wantErr(t, "unknown token", err, store.ErrNotFound)
+	})
+
+	t.Run("TokenExpired", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		tok, tk := newID(t), SampleToken(now, time.Minute)
+		if err := s.PutToken(ctx, tok, tk); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.TakeToken(ctx, tok, tk.ExpiresAt)
+		wantErr(t, "take at ExpiresAt", err, store.ErrExpired)
+		_, err = s.TakeToken(ctx, tok, tk.ExpiresAt.Add(time.Hour))
+		wantErr(t, "take after ExpiresAt", err, store.ErrExpired)
+		// A refused take consumes nothing: just before expiry it still works.
+		if _, err := s.TakeToken(ctx, tok, tk.ExpiresAt.Add(-time.Millisecond)); err != nil {
+			t.Fatalf("take just before expiry: %v", err)
+		}
+	})
+
+	t.Run("TokenNotOverwritten", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		tok := newID(t)
+		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TakeToken(ctx, tok, now); err != nil {
+			t.Fatal(err)
+		}
+		// Re-putting a used token must not revive it.
+		wantErr(t, "put of used token", s.PutToken(ctx, tok, SampleToken(now, time.Minute)), store.ErrExists)
+		_, err := s.TakeToken(ctx, tok, now)
+		wantErr(t, "take after re-put", err, store.ErrTokenUsed)
+	})
+
+	t.Run("TokenConcurrentTake", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		tok := newID(t)
+		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		const n = 50
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			errs  = make([]error, n)
+		)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = s.TakeToken(ctx, tok, now)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ok, used := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrTokenUsed):
+				used++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 || used != n-1 {
+			t.Fatalf("%d successes and %d ErrTokenUsed, want 1 and %d", ok, used, n-1)
+		}
+	})
+
+	t.Run("TokensAndSessionsSeparate", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		id := newID(t)
+		if err := s.PutSession(ctx, id, SampleSession(now, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.TakeToken(ctx, id, now)
+		wantErr(t, "session id taken as token", err, store.ErrNotFound)
+		tok := newID(t)
+		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.GetSession(ctx, tok, now)
+		wantErr(t, "token read as session", err, store.ErrNotFound)
+	})
+
+	t.Run("SessionLifecycle", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		id, want := newID(t), SampleSession(now, time.Hour)
+		if err := s.PutSession(ctx, id, want); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // reading does not consume
+			got, err := s.GetSession(ctx, id, now.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !EqualSession(got, want) {
+				t.Fatalf("got %+v, want %+v", got, want)
+			}
+		}
+		_, err := s.GetSession(ctx, id, want.ExpiresAt)
+		wantErr(t, "get at ExpiresAt", err, store.ErrExpired)
+		_, err = s.GetSession(ctx, id, want.ExpiresAt.Add(time.Hour))
+		wantErr(t, "get after ExpiresAt", err, store.ErrExpired)
+
+		// Put replaces: an extended session is valid again.
+		ext := want
+		ext.AppID = "wiki"
+		ext.ExpiresAt = want.ExpiresAt.Add(2 * time.Hour)
+		if err := s.PutSession(ctx, id, ext); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetSession(ctx, id, want.ExpiresAt.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !EqualSession(got, ext) {
+			t.Fatalf("after replace got %+v, want %+v", got, ext)
+		}
+	})
+
+	t.Run("SessionRevoked", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		id, other := newID(t), newID(t)
+		for _, x := range []string{id, other} {
+			if err := s.PutSession(ctx, x, SampleSession(now, time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteSession(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.GetSession(ctx, id, now)
+		wantErr(t, "get revoked", err, store.ErrNotFound)
+		wantErr(t, "delete twice", s.DeleteSession(ctx, id), store.ErrNotFound)
+		if _, err := s.GetSession(ctx, other, now); err != nil {
+			t.Fatalf("other session after revoke: %v", err)
+		}
+	})
+
+	t.Run("SessionUnknown", func(t *testing.T) {
+		s := open(t)
+		_, err := s.GetSession(ctx, newID(t), base())
+		wantErr(t, "get unknown", err, store.ErrNotFound)
+		wantErr(t, "delete unknown", s.DeleteSession(ctx, newID(t)), store.ErrNotFound)
+	})
+
+	t.Run("ReplaySeenBefore", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		var k, other replay.Key
+		copy(k[:], "authenticator-01")
+		copy(other[:], "authenticator-02")
+		exp := now.Add(5 * time.Minute)
+		check := func(what string, k replay.Key, now, exp time.Time, want bool) {
+			t.Helper()
+			got, err := s.SeenBefore(k, now, exp)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if got != want {
+				t.Fatalf("%s: SeenBefore = %v, want %v", what, got, want)
+			}
+		}
+		check("first", k, now, exp, false)
+		check("second", k, now.Add(time.Second), exp, true)
+		check("at expiry", k, exp, exp, true)
+		check("other key", other, now, exp, false)
+		check("after expiry", k, exp.Add(time.Nanosecond), exp.Add(5*time.Minute), false)
+		check("again after re-recording", k, exp.Add(time.Second), exp.Add(5*time.Minute), true)
+	})
+
+	t.Run("ReplayConcurrent", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		var k replay.Key
+		copy(k[:], "concurrent-key-1")
+		const n = 20
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			fresh int
+		)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				seen, err := s.SeenBefore(k, now, now.Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !seen {
+					mu.Lock()
+					fresh++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if fresh != 1 {
+			t.Fatalf("%d callers saw the key as new, want 1", fresh)
+		}
+	})
+
+	t.Run("CancelledContext", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		tok := newID(t)
+		if err := s.PutToken(cctx, tok, SampleToken(now, time.Minute)); err == nil {
+			t.Fatal("PutToken with a cancelled context succeeded")
+		}
+		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TakeToken(cctx, tok, now); err == nil {
+			t.Fatal("TakeToken with a cancelled context succeeded")
+		}
+		// The refused take consumed nothing.
+		if _, err := s.TakeToken(ctx, tok, now); err != nil {
+			t.Fatalf("take after cancelled take: %v", err)
+		}
+	})
+
+	t.Run("RejectsEmpty", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		if err := s.PutToken(ctx, "", SampleToken(now, time.Minute)); err == nil {
+			t.Error("PutToken accepted an empty token")
+		}
+		if err := s.PutSession(ctx, "", SampleSession(now, time.Minute)); err == nil {
+			t.Error("PutSession accepted an empty id")
+		}
+		if err := s.PutToken(ctx, newID(t), store.Token{AppID: "wiki"}); err == nil {
+			t.Error("PutToken accepted a token without ExpiresAt")
+		}
+		if err := s.PutSession(ctx, newID(t), store.Session{}); err == nil {
+			t.Error("PutSession accepted a session without ExpiresAt")
+		}
+	})
+
+	t.Run("ErrorsDoNotLeakSecrets", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		tok, id := newID(t), newID(t)
+		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		var errs []error
+		_, err := s.TakeToken(ctx, tok, now.Add(time.Hour))
+		errs = append(errs, err)
+		_, err = s.TakeToken(ctx, id, now)
+		errs = append(errs, err)
+		_, err = s.GetSession(ctx, id, now)
+		errs = append(errs, err, s.DeleteSession(ctx, id))
+		for _, err := range errs {
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			msg := err.Error()
+			for _, secret := range []string{tok, id, fmt.Sprintf("%x", sha256.Sum256([]byte(tok)))} {
+				if strings.Contains(msg, secret) {
+					t.Fatalf("error %q reveals a secret", msg)
+				}
+			}
+		}
+	})
+}
+
+// RunPersistence checks that sessions and unused tokens survive a restart while used
+// tokens stay used. open returns a fresh store and a function that reopens the same
+// underlying state after the first store is closed; it must arrange cleanup.
+func RunPersistence(t *testing.T, open func(t *testing.T) (s store.Store, reopen func(t *testing.T) store.Store)) {
+	ctx := context.Background()
+	s, reopen := open(t)
+	now := base()
+	unused, used, sid := newID(t), newID(t), newID(t)
+	tk, sess := SampleToken(now, time.Hour), SampleSession(now, time.Hour)
+	for _, tok := range []string{unused, used} {
+		if err := s.PutToken(ctx, tok, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.TakeToken(ctx, used, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, sid, sess); err != nil {
+		t.Fatal(err)
+	}
+	var k replay.Key
+	copy(k[:], "persisted-replay")
+	if _, err := s.SeenBefore(k, now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = reopen(t)
+	gotS, err := s.GetSession(ctx, sid, now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("session after reopen: %v", err)
+	}
+	if !EqualSession(gotS, sess) {
+		t.Fatalf("session after reopen %+v, want %+v", gotS, sess)
+	}
+	gotT, err := s.TakeToken(ctx, unused, now.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("unused token after reopen: %v", err)
+	}
+	if !EqualToken(gotT, tk) {
+		t.Fatalf("token after reopen %+v, want %+v", gotT, tk)
+	}
+	_, err = s.TakeToken(ctx, used, now.Add(time.Minute))
+	wantErr(t, "used token after reopen", err, store.ErrTokenUsed)
+	seen, err := s.SeenBefore(k, now.Add(time.Minute), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !seen {
+		t.Fatal("replay entry lost on reopen")
+	}
+}
