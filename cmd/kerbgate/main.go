@@ -27,6 +27,8 @@ Usage:
   kerbgate serve --config FILE     run the gateway
   kerbgate check-config --config FILE
                                    validate a configuration file and exit
+  kerbgate hash-secret [--generate] < secret
+                                   print the secret_hash of an application's client secret
   kerbgate example-config          print a commented example configuration
   kerbgate version                 print the version
 `
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s: OK\n", cfg.Path)
 		}
 		return code
+	case "hash-secret":
+		return hashSecretCmd(args[1:], os.Stdin, stdout, stderr)
 	case "example-config":
 		fmt.Fprint(stdout, config.Example())
 		return 0
@@ -97,6 +101,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
+	defer srv.Close()
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
 		log.Error("cannot listen", "address", cfg.Listen.Address, "error", err.Error())

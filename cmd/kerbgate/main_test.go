@@ -2,10 +2,18 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckConfigReportsEveryErrorWithItsPlace(t *testing.T) {
@@ -42,7 +50,15 @@ func TestExampleConfigChecksOnceItsKeytabExists(t *testing.T) {
 	if err := os.WriteFile(keytab, []byte{5, 2}, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.ReplaceAll(example.String(), "/etc/kerbgate/svc-gw.keytab", keytab)
+	ca, password := filepath.Join(dir, "ad-ca.pem"), filepath.Join(dir, "ldap.password")
+	if err := os.WriteFile(ca, selfSignedPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(password, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("/etc/kerbgate/svc-gw.keytab", keytab, "/etc/kerbgate/ad-ca.pem", ca,
+		"/etc/kerbgate/ldap.password", password).Replace(example.String())
 	path := filepath.Join(dir, "kerbgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,4 +74,19 @@ func TestUnknownCommandShowsUsage(t *testing.T) {
 	if code := run([]string{"frobnicate"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "kerbgate serve --config FILE") {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+}
+
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kerbgate/kerbgate/internal/secret"
 )
 
 // SSO is the sso section: kerbgate's own browser session and the applications that
@@ -59,7 +61,7 @@ const (
 )
 
 // checkSecretHash validates sso.apps[].secret_hash.
-var checkSecretHash func(encoded string) error = checkSecretHashShape
+var checkSecretHash func(encoded string) error = secret.Check
 
 // checkSecretHashShape is a minimal check of a hash's encoding: an argon2id PHC string
 // ($argon2id$v=19$m=…,t=…,p=…$salt$hash) or a bcrypt hash ($2a$, $2b$ or $2y$).

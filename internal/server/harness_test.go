@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type gateway struct {
 	port int
 	srv  *Server
 	logs *lockedBuffer
+	stop func() // shuts the server down (idempotent)
 }
 
 type lockedBuffer struct {
@@ -69,9 +71,17 @@ func baseConfig(r *testrealm.Realm) *config.Config {
 
 func startGateway(t *testing.T, cfg *config.Config) *gateway {
 	t.Helper()
+	return startGatewayWith(t, cfg, Options{})
+}
+
+func startGatewayWith(t *testing.T, cfg *config.Config, opts Options) *gateway {
+	t.Helper()
 	g := &gateway{t: t, logs: &lockedBuffer{}}
+	if cfg.Store.Path == "" {
+		cfg.Store.Path = filepath.Join(t.TempDir(), "kerbgate.db")
+	}
 	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, log, Options{})
+	srv, err := New(cfg, log, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +94,20 @@ func startGateway(t *testing.T, cfg *config.Config) *gateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
+	var once sync.Once
+	g.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+			if err := srv.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
+		g.stop()
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", g.logs.String())
 		}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,11 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
 	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/sso"
+	"github.com/kerbgate/kerbgate/internal/store"
 )
 
 // Server is a configured kerbgate instance.
@@ -34,6 +38,7 @@ type Server struct {
 	handler  http.Handler
 	Acceptor *acceptor.Acceptor
 	Registry *prometheus.Registry
+	closers  []io.Closer
 }
 
 // Options carry what tests inject.
@@ -86,13 +91,89 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /whoami", signIn(http.HandlerFunc(whoami)))
+
+	closers := []io.Closer{}
+	var dir sso.Directory
+	if cfg.Directory.Enabled {
+		d, err := openDirectory(cfg)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, d)
+		dir = d
+	}
+	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", cfg.Store.Path, err)
+	}
+	closers = append(closers, st)
+	handoff, err := sso.New(sso.Options{
+		Apps:              cfg.SSO.Apps,
+		CookieName:        cfg.SSO.CookieName,
+		BrowserSessionTTL: cfg.SSO.BrowserSessionTTL,
+		SignIn:            signIn,
+		Directory:         dir,
+		Store:             st,
+		Reporter:          rep,
+		Log:               log,
+		Registerer:        reg,
+		Now:               opts.Now,
+	})
+	if err != nil {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, err
+	}
+	handoff.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	return &Server{cfg: cfg, log: log, handler: mux, Acceptor: acc, Registry: reg}, nil
+	return &Server{cfg: cfg, log: log, handler: mux, Acceptor: acc, Registry: reg, closers: closers}, nil
+}
+
+func openDirectory(cfg *config.Config) (*directory.Directory, error) {
+	dc := directory.Config{
+		URL:              cfg.Directory.URL,
+		StartTLS:         cfg.Directory.StartTLS,
+		CACertFile:       cfg.Directory.CAFile,
+		ServerName:       cfg.Directory.ServerName,
+		LegacyCommonName: cfg.Directory.LegacyCommonName,
+		BaseDN:           cfg.Directory.BaseDN,
+		BindMethod:       cfg.Directory.BindMethod,
+		BindDN:           cfg.Directory.BindDN,
+		Keytab:           cfg.Directory.Keytab,
+		Principal:        cfg.Directory.Principal,
+		Realm:            cfg.Kerberos.Realm,
+		Timeout:          cfg.Directory.Timeout,
+		CacheTTL:         cfg.Directory.CacheTTL,
+	}
+	if cfg.Directory.BindMethod == "simple" {
+		pw, err := cfg.Directory.Password()
+		if err != nil {
+			return nil, fmt.Errorf("directory bind password: %w", err)
+		}
+		dc.BindPassword = pw
+	}
+	d, err := directory.New(dc)
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	return d, nil
+}
+
+// Close releases the store and directory connections.
+func (s *Server) Close() error {
+	var first error
+	for _, c := range s.closers {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Handler returns the HTTP handler of every endpoint.

@@ -1,0 +1,537 @@
+// Package sso is the handoff flow of IIS + CAMServer single sign-on: a browser signs in
+// with Windows (Negotiate), kerbgate confirms the account in Active Directory, checks
+// the application's allowed groups, and redirects back to the application with a
+// one-time ssoToken; the application's back end redeems the token for the identity
+// and a session.
+//
+// It owns the /sso/ endpoints, the per-application policy (registered redirect URIs,
+// client secret, token and session lifetimes, allowed groups) and kerbgate's own
+// browser session. It must not verify Kerberos, speak LDAP or persist anything
+// itself: it composes the negotiate middleware, a Directory and a store.Store.
+package sso
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/secret"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// Directory confirms a signed-in user and resolves group names (the
+// *directory.Directory in production).
+type Directory interface {
+	Check(ctx context.Context, id *identity.Identity) (*directory.User, error)
+	GroupSID(ctx context.Context, name string) (string, error)
+}
+
+// Options configure the service.
+type Options struct {
+	Apps              []config.App
+	CookieName        string
+	BrowserSessionTTL time.Duration
+	// SignIn is the Negotiate middleware.
+	SignIn    func(http.Handler) http.Handler
+	Directory Directory // nil: no directory configured
+	Store     store.Store
+	Reporter  *refusal.Reporter
+	Log       *slog.Logger
+	// Registerer receives the handoff metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Now and Rand are injected for tests.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Service serves the /sso/ endpoints.
+type Service struct {
+	opts Options
+	apps map[string]*app
+
+	issued, redeemed *prometheus.CounterVec
+}
+
+type app struct {
+	config.App
+	// verified holds SHA-256 of the last client secret that verified against
+	// SecretHash, so that argon2id runs once per secret, not once per redemption.
+	mu       sync.Mutex
+	verified [sha256.Size]byte
+	hasKnown bool
+
+	// groupSIDs are AllowedGroups resolved to SIDs (names through the directory,
+	// on first use, so kerbgate starts while the directory is down).
+	groupsOnce sync.Mutex
+	groupSIDs  []string
+}
+
+// New checks the options and returns the service.
+func New(o Options) (*Service, error) {
+	if o.SignIn == nil || o.Store == nil || o.Reporter == nil || o.Log == nil {
+		return nil, errors.New("sso: SignIn, Store, Reporter and Log are required")
+	}
+	if o.CookieName == "" {
+		o.CookieName = "kerbgate_session"
+	}
+	if o.BrowserSessionTTL <= 0 {
+		o.BrowserSessionTTL = 8 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Service{opts: o, apps: map[string]*app{}}
+	for _, a := range o.Apps {
+		if a.RequireDirectory && o.Directory == nil {
+			return nil, fmt.Errorf("sso: app %s requires a directory but none is configured", a.ID)
+		}
+		s.apps[a.ID] = &app{App: a}
+	}
+	s.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_sso_tokens_issued_total", Help: "ssoTokens issued, by application.",
+	}, []string{"app"})
+	s.redeemed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_sso_tokens_redeemed_total", Help: "ssoTokens redeemed, by application.",
+	}, []string{"app"})
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.issued, s.redeemed} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Register adds the /sso/ endpoints to mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /sso/login", s.login)
+	mux.HandleFunc("POST /sso/redeem", s.redeem)
+	mux.HandleFunc("GET /sso/sessions/{id}", s.getSession)
+	mux.HandleFunc("DELETE /sso/sessions/{id}", s.deleteSession)
+	mux.HandleFunc("GET /sso/logout", s.logout)
+}
+
+const maxStateLen = 512
+
+// login is GET /sso/login?app=ID[&redirect_uri=URI][&state=S].
+func (s *Service) login(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	a, ok := s.apps[q.Get("app")]
+	if !ok {
+		s.refuse(w, r, reason.New(reason.UnknownApp, "no such app", "app", truncate(q.Get("app"), 64)))
+		return
+	}
+	redirect := q.Get("redirect_uri")
+	if redirect == "" {
+		redirect = a.RedirectURIs[0]
+	} else if !registered(a.RedirectURIs, redirect) {
+		// Checked before any sign-in, so a hostile link never yields a token.
+		s.refuse(w, r, reason.New(reason.RedirectNotRegistered, "redirect_uri is not registered for the app",
+			"app", a.ID, "redirect_uri", truncate(redirect, 256)))
+		return
+	}
+	state := q.Get("state")
+	if len(state) > maxStateLen {
+		s.refuse(w, r, reason.New(reason.BadRequest, "state parameter too long", "length", len(state)))
+		return
+	}
+	// kerbgate's own browser session spares a returning browser the Negotiate round
+	// trip; the directory and group checks still run on every login.
+	if id, ok := s.browserIdentity(r); ok {
+		s.complete(w, r, a, id, redirect, state)
+		return
+	}
+	s.opts.SignIn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, ok := negotiate.FromContext(r.Context())
+		if !ok {
+			s.refuse(w, r, reason.New(reason.Internal, "sign-in did not produce an identity"))
+			return
+		}
+		id := in.Identity
+		s.complete(w, r, a, &id, redirect, state)
+	})).ServeHTTP(w, r)
+}
+
+// complete runs the directory and group checks, issues the token and redirects.
+func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *app, id *identity.Identity, redirect, state string) {
+	ctx := r.Context()
+	now := s.opts.Now()
+	if a.RequireDirectory {
+		u, err := s.opts.Directory.Check(ctx, id)
+		if err != nil {
+			s.refuse(w, r, reason.Of(err))
+			return
+		}
+		enrich(id, u)
+	}
+	if err := s.checkGroups(ctx, a, id); err != nil {
+		s.refuse(w, r, reason.Of(err))
+		return
+	}
+	if err := s.ensureBrowserSession(w, r, id, now); err != nil {
+		s.refuse(w, r, reason.New(reason.Internal, "cannot store the browser session", "error", err.Error()))
+		return
+	}
+	token, err := store.NewID(s.opts.Rand)
+	if err != nil {
+		s.refuse(w, r, reason.New(reason.Internal, "cannot make a token", "error", err.Error()))
+		return
+	}
+	err = s.opts.Store.PutToken(ctx, token, store.Token{
+		AppID: a.ID, RedirectURI: redirect, Identity: *id, IssuedAt: now, ExpiresAt: now.Add(a.TokenTTL),
+	})
+	if err != nil {
+		s.refuse(w, r, reason.New(reason.Internal, "cannot store the token", "error", err.Error()))
+		return
+	}
+	u, err := url.Parse(redirect)
+	if err != nil { // registered URIs are validated at load time
+		s.refuse(w, r, reason.New(reason.Internal, "registered redirect URI does not parse", "error", err.Error()))
+		return
+	}
+	v := u.Query()
+	v.Set("ssoToken", token)
+	if state != "" {
+		v.Set("state", state)
+	}
+	u.RawQuery = v.Encode()
+	s.issued.WithLabelValues(a.ID).Inc()
+	s.opts.Log.Info("ssoToken issued", "app", a.ID, "user", id.Principal, "redirect_uri", redirect)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// enrich completes the ticket's identity with what the directory knows now: the
+// directory's group list is current, the PAC's is as old as the ticket.
+func enrich(id *identity.Identity, u *directory.User) {
+	if u == nil {
+		return
+	}
+	if u.DisplayName != "" {
+		id.DisplayName = u.DisplayName
+	}
+	if u.Mail != "" {
+		id.Mail = u.Mail
+	}
+	if id.UPN == "" {
+		id.UPN = u.UPN
+	}
+	if id.SAMAccountName == "" {
+		id.SAMAccountName = u.SAMAccountName
+	}
+	if id.SID == "" {
+		id.SID = u.SID
+	}
+	if len(u.Groups) > 0 {
+		id.Groups = u.Groups
+	}
+}
+
+func (s *Service) checkGroups(ctx context.Context, a *app, id *identity.Identity) error {
+	if len(a.AllowedGroups) == 0 {
+		return nil
+	}
+	sids, err := s.allowedSIDs(ctx, a)
+	if err != nil {
+		return err
+	}
+	for _, want := range sids {
+		if id.InGroup(want) || id.SID == want {
+			return nil
+		}
+	}
+	return reason.New(reason.NotInGroup, "user is in none of the app's allowed groups",
+		"app", a.ID, "user", id.Principal, "allowed_groups", strings.Join(a.AllowedGroups, ","))
+}
+
+func (s *Service) allowedSIDs(ctx context.Context, a *app) ([]string, error) {
+	a.groupsOnce.Lock()
+	defer a.groupsOnce.Unlock()
+	if a.groupSIDs != nil {
+		return a.groupSIDs, nil
+	}
+	sids := make([]string, 0, len(a.AllowedGroups))
+	for _, g := range a.AllowedGroups {
+		if strings.HasPrefix(g, "S-1-") {
+			sids = append(sids, g)
+			continue
+		}
+		if s.opts.Directory == nil {
+			return nil, reason.New(reason.Internal, "group names need a directory", "group", g)
+		}
+		sid, err := s.opts.Directory.GroupSID(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		sids = append(sids, sid)
+	}
+	a.groupSIDs = sids
+	return sids, nil
+}
+
+func registered(uris []string, u string) bool {
+	for _, r := range uris {
+		if r == u {
+			return true
+		}
+	}
+	return false
+}
+
+// browserIdentity returns the identity of kerbgate's browser session cookie, if valid.
+func (s *Service) browserIdentity(r *http.Request) (*identity.Identity, bool) {
+	c, err := r.Cookie(s.opts.CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return nil, false
+	}
+	sess, err := s.opts.Store.GetSession(r.Context(), c.Value, s.opts.Now())
+	if err != nil || sess.AppID != "" {
+		return nil, false
+	}
+	id := sess.Identity
+	return &id, true
+}
+
+func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, id *identity.Identity, now time.Time) error {
+	if _, ok := s.browserIdentity(r); ok {
+		return nil
+	}
+	sid, err := store.NewID(s.opts.Rand)
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Store.PutSession(r.Context(), sid, store.Session{
+		Identity: *id, CreatedAt: now, ExpiresAt: now.Add(s.opts.BrowserSessionTTL),
+	}); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.opts.CookieName, Value: sid, Path: "/sso/",
+		MaxAge: int(s.opts.BrowserSessionTTL / time.Second), HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// logout ends kerbgate's browser session.
+func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(s.opts.CookieName); err == nil && c.Value != "" && len(c.Value) <= 128 {
+		_ = s.opts.Store.DeleteSession(r.Context(), c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: s.opts.CookieName, Value: "", Path: "/sso/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "You are signed out of kerbgate.")
+}
+
+const maxRedeemBody = 8 << 10
+
+// redeem is POST /sso/redeem: the application's back end exchanges the ssoToken for
+// the identity and a session.
+func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxRedeemBody)
+	if err := r.ParseForm(); err != nil {
+		s.refuseAPI(w, r, reason.New(reason.BadRequest, "form does not parse", "error", err.Error()))
+		return
+	}
+	a, err := s.authenticateApp(r)
+	if err != nil {
+		s.refuseAPI(w, r, reason.Of(err))
+		return
+	}
+	token := r.PostForm.Get("ssoToken")
+	if token == "" || len(token) > 128 {
+		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "missing or oversized ssoToken", "app", a.ID, "cause", "malformed"))
+		return
+	}
+	now := s.opts.Now()
+	t, err := s.opts.Store.TakeToken(r.Context(), token, now)
+	if err != nil {
+		cause := "unknown"
+		switch {
+		case errors.Is(err, store.ErrTokenUsed):
+			cause = "used"
+		case errors.Is(err, store.ErrExpired):
+			cause = "expired"
+		case !errors.Is(err, store.ErrNotFound):
+			s.refuseAPI(w, r, reason.New(reason.Internal, "store failed", "error", err.Error()))
+			return
+		}
+		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token cannot be redeemed", "app", a.ID, "cause", cause))
+		return
+	}
+	if t.AppID != a.ID {
+		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token belongs to another app",
+			"app", a.ID, "token_app", t.AppID, "cause", "other_app"))
+		return
+	}
+	sid, err := store.NewID(s.opts.Rand)
+	if err != nil {
+		s.refuseAPI(w, r, reason.New(reason.Internal, "cannot make a session id", "error", err.Error()))
+		return
+	}
+	sess := store.Session{AppID: a.ID, Identity: t.Identity, CreatedAt: now, ExpiresAt: now.Add(a.SessionTTL)}
+	if err := s.opts.Store.PutSession(r.Context(), sid, sess); err != nil {
+		s.refuseAPI(w, r, reason.New(reason.Internal, "cannot store the session", "error", err.Error()))
+		return
+	}
+	s.redeemed.WithLabelValues(a.ID).Inc()
+	s.opts.Log.Info("ssoToken redeemed", "app", a.ID, "user", t.Identity.Principal)
+	writeJSON(w, http.StatusOK, sessionResponse(a.ID, sid, sess))
+}
+
+// SessionJSON is the session part of redeem and session answers.
+type SessionJSON struct {
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Response is what redeem and GET /sso/sessions/{id} answer.
+type Response struct {
+	App      string            `json:"app"`
+	Identity identity.Identity `json:"identity"`
+	Session  SessionJSON       `json:"session"`
+}
+
+func sessionResponse(appID, sid string, s store.Session) Response {
+	return Response{App: appID, Identity: s.Identity, Session: SessionJSON{ID: sid, ExpiresAt: s.ExpiresAt.UTC()}}
+}
+
+func (s *Service) getSession(w http.ResponseWriter, r *http.Request) {
+	a, sid, sess, ok := s.appSession(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionResponse(a.ID, sid, sess))
+}
+
+func (s *Service) deleteSession(w http.ResponseWriter, r *http.Request) {
+	a, sid, _, ok := s.appSession(w, r)
+	if !ok {
+		return
+	}
+	if err := s.opts.Store.DeleteSession(r.Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.refuseAPI(w, r, reason.New(reason.Internal, "cannot revoke the session", "error", err.Error()))
+		return
+	}
+	s.opts.Log.Info("session revoked", "app", a.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// appSession authenticates the app and loads one of its sessions.
+func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*app, string, store.Session, bool) {
+	a, err := s.authenticateApp(r)
+	if err != nil {
+		s.refuseAPI(w, r, reason.Of(err))
+		return nil, "", store.Session{}, false
+	}
+	sid := r.PathValue("id")
+	if sid == "" || len(sid) > 128 {
+		s.refuseAPI(w, r, reason.New(reason.SessionNotFound, "malformed session id", "app", a.ID))
+		return nil, "", store.Session{}, false
+	}
+	sess, err := s.opts.Store.GetSession(r.Context(), sid, s.opts.Now())
+	if err != nil || sess.AppID != a.ID {
+		// Another app's session is "not found": ids do not leak across apps.
+		cause := "unknown"
+		if err == nil {
+			cause = "other_app"
+		} else if errors.Is(err, store.ErrExpired) {
+			cause = "expired"
+		}
+		s.refuseAPI(w, r, reason.New(reason.SessionNotFound, "no such session for the app", "app", a.ID, "cause", cause))
+		return nil, "", store.Session{}, false
+	}
+	return a, sid, sess, true
+}
+
+// authenticateApp checks the client id and secret (HTTP Basic, or client_id and
+// client_secret form fields).
+func (s *Service) authenticateApp(r *http.Request) (*app, error) {
+	id, sec, ok := r.BasicAuth()
+	if !ok {
+		id, sec = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
+	}
+	a, known := s.apps[id]
+	if id == "" || sec == "" || !known {
+		// Spend the time a real check costs, so unknown ids are not told apart by timing.
+		_, _ = secret.Verify(dummyHash, sec)
+		return nil, reason.New(reason.BadClientCredentials, "unknown app or missing credentials", "client_id", truncate(id, 64))
+	}
+	if !a.secretOK(sec) {
+		return nil, reason.New(reason.BadClientCredentials, "wrong client secret", "client_id", id)
+	}
+	return a, nil
+}
+
+// dummyHash is a valid hash of a random value, verified against when the app is
+// unknown.
+var dummyHash = func() string {
+	h, err := secret.Hash("kerbgate-no-such-app")
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+func (a *app) secretOK(sec string) bool {
+	sum := sha256.Sum256([]byte(sec))
+	a.mu.Lock()
+	known, verified := a.hasKnown, a.verified
+	a.mu.Unlock()
+	if known && subtle.ConstantTimeCompare(sum[:], verified[:]) == 1 {
+		return true
+	}
+	ok, err := secret.Verify(a.SecretHash, sec)
+	if err != nil || !ok {
+		return false
+	}
+	a.mu.Lock()
+	a.verified, a.hasKnown = sum, true
+	a.mu.Unlock()
+	return true
+}
+
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, e *reason.Error) {
+	s.opts.Reporter.Refuse(w, r, e)
+}
+
+func (s *Service) refuseAPI(w http.ResponseWriter, r *http.Request, e *reason.Error) {
+	s.opts.Reporter.RefuseJSON(w, r, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
