@@ -35,7 +35,7 @@ var (
 	demoHash, staffHash string
 )
 
-func secretHashes(t *testing.T) (string, string) {
+func secretHashes(t testing.TB) (string, string) {
 	hashOnce.Do(func() {
 		var err error
 		if demoHash, err = secret.Hash(demoSecret); err != nil {
@@ -50,7 +50,7 @@ func secretHashes(t *testing.T) (string, string) {
 
 // handoffConfig is baseConfig plus a directory (LDAPS, proxy account) and two apps:
 // demo (any domain user) and staff-app (members of staff, nested included).
-func handoffConfig(t *testing.T, r *testrealm.Realm, appBase string) *config.Config {
+func handoffConfig(t testing.TB, r *testrealm.Realm, appBase string) *config.Config {
 	t.Helper()
 	dh, sh := secretHashes(t)
 	cfg := baseConfig(r)

@@ -28,7 +28,7 @@ import (
 // gateway is a kerbgate server on a loopback port, signing in against the real test
 // domain, with its log captured.
 type gateway struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	srv  *Server
 	logs *lockedBuffer
@@ -69,12 +69,12 @@ func baseConfig(r *testrealm.Realm) *config.Config {
 	}
 }
 
-func startGateway(t *testing.T, cfg *config.Config) *gateway {
+func startGateway(t testing.TB, cfg *config.Config) *gateway {
 	t.Helper()
 	return startGatewayWith(t, cfg, Options{})
 }
 
-func startGatewayWith(t *testing.T, cfg *config.Config, opts Options) *gateway {
+func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	t.Helper()
 	g := &gateway{t: t, logs: &lockedBuffer{}}
 	if cfg.Store.Path == "" {
@@ -165,7 +165,7 @@ func (g *gateway) curl(r *testrealm.Realm, ccache, krb5conf, url string, extra .
 
 // parseCurl takes the last response's headers from -D output; the body went to
 // stderr (with any curl diagnostics).
-func parseCurl(t *testing.T, headers, body string) curlResult {
+func parseCurl(t testing.TB, headers, body string) curlResult {
 	t.Helper()
 	blocks := strings.Split(strings.TrimSpace(strings.ReplaceAll(headers, "\r\n", "\n")), "\n\n")
 	last := blocks[len(blocks)-1]
@@ -185,7 +185,7 @@ func parseCurl(t *testing.T, headers, body string) curlResult {
 	return curlResult{status: status, headers: h, body: body, stderr: body}
 }
 
-func decodeIdentity(t *testing.T, body string) identity.Identity {
+func decodeIdentity(t testing.TB, body string) identity.Identity {
 	t.Helper()
 	var id identity.Identity
 	start := strings.Index(body, "{")
@@ -201,7 +201,7 @@ func decodeIdentity(t *testing.T, body string) identity.Identity {
 // negotiateHeader builds an Authorization header from the service ticket in ccache,
 // with a fresh authenticator shaped by o: what a client would send, under the
 // test's control.
-func negotiateHeader(t *testing.T, ccache, spn string, o initiator.Options) string {
+func negotiateHeader(t testing.TB, ccache, spn string, o initiator.Options) string {
 	t.Helper()
 	c, err := initiator.FromCCache(ccache, spn)
 	if err != nil {
@@ -215,14 +215,14 @@ func negotiateHeader(t *testing.T, ccache, spn string, o initiator.Options) stri
 	return "Negotiate " + base64.StdEncoding.EncodeToString(spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, gss))
 }
 
-func wantReason(t *testing.T, resp *http.Response, status int, code string) {
+func wantReason(t testing.TB, resp *http.Response, status int, code string) {
 	t.Helper()
 	if resp.StatusCode != status || resp.Header.Get("Kerbgate-Reason") != code {
 		t.Fatalf("got %d %q, want %d %q", resp.StatusCode, resp.Header.Get("Kerbgate-Reason"), status, code)
 	}
 }
 
-func mustWriteFile(t *testing.T, path, data string) {
+func mustWriteFile(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func mustWriteFile(t *testing.T, path, data string) {
 
 // spnegoInit builds a NegTokenInit offering the mechanisms (dotted OIDs) with an
 // optimistic token.
-func spnegoInit(t *testing.T, oids []string, token []byte) []byte {
+func spnegoInit(t testing.TB, oids []string, token []byte) []byte {
 	t.Helper()
 	var mechs []asn1.ObjectIdentifier
 	for _, s := range oids {
