@@ -2,13 +2,11 @@ package server
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/secret"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/testrealm"
@@ -406,6 +405,48 @@ func TestDirectoryOutageFailsClosedAndRecovers(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = os.Getenv
-var _ = exec.Command
+func TestBrowserSessionSparesNegotiateUntilLogout(t *testing.T) {
+	r := testrealm.Require(t)
+	g := startGateway(t, handoffConfig(t, r, "http://app.example.test:9"))
+	cc := r.Kinit(t, "alice")
+	r.Kvno(t, cc, "HTTP/sso.example.test")
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	login := g.url("127.0.0.1", "/sso/login?app=demo")
+	get := func(auth string) *http.Response {
+		req, _ := http.NewRequest("GET", login, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	first := get(negotiateHeader(t, cc, "HTTP/sso.example.test", initiator.Options{}))
+	if first.StatusCode != 302 {
+		t.Fatalf("sign-in: %d %s", first.StatusCode, first.Header.Get("Kerbgate-Reason"))
+	}
+	var cookie *http.Cookie
+	for _, c := range first.Cookies() {
+		if c.Name == "kerbgate_session" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/sso/" {
+		t.Fatalf("browser session cookie %+v", cookie)
+	}
+	if again := get(""); again.StatusCode != 302 {
+		t.Fatalf("returning browser renegotiated: %d %s", again.StatusCode, again.Header.Get("Kerbgate-Reason"))
+	}
+	out, err := client.Get(g.url("127.0.0.1", "/sso/logout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Body.Close()
+	if after := get(""); after.StatusCode != 401 || after.Header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Fatalf("after logout: %d", after.StatusCode)
+	}
+}
