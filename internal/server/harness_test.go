@@ -78,7 +78,10 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	t.Helper()
 	g := &gateway{t: t, logs: &lockedBuffer{}}
 	if cfg.Store.Path == "" {
-		cfg.Store.Path = filepath.Join(t.TempDir(), "kerbgate.db")
+		// Each gateway gets its own store unless the test shares one on purpose.
+		c := *cfg
+		c.Store.Path = filepath.Join(t.TempDir(), "kerbgate.db")
+		cfg = &c
 	}
 	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := New(cfg, log, opts)
