@@ -76,17 +76,21 @@ stool() { # samba-tool SUBCOMMAND... with our config (-s goes after the subcomma
 # ---------------------------------------------------------------- packages
 
 PACKAGES=(samba samba-ad-dc samba-ad-provision krb5-user winbind ldb-tools smbclient
-  python3-gssapi chromium curl psmisc)
+  python3-gssapi chromium curl psmisc
+  # Real peers for the other capabilities: an IWA upstream (proxy, benchmarks), a
+  # load balancer (farm, Extended Protection scenarios), Redis (farm), faketime (doctor).
+  apache2 libapache2-mod-auth-gssapi haproxy redis-server faketime)
 
 packages_missing() {
   local b
   for b in samba samba-tool smbd winbindd kinit kvno klist ldbadd ldbmodify ldbsearch \
-    smbclient chromium curl killall; do
+    smbclient chromium curl killall apache2 haproxy redis-server faketime; do
     command -v "$b" >/dev/null 2>&1 || { echo "$b"; return 0; }
   done
   # samba-ad-dc only recommends the provisioning data; without it provision fails.
   [ -d /usr/share/samba/setup/ad-schema ] || { echo samba-ad-provision; return 0; }
   /usr/bin/python3 -c 'import gssapi' >/dev/null 2>&1 || { echo python3-gssapi; return 0; }
+  [ -f /usr/lib/apache2/modules/mod_auth_gssapi.so ] || { echo libapache2-mod-auth-gssapi; return 0; }
   return 1
 }
 
