@@ -41,6 +41,10 @@ type Config struct {
 	Directory Directory
 	Store     Store
 	SSO       SSO
+	// TLS is the optional tls section; TLS.Enabled says whether the file has one.
+	TLS TLS
+	// EPA is Extended Protection (token_checking None when the file has no epa section).
+	EPA EPA
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -56,17 +60,20 @@ var sections = []struct {
 	{"directory", decodeDirectory},
 	{"store", decodeStore},
 	{"sso", decodeSSO},
+	{"tls", decodeTLS},
+	{"epa", decodeEPA},
 }
 
 // futureSections are top-level sections that later versions of kerbgate will read.
 // A file that has one is meant for another version, so it gets a message saying so
 // rather than a typo suggestion.
-var futureSections = []string{"tls", "epa", "proxy"}
+var futureSections = []string{"proxy"}
 
 // crossChecks run after every section is decoded.
 var crossChecks = []func(d *decoder, c *Config){
 	finishListen,
 	finishSSO,
+	finishEPA,
 }
 
 // Load reads the file at path and parses it with Parse.

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kerbgate/kerbgate/internal/epa"
 )
 
 // setup makes a directory holding a keytab file (its contents do not matter: the
@@ -205,6 +207,7 @@ sso:
 				},
 			},
 		},
+		EPA:  EPA{Policy: epa.Policy{SPNs: []string{"HTTP/sso.corp.example.com", "HTTP/sso"}}},
 		Path: file,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -236,6 +239,7 @@ kerberos:
 		Log:   Log{Level: slog.LevelInfo, Format: "json"},
 		Store: Store{Path: filepath.Join(filepath.Dir(file), "kerbgate.db")},
 		SSO:   SSO{CookieName: "kerbgate_session", BrowserSessionTTL: 8 * time.Hour},
+		EPA:   EPA{Policy: epa.Policy{SPNs: []string{"HTTP/sso.example.test"}}},
 		Path:  file,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -704,8 +708,8 @@ func TestParseInvalid(t *testing.T) {
 		},
 		{
 			name: "future section",
-			src:  valid + "tls:\n  cert: /etc/kerbgate/tls.crt\n",
-			want: []string{`5:1: tls: kerbgate does not support section tls yet; expected only the sections listen, kerberos, log, directory, store, sso`},
+			src:  valid + "proxy:\n  apps: []\n",
+			want: []string{`5:1: proxy: kerbgate does not support section proxy yet; expected only the sections listen, kerberos, log, directory, store, sso, tls, epa`},
 		},
 		{
 			name: "duplicate field",
@@ -720,7 +724,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "top level not a mapping",
 			src:  "- kerberos\n- log\n",
-			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso)`},
+			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa)`},
 		},
 		{
 			name: "multiple errors collected in file order",
@@ -890,9 +894,14 @@ sso:
 // exampleAlternatives are fields the example shows only in comments, as
 // "# name: value", because they are alternatives to fields it sets.
 var exampleAlternatives = map[string]bool{
-	"directory.bind.password_env": true, // or password_file
-	"directory.bind.keytab":       true, // bind.method gssapi
-	"directory.bind.principal":    true, // bind.method gssapi
+	"directory.bind.password_env":      true, // or password_file
+	"directory.bind.keytab":            true, // bind.method gssapi
+	"directory.bind.principal":         true, // bind.method gssapi
+	"tls":                              true, // optional: kerbgate serves HTTPS itself
+	"tls.cert":                         true,
+	"tls.key":                          true,
+	"tls.reload_interval":              true,
+	"epa.channel_binding_certificates": true, // only behind a TLS-terminating load balancer
 }
 
 // Every field of the schema appears in the example, so that it stays complete as

@@ -136,4 +136,29 @@ sso:
       # Require the account to be found, enabled and unexpired in the
       # directory. true by default when there is a directory section.
       require_directory: true
+
+# Serve HTTPS (recommended: Extended Protection binds sign-ins to the TLS
+# connection). Uncomment to enable; the files are reloaded when they change.
+# tls: (serve HTTPS)
+#   cert: /etc/kerbgate/tls.crt
+#   key: /etc/kerbgate/tls.key
+#   # How often the files are checked for changes (0: never).
+#   reload_interval: 5s
+
+# Extended Protection for Authentication, with IIS's names (docs/epa.md has a
+# table of deployments and the settings each needs).
+epa:
+  # None (no check), Allow (bindings a client sends must match; clients that
+  # send none pass) or Require (bindings must be present and match).
+  token_checking: None
+  # None, or any of Proxy, NoServiceNameCheck, AllowDotlessSpn, ProxyCohosting.
+  flags: [None]
+  # The service names clients may target, checked when channel binding cannot
+  # apply (plain HTTP, TLS ended at a proxy). kerberos.spns by default.
+  spns:
+    - HTTP/sso.example.test
+  # Certificates a TLS-terminating load balancer presents to clients: channel
+  # bindings made to them are accepted (beyond IIS, which can only fall back to
+  # service binding behind SSL offload).
+  # channel_binding_certificates: [/etc/kerbgate/lb.crt]
 `

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
@@ -43,6 +44,12 @@ type Options struct {
 	MaxTokenBytes int
 	// Registerer receives the sign-in metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// EPA is the Extended Protection policy applied to every accepted token; nil
+	// means token_checking None.
+	EPA *epa.Policy
+	// Channel describes the request's connection for EPA (which certificate
+	// kerbgate served on it); nil means no TLS of kerbgate's own.
+	Channel func(*http.Request) epa.Channel
 }
 
 type ctxKey struct{}
@@ -78,8 +85,12 @@ func Middleware(o Options) (func(http.Handler) http.Handler, error) {
 		Help:    "Time to decode and verify a Negotiate token, accepted or not.",
 		Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3},
 	})
+	m.epaChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_epa_checks_total",
+		Help: "Extended Protection outcomes of accepted Kerberos tokens: channel_bound, unbound_allowed, service_bound, not_checked, refused (refusals by reason are in kerbgate_refusals_total).",
+	}, []string{"outcome"})
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.signins, m.acceptSeconds} {
+		for _, c := range []prometheus.Collector{m.signins, m.acceptSeconds, m.epaChecks} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, err
 			}
@@ -96,6 +107,7 @@ type middleware struct {
 	opts          Options
 	signins       *prometheus.CounterVec
 	acceptSeconds prometheus.Histogram
+	epaChecks     *prometheus.CounterVec
 }
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -208,6 +220,17 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 	res, err := m.opts.Acceptor.Accept(apReq)
 	if err != nil {
 		return nil, err
+	}
+	if p := m.opts.EPA; p != nil && p.TokenChecking != epa.None {
+		var ch epa.Channel
+		if m.opts.Channel != nil {
+			ch = m.opts.Channel(r)
+		}
+		outcome, err := p.Check(res, ch)
+		m.epaChecks.WithLabelValues(string(outcome)).Inc()
+		if err != nil {
+			return nil, err
+		}
 	}
 	if res.APRep != nil || wrapped {
 		w.Header().Set("WWW-Authenticate", "Negotiate "+base64.StdEncoding.EncodeToString(answer(mech, res.APRep, wrapped)))

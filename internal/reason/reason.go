@@ -57,6 +57,13 @@ const (
 	BadRequest            Code = "bad_request"
 )
 
+// The Extended Protection refusals.
+const (
+	CBTMissing  Code = "cbt_missing"
+	CBTMismatch Code = "cbt_mismatch"
+	SPNDotless  Code = "spn_dotless"
+)
+
 // Entry describes a code for people: the HTTP status, the cause in one sentence, and
 // what the user and the administrator can do.
 type Entry struct {
@@ -189,6 +196,18 @@ var Catalog = map[Code]Entry{
 		"The request is missing a parameter or is malformed.",
 		"Go back and start again.",
 		"See the logged detail."},
+	CBTMissing: {http.StatusUnauthorized, "Secure connection binding required",
+		"This site requires sign-in tokens bound to the secure (TLS) connection, and your client sent none.",
+		"Use a browser or client that supports Extended Protection (Windows clients do), over https.",
+		"epa.token_checking Require refuses clients that send no channel bindings (curl, Chromium and Firefox on Linux and macOS send none); use Allow to accept them, or look at the log line: a token marked as CBT-capable but unbound was made for another, unencrypted connection (a relay)."},
+	CBTMismatch: {http.StatusUnauthorized, "Sign-in made for another connection",
+		"Your sign-in token was bound to a different secure connection than the one it arrived on.",
+		"Connect to this site directly (not through an intercepting proxy) and retry.",
+		"The client's channel bindings do not match kerbgate's certificate: a relayed token, or TLS terminated by a device kerbgate does not know. Behind a TLS-terminating load balancer, list its certificate in epa.channel_binding_certificates, or use flags Proxy with epa.spns (service binding)."},
+	SPNDotless: {http.StatusUnauthorized, "Short host name not allowed",
+		"Your browser signed in to this site by its short (single-label) name.",
+		"Use the site's full name (with the domain), e.g. https://sso.example.test/.",
+		"Tickets for dotless (NetBIOS) service names are refused: such names are open to name-resolution poisoning. Add epa.flags AllowDotlessSpn (and the SPN to epa.spns) only if you must."},
 	Internal: {http.StatusInternalServerError, "Internal error",
 		"The server failed while checking your sign-in.",
 		"Retry.",

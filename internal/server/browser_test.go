@@ -84,13 +84,14 @@ func freePort(t *testing.T) int {
 
 // chromium loads url in headless Chromium as the owner of ccache and returns the
 // final page's DOM.
-func chromium(t *testing.T, r *testrealm.Realm, ccache, url string) string {
+func chromium(t *testing.T, r *testrealm.Realm, ccache, url string, flags ...string) string {
 	t.Helper()
 	profile := t.TempDir()
 	mustWriteFile(t, filepath.Join(profile, "Local State"), `{"net":{"received_http_auth_negotiate_headers":true}}`)
 	cmd := exec.Command("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+profile, "--auth-server-allowlist=*.example.test", "--dump-dom", url)
+		"--user-data-dir="+profile, "--auth-server-allowlist=*.example.test")
+	cmd.Args = append(append(cmd.Args, flags...), "--dump-dom", url)
 	cmd.Env = r.Env(ccache)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

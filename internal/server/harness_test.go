@@ -120,7 +120,11 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 
 // url returns the URL of path on host (a name in /etc/hosts pointing at loopback).
 func (g *gateway) url(host, path string) string {
-	return "http://" + host + ":" + strconv.Itoa(g.port) + path
+	scheme := "http"
+	if g.srv.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + host + ":" + strconv.Itoa(g.port) + path
 }
 
 // get sends a GET with the given Authorization header value ("" for none).

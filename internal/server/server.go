@@ -22,6 +22,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
@@ -29,6 +30,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/internal/store"
+	"github.com/kerbgate/kerbgate/internal/tlsserve"
 )
 
 // Server is a configured kerbgate instance.
@@ -38,7 +40,9 @@ type Server struct {
 	handler  http.Handler
 	Acceptor *acceptor.Acceptor
 	Registry *prometheus.Registry
-	closers  []io.Closer
+	// TLS serves kerbgate's certificate; nil without a tls section.
+	TLS     *tlsserve.Files
+	closers []io.Closer
 }
 
 // Options carry what tests inject.
@@ -79,32 +83,58 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	closers := []io.Closer{}
+	fail := func(err error) (*Server, error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, err
+	}
+	var tlsFiles *tlsserve.Files
+	if cfg.TLS.Enabled {
+		if tlsFiles, err = tlsserve.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ReloadInterval, log); err != nil {
+			return nil, err
+		}
+		closers = append(closers, tlsFiles)
+		if c := tlsFiles.Current(); c.BindingErr != nil && cfg.EPA.Policy.TokenChecking != epa.None {
+			return fail(c.BindingErr)
+		}
+	}
+	policy := cfg.EPA.Policy
+	if err := policy.Validate(); err != nil {
+		return fail(fmt.Errorf("epa: %w", err))
+	}
 	signIn, err := negotiate.Middleware(negotiate.Options{
 		Acceptor:      acc,
 		Reporter:      rep,
 		MaxTokenBytes: cfg.Kerberos.MaxTokenBytes,
 		Registerer:    reg,
+		EPA:           &policy,
+		Channel:       servedChannel(tlsFiles),
 	})
 	if err != nil {
-		return nil, err
+		return fail(err)
+	}
+	if policy.TokenChecking != epa.None {
+		log.Info("extended protection", "token_checking", policy.TokenChecking.String(), "flags", policy.Flags.String(),
+			"spns", policy.SPNs, "tls", cfg.TLS.Enabled, "load_balancer_certificates", len(policy.ProxyBindings))
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /whoami", signIn(http.HandlerFunc(whoami)))
 
-	closers := []io.Closer{}
 	var dir sso.Directory
 	if cfg.Directory.Enabled {
 		d, err := openDirectory(cfg)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		closers = append(closers, d)
 		dir = d
 	}
 	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: opts.Now})
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", cfg.Store.Path, err)
+		return fail(fmt.Errorf("store %s: %w", cfg.Store.Path, err))
 	}
 	closers = append(closers, st)
 	handoff, err := sso.New(sso.Options{
@@ -120,10 +150,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		Now:               opts.Now,
 	})
 	if err != nil {
-		for _, c := range closers {
-			c.Close()
-		}
-		return nil, err
+		return fail(err)
 	}
 	handoff.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -132,7 +159,24 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	return &Server{cfg: cfg, log: log, handler: mux, Acceptor: acc, Registry: reg, closers: closers}, nil
+	return &Server{cfg: cfg, log: log, handler: mux, Acceptor: acc, Registry: reg, TLS: tlsFiles, closers: closers}, nil
+}
+
+// servedChannel tells EPA which certificate kerbgate served on the request's
+// connection.
+func servedChannel(files *tlsserve.Files) func(*http.Request) epa.Channel {
+	return func(r *http.Request) epa.Channel {
+		if files == nil {
+			return epa.Channel{}
+		}
+		var ch epa.Channel
+		for _, c := range files.Served(r.Context()) {
+			if c.Binding != nil {
+				ch.Served = append(ch.Served, c.Binding)
+			}
+		}
+		return ch
+	}
 }
 
 func openDirectory(cfg *config.Config) (*directory.Directory, error) {
@@ -186,15 +230,20 @@ func (s *Server) HTTPServer() *http.Server {
 		ReadHeaderTimeout: s.cfg.Listen.ReadHeaderTimeout,
 		MaxHeaderBytes:    s.cfg.Listen.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnContext:       tlsserve.ConnContext,
 	}
 }
 
-// Serve accepts connections on ln until ctx ends, then shuts down gracefully.
+// Serve accepts connections on ln until ctx ends, then shuts down gracefully. With a
+// tls section, connections on ln are TLS.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.TLS != nil {
+		ln = s.TLS.Listener(ln)
+	}
 	hs := s.HTTPServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("kerbgate listening", "address", ln.Addr().String(), "realm", s.cfg.Kerberos.Realm, "spns", s.cfg.Kerberos.SPNs)
+	s.log.Info("kerbgate listening", "address", ln.Addr().String(), "tls", s.TLS != nil, "realm", s.cfg.Kerberos.Realm, "spns", s.cfg.Kerberos.SPNs)
 	select {
 	case err := <-errc:
 		return err
