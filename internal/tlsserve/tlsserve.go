@@ -41,7 +41,7 @@ type Files struct {
 	log               *slog.Logger
 	current           atomic.Pointer[Certificate]
 	history           atomic.Pointer[[]*Certificate] // every certificate served, newest first, bounded
-	stamp             fileStamp // of the loaded pair; guarded by reloadMu
+	stamp             fileStamp                      // of the loaded pair; guarded by reloadMu
 	reloadMu          sync.Mutex
 	stop              chan struct{}
 	done              chan struct{}
