@@ -1222,3 +1222,103 @@ func TestParseInvalidSections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { checkInvalid(t, tc) })
 	}
 }
+
+func TestParseEPA(t *testing.T) {
+	for _, tc := range []invalidCase{
+		{
+			name: "unknown token checking",
+			src:  valid + "epa:\n  token_checking: Always\n",
+			want: []string{`6:19: epa.token_checking: "Always" is not a token checking mode; expected None, Allow or Require`},
+		},
+		{
+			name: "unknown flag",
+			src:  valid + "epa:\n  token_checking: Allow\n  flags: [Proxy, NoSPN]\n",
+			want: []string{`7:18: epa.flags[1]: "NoSPN" is not a flag`},
+		},
+		{
+			name: "None with another flag",
+			src:  valid + "epa:\n  token_checking: Allow\n  flags: [None, Proxy]\n",
+			want: []string{`7:10: epa.flags: None together with other flags`},
+		},
+		{
+			name:  "ProxyCohosting without Proxy",
+			src:   valid + "epa:\n  token_checking: Allow\n  flags: [ProxyCohosting]\n",
+			want:  []string{`7:10: epa.flags: ProxyCohosting requires Proxy`},
+			hints: []string{"cohosting describes which clients a proxy forwards"},
+		},
+		{
+			name: "Proxy with NoServiceNameCheck",
+			src:  valid + "epa:\n  token_checking: Allow\n  flags: [Proxy, NoServiceNameCheck]\n",
+			want: []string{`7:10: epa.flags: Proxy with NoServiceNameCheck leaves no check`},
+		},
+		{
+			name: "dotless SPN without AllowDotlessSpn",
+			src:  strings.Replace(valid, "spns: [HTTP/sso.example.test]", "spns: [HTTP/sso.example.test, HTTP/sso]", 1) + "epa:\n  token_checking: Allow\n",
+			want: []string{`1:1: epa.flags: HTTP/sso is a dotless (NetBIOS) service name; use the fully qualified name, or add the flag AllowDotlessSpn`},
+		},
+		{
+			name: "epa.spns outside kerberos.spns",
+			src:  valid + "epa:\n  token_checking: Allow\n  spns: [HTTP/other.example.test]\n",
+			want: []string{`7:9: epa.spns: HTTP/other.example.test is not in kerberos.spns, so tickets for it are refused before service binding`},
+		},
+		{
+			name: "Require with no channel",
+			src:  valid + "epa:\n  token_checking: Require\n",
+			want: []string{`6:19: epa.token_checking: Require with no channel to bind to refuses every sign-in`},
+		},
+		{
+			name: "tls without key",
+			src:  valid + "tls:\n  cert: KEYTAB\n",
+			want: []string{`5:1: tls.key: missing`},
+		},
+		{
+			name: "balancer certificate not a certificate",
+			src:  valid + "epa:\n  token_checking: Allow\n  channel_binding_certificates: [KEYTAB]\n",
+			want: []string{`7:34: epa.channel_binding_certificates[0]: `},
+			hints: []string{"no PEM CERTIFICATE block"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkInvalid(t, tc) })
+	}
+}
+
+func TestParseTLSAndEPA(t *testing.T) {
+	dir, file, keytab := setup(t)
+	writePair := func(name string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "sso.example.test"},
+			DNSNames: []string{"sso.example.test"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		kder, _ := x509.MarshalPKCS8PrivateKey(key)
+		os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	}
+	writePair("tls")
+	writePair("other")
+	src := strings.ReplaceAll(valid, "KEYTAB", keytab) + `tls:
+  cert: tls.crt
+  key: tls.key
+  reload_interval: 1s
+epa:
+  token_checking: require
+  flags: [AllowDotlessSpn]
+  channel_binding_certificates: [ad-ca.pem]
+`
+	c, err := Parse(file, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TLS.Enabled || c.TLS.CertFile != filepath.Join(dir, "tls.crt") || c.TLS.ReloadInterval != time.Second {
+		t.Errorf("tls: %+v", c.TLS)
+	}
+	p := c.EPA.Policy
+	if p.TokenChecking != epa.Require || p.Flags != epa.AllowDotlessSpn || len(p.ProxyBindings) != 1 ||
+		!reflect.DeepEqual(p.SPNs, []string{"HTTP/sso.example.test"}) {
+		t.Errorf("epa: %+v", p)
+	}
+	// A key that is not the certificate's.
+	_, err = Parse(file, []byte(strings.Replace(src, "key: tls.key", "key: other.key", 1)))
+	if err == nil || !strings.Contains(err.Error(), "tls.key: the certificate and key do not load as a pair") {
+		t.Errorf("mismatched key: %v", err)
+	}
+}

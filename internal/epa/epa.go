@@ -9,7 +9,8 @@
 // and its "I support channel binding" signal (MS-KILE KERB_AP_OPTIONS_CBT) out of the
 // authenticator, and the policy. It must not verify tickets (the acceptor does), read
 // configuration files, or know about HTTP beyond the facts of one connection that the
-// caller hands it as a Channel.
+// caller hands it as a Channel. It depends on the wire types only, so that the
+// acceptor's benchmarks can include it.
 package epa
 
 import (
@@ -25,7 +26,6 @@ import (
 	"hash"
 	"strings"
 
-	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/wire"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
@@ -200,8 +200,17 @@ type ClientBindings struct {
 	Aware bool
 }
 
+// Token is what the check needs from a verified AP-REQ (acceptor.Result has it).
+type Token struct {
+	// SPN is the ticket's server name; Client names the user, for logs.
+	SPN, Client string
+	// Checksum and AuthenticatorAD are the authenticator's.
+	Checksum        *wire.Checksum
+	AuthenticatorAD []wire.AuthorizationData
+}
+
 // ReadClientBindings reads the bindings out of an accepted authenticator.
-func ReadClientBindings(res *acceptor.Result) ClientBindings {
+func ReadClientBindings(res *Token) ClientBindings {
 	var cb ClientBindings
 	if c := res.Checksum; c != nil && c.Type == 0x8003 && len(c.Value) >= 20 &&
 		binary.LittleEndian.Uint32(c.Value[0:4]) == 16 {
@@ -260,14 +269,14 @@ const (
 
 // Check applies the policy to an accepted sign-in and says how it passed. A refusal
 // is a *reason.Error: cbt_missing, cbt_mismatch, spn_mismatch or spn_dotless.
-func (p *Policy) Check(res *acceptor.Result, ch Channel) (Outcome, error) {
+func (p *Policy) Check(res *Token, ch Channel) (Outcome, error) {
 	if p.TokenChecking == None {
 		return NotChecked, nil
 	}
-	if err := p.check(res, ch); err != nil {
+	cb := ReadClientBindings(res)
+	if err := p.check(res, cb, ch); err != nil {
 		return Refused, err
 	}
-	cb := ReadClientBindings(res)
 	switch {
 	case p.Flags&Proxy != 0 || len(p.acceptedBindings(ch)) == 0:
 		return ServiceBound, nil
@@ -277,9 +286,7 @@ func (p *Policy) Check(res *acceptor.Result, ch Channel) (Outcome, error) {
 	return UnboundAllowed, nil
 }
 
-func (p *Policy) check(res *acceptor.Result, ch Channel) error {
-	cb := ReadClientBindings(res)
-
+func (p *Policy) check(res *Token, cb ClientBindings, ch Channel) error {
 	if p.Flags&Proxy != 0 {
 		// TLS ends at a proxy: the client's bindings are for the proxy's certificate,
 		// which we cannot compute, so only their presence is checked (HTTP.sys: "CBT
@@ -303,7 +310,7 @@ func (p *Policy) check(res *acceptor.Result, ch Channel) error {
 		// not know. A client that bound to some TLS channel was talking to someone else.
 		if cb.Present {
 			return reason.New(reason.CBTMismatch, "client bound its token to a TLS channel, but this request did not arrive over kerbgate's TLS",
-				"client", res.Identity.Principal, "spn", res.SPN, "client_bindings_md5", hex.EncodeToString(cb.Hash[:]),
+				"client", res.Client, "spn", res.SPN, "client_bindings_md5", hex.EncodeToString(cb.Hash[:]),
 				"token_checking", p.TokenChecking.String(), "flags", p.Flags.String())
 		}
 		if p.TokenChecking == Require {
@@ -330,7 +337,7 @@ func (p *Policy) check(res *acceptor.Result, ch Channel) error {
 			return nil
 		}
 	}
-	kv := []any{"client", res.Identity.Principal, "spn", res.SPN,
+	kv := []any{"client", res.Client, "spn", res.SPN,
 		"client_bindings_md5", hex.EncodeToString(cb.Hash[:]),
 		"token_checking", p.TokenChecking.String()}
 	if len(ch.Served) > 0 {
@@ -359,19 +366,19 @@ func (p *Policy) acceptedBindings(ch Channel) []Binding {
 	return append(append([]Binding(nil), ch.Served...), p.ProxyBindings...)
 }
 
-func (p *Policy) missing(res *acceptor.Result, cb ClientBindings, ch Channel, why string) error {
+func (p *Policy) missing(res *Token, cb ClientBindings, ch Channel, why string) error {
 	return reason.New(reason.CBTMissing, why,
-		"client", res.Identity.Principal, "spn", res.SPN, "client_signals_cbt", cb.Aware,
+		"client", res.Client, "spn", res.SPN, "client_signals_cbt", cb.Aware,
 		"tls", len(ch.Served) > 0, "token_checking", p.TokenChecking.String(), "flags", p.Flags.String())
 }
 
 // checkServiceName is service binding: the ticket must be for a name this service is
 // reached by. It matters most with a shared service account, whose one key opens
 // tickets for every SPN on that account.
-func (p *Policy) checkServiceName(res *acceptor.Result) error {
+func (p *Policy) checkServiceName(res *Token) error {
 	if IsDotless(res.SPN) && p.Flags&AllowDotlessSpn == 0 {
 		return reason.New(reason.SPNDotless, "ticket is for a dotless (NetBIOS) service name",
-			"client", res.Identity.Principal, "ticket_spn", res.SPN)
+			"client", res.Client, "ticket_spn", res.SPN)
 	}
 	if p.Flags&NoServiceNameCheck != 0 {
 		return nil
@@ -382,5 +389,5 @@ func (p *Policy) checkServiceName(res *acceptor.Result) error {
 		}
 	}
 	return reason.New(reason.SPNMismatch, "ticket is for a service name not in epa.spns (service binding)",
-		"client", res.Identity.Principal, "ticket_spn", res.SPN, "epa_spns", strings.Join(p.SPNs, ","))
+		"client", res.Client, "ticket_spn", res.SPN, "epa_spns", strings.Join(p.SPNs, ","))
 }

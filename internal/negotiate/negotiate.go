@@ -226,7 +226,8 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 		if m.opts.Channel != nil {
 			ch = m.opts.Channel(r)
 		}
-		outcome, err := p.Check(res, ch)
+		outcome, err := p.Check(&epa.Token{SPN: res.SPN, Client: res.Identity.Principal,
+			Checksum: res.Checksum, AuthenticatorAD: res.AuthenticatorAD}, ch)
 		m.epaChecks.WithLabelValues(string(outcome)).Inc()
 		if err != nil {
 			return nil, err

@@ -2,9 +2,11 @@ package acceptor
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
@@ -99,6 +101,53 @@ func BenchmarkAccept(b *testing.B) {
 				}
 				if _, err := f.acc.Accept(reqs[i%batch]); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAcceptEPA is the accept path with and without the Extended Protection
+// check (channel binding under Require, bindings present and matching), one run, so
+// the difference is the cost of EPA.
+func BenchmarkAcceptEPA(b *testing.B) {
+	served := epa.Binding("tls-server-end-point:" + strings.Repeat("\x42", 32))
+	bnd := epa.BindingHash(served)
+	policy := epa.Policy{TokenChecking: epa.Require, SPNs: []string{"HTTP/sso.example.test"}}
+	ch := epa.Channel{Served: []epa.Binding{served}}
+	for _, on := range []bool{false, true} {
+		name := "cbt-off"
+		if on {
+			name = "cbt-require"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b, nil)
+			c := f.cred(b, func(s *krbtest.TicketSpec) { s.PAC = buildPAC(b, f.key, "alice", 30) })
+			const batch = 2048
+			reqs := make([][]byte, batch)
+			fill := func() {
+				for i := range reqs {
+					reqs[i] = apReq(b, c, initiator.Options{Now: f.now, ChannelBindingHash: bnd[:]})
+				}
+			}
+			fill()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i > 0 && i%batch == 0 {
+					b.StopTimer()
+					fill()
+					b.StartTimer()
+				}
+				res, err := f.acc.Accept(reqs[i%batch])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if on {
+					tok := epa.Token{SPN: res.SPN, Client: res.Identity.Principal, Checksum: res.Checksum, AuthenticatorAD: res.AuthenticatorAD}
+					if _, err := policy.Check(&tok, ch); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 		})
