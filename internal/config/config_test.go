@@ -1272,9 +1272,9 @@ func TestParseEPA(t *testing.T) {
 			want: []string{`5:1: tls.key: missing`},
 		},
 		{
-			name: "balancer certificate not a certificate",
-			src:  valid + "epa:\n  token_checking: Allow\n  channel_binding_certificates: [KEYTAB]\n",
-			want: []string{`7:34: epa.channel_binding_certificates[0]: `},
+			name:  "balancer certificate not a certificate",
+			src:   valid + "epa:\n  token_checking: Allow\n  channel_binding_certificates: [KEYTAB]\n",
+			want:  []string{`7:34: epa.channel_binding_certificates[0]: `},
 			hints: []string{"no PEM CERTIFICATE block"},
 		},
 	} {
