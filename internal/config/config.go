@@ -45,6 +45,8 @@ type Config struct {
 	TLS TLS
 	// EPA is Extended Protection (token_checking None when the file has no epa section).
 	EPA EPA
+	// Proxy is the published applications (none when the file has no proxy section).
+	Proxy Proxy
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -62,18 +64,15 @@ var sections = []struct {
 	{"sso", decodeSSO},
 	{"tls", decodeTLS},
 	{"epa", decodeEPA},
+	{"proxy", decodeProxy},
 }
-
-// futureSections are top-level sections that later versions of kerbgate will read.
-// A file that has one is meant for another version, so it gets a message saying so
-// rather than a typo suggestion.
-var futureSections = []string{"proxy"}
 
 // crossChecks run after every section is decoded.
 var crossChecks = []func(d *decoder, c *Config){
 	finishListen,
 	finishSSO,
 	finishEPA,
+	finishProxy,
 }
 
 // Load reads the file at path and parses it with Parse.
@@ -107,9 +106,6 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	for _, check := range crossChecks {
 		check(d, c)
-	}
-	for _, name := range futureSections {
-		doc.reject(name, "kerbgate does not support section %s yet; expected only the sections %s", name, strings.Join(sectionNames(), ", "))
 	}
 	d.reportUnknown()
 

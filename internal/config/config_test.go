@@ -240,6 +240,7 @@ kerberos:
 		Store: Store{Path: filepath.Join(filepath.Dir(file), "kerbgate.db")},
 		SSO:   SSO{CookieName: "kerbgate_session", BrowserSessionTTL: 8 * time.Hour},
 		EPA:   EPA{Policy: epa.Policy{SPNs: []string{"HTTP/sso.example.test"}}},
+		Proxy: Proxy{CookieName: "kerbgate_proxy", SessionTTL: 8 * time.Hour},
 		Path:  file,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -707,11 +708,6 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{`6:3: log.realm: unknown field; did you mean kerberos.realm?`},
 		},
 		{
-			name: "future section",
-			src:  valid + "proxy:\n  apps: []\n",
-			want: []string{`5:1: proxy: kerbgate does not support section proxy yet; expected only the sections listen, kerberos, log, directory, store, sso, tls, epa`},
-		},
-		{
 			name: "duplicate field",
 			src:  valid + "  realm: OTHER.TEST\n",
 			want: []string{`5:3: kerberos.realm: duplicate field, already set at line 2; expected each field once`},
@@ -724,7 +720,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "top level not a mapping",
 			src:  "- kerberos\n- log\n",
-			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa)`},
+			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa, proxy)`},
 		},
 		{
 			name: "multiple errors collected in file order",
@@ -898,6 +894,7 @@ var exampleAlternatives = map[string]bool{
 	"directory.bind.keytab":            true, // bind.method gssapi
 	"directory.bind.principal":         true, // bind.method gssapi
 	"tls":                              true, // optional: kerbgate serves HTTPS itself
+	"proxy":                            true, // optional: published applications
 	"tls.cert":                         true,
 	"tls.key":                          true,
 	"tls.reload_interval":              true,

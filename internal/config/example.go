@@ -161,4 +161,34 @@ epa:
   # bindings made to them are accepted (beyond IIS, which can only fall back to
   # service binding behind SSL offload).
   # channel_binding_certificates: [/etc/kerbgate/lb.crt]
+
+# Publish internal web applications (docs/proxy.md): pre-authentication, then
+# Kerberos constrained delegation (S4U2Self + S4U2Proxy) to the application.
+# proxy: (publish applications)
+#   delegation:
+#     # The service account's own keys (kerbgate gets a TGT with them).
+#     keytab: /etc/kerbgate/svc-gw-account.keytab
+#     principal: svc-gw
+#     kdcs: [dc1.example.test:88]
+#     ticket_cache_size: 10000
+#   cookie_name: kerbgate_proxy
+#   session_ttl: 8h
+#   apps:
+#     - id: intranet
+#       host: app.example.test          # the external name browsers use
+#       path_prefix: /
+#       upstream: http://intranet.internal:8080
+#       # upstream_ca_file: /etc/kerbgate/internal-ca.pem
+#       preserve_host: false
+#       timeout: 60s
+#       pre_auth: iwa                   # iwa | oidc | passthrough
+#       allowed_groups: [staff]
+#       kerberos:
+#         spn: HTTP/intranet.internal
+#         login_identity: upn           # upn | alternate_upn | upn_user_part |
+#                                       # alternate_upn_user_part | sam_account_name
+#         # alternate_upn_attribute: extensionAttribute1
+#         token_format: spnego          # spnego | kerberos
+#         send: always                  # always | on_401
+#         max_replay_body: 1048576
 `
