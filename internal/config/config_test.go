@@ -207,8 +207,9 @@ sso:
 				},
 			},
 		},
-		EPA:  EPA{Policy: epa.Policy{SPNs: []string{"HTTP/sso.corp.example.com", "HTTP/sso"}}},
-		Path: file,
+		EPA:   EPA{Policy: epa.Policy{SPNs: []string{"HTTP/sso.corp.example.com", "HTTP/sso"}}},
+		Proxy: Proxy{CookieName: "kerbgate_proxy", SessionTTL: 8 * time.Hour},
+		Path:  file,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
