@@ -143,7 +143,7 @@ type Directory struct {
 
 type cached struct {
 	user    *User
-	group   string // for group entries
+	group   string // for group entries, and attribute values
 	expires time.Time
 }
 
@@ -653,6 +653,33 @@ func (d *Directory) GroupSID(ctx context.Context, name string) (string, error) {
 	}
 	d.cachePut(key, cached{group: sid})
 	return sid, nil
+}
+
+// Attribute reads one attribute of the object at dn (an alternate UPN, say),
+// cached like users. A missing attribute is "" with no error; a directory failure
+// a *reason.Error DirectoryUnavailable.
+func (d *Directory) Attribute(ctx context.Context, dn, attr string) (string, error) {
+	key := "a\x00" + strings.ToLower(dn) + "\x00" + strings.ToLower(attr)
+	if e, ok := d.cacheGet(key); ok {
+		return e.group, nil
+	}
+	var val string
+	err := d.do(ctx, func(l *ldap.Conn) error {
+		res, err := l.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+			1, 0, false, "(objectClass=*)", []string{attr}, nil))
+		if err != nil {
+			return err
+		}
+		if len(res.Entries) > 0 {
+			val = res.Entries[0].GetAttributeValue(attr)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", d.unavailable(err)
+	}
+	d.cachePut(key, cached{group: val})
+	return val, nil
 }
 
 // Ping connects (or reuses a connection), binds and reads the root DSE.

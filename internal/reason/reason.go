@@ -64,6 +64,13 @@ const (
 	SPNDotless  Code = "spn_dotless"
 )
 
+// The application proxy's refusals (the KDC's are with the delegation codes).
+const (
+	UpstreamUnavailable   Code = "upstream_unavailable"
+	UpstreamRefusedTicket Code = "upstream_refused_ticket"
+	LoginIdentityMissing  Code = "login_identity_missing"
+)
+
 // Entry describes a code for people: the HTTP status, the cause in one sentence, and
 // what the user and the administrator can do.
 type Entry struct {
@@ -208,6 +215,18 @@ var Catalog = map[Code]Entry{
 		"Your browser signed in to this site by its short (single-label) name.",
 		"Use the site's full name (with the domain), e.g. https://sso.example.test/.",
 		"Tickets for dotless (NetBIOS) service names are refused: such names are open to name-resolution poisoning. Add epa.flags AllowDotlessSpn (and the SPN to epa.spns) only if you must."},
+	UpstreamUnavailable: {http.StatusBadGateway, "Application unavailable",
+		"The application behind this address did not answer.",
+		"Retry in a moment.",
+		"kerbgate could not reach proxy.apps[].upstream, or it did not answer within proxy.apps[].timeout: see the logged error (connection refused, TLS verification against upstream_ca_file, timeout)."},
+	UpstreamRefusedTicket: {http.StatusBadGateway, "Application refused the sign-in",
+		"The application did not accept the Kerberos sign-in kerbgate made for you.",
+		"Contact your administrator.",
+		"The upstream answered 401 Negotiate to the delegated ticket: check that proxy.apps[].kerberos.spn is the SPN the application's keytab holds (same kvno), that the application accepts Kerberos (not only NTLM), and the application's own log."},
+	LoginIdentityMissing: {http.StatusBadGateway, "No delegated identity",
+		"Your account has no value for the name this application signs you in with.",
+		"Contact your administrator.",
+		"proxy.apps[].kerberos.login_identity names an attribute the account lacks (UPN, or alternate_upn_attribute): set it in AD or pick another login identity."},
 	Internal: {http.StatusInternalServerError, "Internal error",
 		"The server failed while checking your sign-in.",
 		"Retry.",

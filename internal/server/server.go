@@ -27,6 +27,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/internal/store"
@@ -49,6 +50,8 @@ type Server struct {
 type Options struct {
 	// Now replaces the clock of the acceptor (tests only).
 	Now func() time.Time
+	// Delegator replaces the KDC client of the application proxy (tests only).
+	Delegator proxy.Delegator
 }
 
 // New builds a server from a validated configuration.
@@ -123,14 +126,17 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /whoami", signIn(http.HandlerFunc(whoami)))
 
-	var dir sso.Directory
+	var (
+		dir     sso.Directory // nil without a directory section (no typed nil)
+		dirImpl *directory.Directory
+	)
 	if cfg.Directory.Enabled {
 		d, err := openDirectory(cfg)
 		if err != nil {
 			return fail(err)
 		}
 		closers = append(closers, d)
-		dir = d
+		dir, dirImpl = d, d
 	}
 	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: opts.Now})
 	if err != nil {
@@ -153,13 +159,21 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	handoff.Register(mux)
+	var handler http.Handler = mux
+	if len(cfg.Proxy.Apps) > 0 {
+		px, err := newProxy(cfg, log, signIn, dirImpl, st, rep, reg, opts)
+		if err != nil {
+			return fail(err)
+		}
+		handler = px.Wrap(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	return &Server{cfg: cfg, log: log, handler: mux, Acceptor: acc, Registry: reg, TLS: tlsFiles, closers: closers}, nil
+	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, closers: closers}, nil
 }
 
 // servedChannel tells EPA which certificate kerbgate served on the request's

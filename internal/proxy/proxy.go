@@ -1,0 +1,660 @@
+// Package proxy publishes internal web applications through kerbgate: it routes by
+// external host and path prefix, pre-authenticates the user (Integrated Windows
+// Authentication, OpenID Connect, or none), and signs the user in to the upstream
+// with a Kerberos ticket obtained on the user's behalf (constrained delegation),
+// like Microsoft Entra Application Proxy's connector.
+//
+// It owns the flow: which identity a request carries, the name kerbgate asks the KDC
+// for (the login identity), when the upstream gets the token (always, or after its
+// 401), the proxy session cookie, the audit event per delegation, and the 502 pages
+// for failures. It must not talk to the KDC or the directory itself (Delegator and
+// Directory do), nor verify Kerberos tokens (the Negotiate middleware does).
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// Principal is the name kerbgate asks the KDC to delegate for.
+type Principal struct {
+	// Name is "alice@example.test" when Enterprise (the KDC resolves it as a UPN,
+	// NT-ENTERPRISE), otherwise an account name like "alice" in the service's realm.
+	Name       string
+	Enterprise bool
+}
+
+func (p Principal) String() string { return p.Name }
+
+// TokenFormat is how the upstream wants the Kerberos token.
+type TokenFormat int
+
+const (
+	// SPNEGO wraps the AP-REQ in a NegTokenInit, as browsers send it.
+	SPNEGO TokenFormat = iota
+	// RawKerberos is the GSS-API Kerberos token (RFC 4121 framing) alone.
+	RawKerberos
+)
+
+// Delegator obtains a fresh GSS token for user to spn (S4U2Self + S4U2Proxy, then a
+// new authenticator per call). Refusals are *reason.Error.
+type Delegator interface {
+	Token(ctx context.Context, user Principal, spn string, format TokenFormat) ([]byte, error)
+}
+
+// Directory is what the proxy asks AD (the *directory.Directory in production).
+type Directory interface {
+	Lookup(ctx context.Context, upn, sam, realm string) (*directory.User, error)
+	Attribute(ctx context.Context, dn, attr string) (string, error)
+	GroupSID(ctx context.Context, name string) (string, error)
+}
+
+// PreAuthenticator signs a user in for pre_auth methods other than iwa (OIDC). It
+// either returns the identity, or handles the request itself (a redirect to the
+// provider, a refusal) and returns nil.
+type PreAuthenticator interface {
+	Authenticate(w http.ResponseWriter, r *http.Request) *identity.Identity
+}
+
+// Options configure the service.
+type Options struct {
+	Apps       []config.ProxyApp
+	CookieName string
+	SessionTTL time.Duration
+	Realm      string
+	// SignIn is the Negotiate middleware (pre_auth iwa).
+	SignIn func(http.Handler) http.Handler
+	// PreAuth holds the authenticator of each app with pre_auth oidc, by app id.
+	PreAuth   map[string]PreAuthenticator
+	Delegator Delegator // required when an app has a kerberos section
+	Directory Directory // nil without a directory section
+	Store     store.Sessions
+	Reporter  *refusal.Reporter
+	Log       *slog.Logger
+	// Registerer receives the proxy metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	Rand       io.Reader
+}
+
+// Service routes requests for published hosts to their apps.
+type Service struct {
+	opts   Options
+	routes map[string][]*route // by lower-case host, longest prefix first
+
+	requests    *prometheus.CounterVec
+	delegations *prometheus.CounterVec
+}
+
+type route struct {
+	svc *Service
+	config.ProxyApp
+	rp        *httputil.ReverseProxy
+	preauth   PreAuthenticator
+	groupsMu  sync.Mutex
+	groupSIDs []string
+}
+
+// New builds the service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Reporter == nil || o.Log == nil {
+		return nil, errors.New("proxy: Store, Reporter and Log are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CookieName == "" {
+		o.CookieName = "kerbgate_proxy"
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 8 * time.Hour
+	}
+	s := &Service{opts: o, routes: map[string][]*route{}}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_proxy_requests_total", Help: "Requests to published applications, by app and outcome (forwarded, refused).",
+	}, []string{"app", "outcome"})
+	s.delegations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_proxy_delegations_total", Help: "Kerberos tokens made for upstreams on users' behalf, by app and result (ok or a reason code).",
+	}, []string{"app", "result"})
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.requests, s.delegations} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, a := range o.Apps {
+		rt := &route{svc: s, ProxyApp: a}
+		switch a.PreAuth {
+		case "iwa":
+			if o.SignIn == nil {
+				return nil, fmt.Errorf("proxy: app %s: pre_auth iwa needs the Negotiate middleware", a.ID)
+			}
+		case "oidc":
+			if rt.preauth = o.PreAuth[a.ID]; rt.preauth == nil {
+				return nil, fmt.Errorf("proxy: app %s: pre_auth oidc has no authenticator", a.ID)
+			}
+		}
+		if a.Kerberos != nil && o.Delegator == nil {
+			return nil, fmt.Errorf("proxy: app %s: kerberos needs proxy.delegation", a.ID)
+		}
+		if len(a.AllowedGroups) > 0 && a.PreAuth == "passthrough" {
+			return nil, fmt.Errorf("proxy: app %s: allowed_groups with pre_auth passthrough", a.ID)
+		}
+		tr, err := transport(a)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: app %s: %w", a.ID, err)
+		}
+		rt.rp = &httputil.ReverseProxy{
+			Rewrite:        rt.rewrite,
+			Transport:      &kerberosTransport{rt: rt, base: tr},
+			FlushInterval:  -1, // stream: server-sent events and long polls pass at once
+			ErrorHandler:   rt.upstreamError,
+			ModifyResponse: rt.modifyResponse,
+			ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		}
+		host := strings.ToLower(a.Host)
+		s.routes[host] = append(s.routes[host], rt)
+	}
+	for _, rs := range s.routes {
+		// Longest prefix first, so /app/admin/ wins over /app/.
+		for i := 1; i < len(rs); i++ {
+			for j := i; j > 0 && len(rs[j].PathPrefix) > len(rs[j-1].PathPrefix); j-- {
+				rs[j], rs[j-1] = rs[j-1], rs[j]
+			}
+		}
+	}
+	return s, nil
+}
+
+func transport(a config.ProxyApp) (*http.Transport, error) {
+	tr := &http.Transport{
+		Proxy:                 nil, // never an environment proxy between kerbgate and its upstreams
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: a.Timeout,
+	}
+	if a.UpstreamCAFile != "" {
+		pem, err := os.ReadFile(a.UpstreamCAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificates in %s", a.UpstreamCAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return tr, nil
+}
+
+// Match returns the handler of the app published at the request's host and path,
+// or nil.
+func (s *Service) Match(r *http.Request) http.Handler {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	for _, rt := range s.routes[strings.ToLower(host)] {
+		if strings.HasPrefix(r.URL.Path, rt.PathPrefix) || r.URL.Path+"/" == rt.PathPrefix {
+			return rt
+		}
+	}
+	return nil
+}
+
+// Wrap returns a handler that serves published apps and passes other requests to next.
+func (s *Service) Wrap(next http.Handler) http.Handler {
+	if len(s.routes) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := s.Match(r); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type ctxKey struct{}
+
+// request is what a proxied request carries through the reverse proxy.
+type request struct {
+	in   *http.Request      // the browser's request
+	id   *identity.Identity // nil for passthrough
+	user Principal
+}
+
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch rt.PreAuth {
+	case "passthrough":
+		rt.forward(w, r, nil)
+	case "oidc":
+		if id := rt.preauth.Authenticate(w, r); id != nil {
+			rt.authorized(w, r, id)
+		}
+	default: // iwa
+		if id := rt.sessionIdentity(r); id != nil {
+			rt.authorized(w, r, id)
+			return
+		}
+		rt.svc.opts.SignIn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			in, ok := negotiate.FromContext(r.Context())
+			if !ok {
+				rt.refuse(w, r, reason.New(reason.Internal, "sign-in passed without an identity"))
+				return
+			}
+			id := in.Identity
+			if err := rt.startSession(w, r, &id); err != nil {
+				rt.refuse(w, r, err)
+				return
+			}
+			rt.authorized(w, r, &id)
+		})).ServeHTTP(w, r)
+	}
+}
+
+func (rt *route) sessionAppID() string { return "proxy:" + rt.ID }
+
+func (rt *route) sessionIdentity(r *http.Request) *identity.Identity {
+	c, err := r.Cookie(rt.svc.opts.CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return nil
+	}
+	sess, err := rt.svc.opts.Store.GetSession(r.Context(), c.Value, rt.svc.opts.Now())
+	if err != nil || sess.AppID != rt.sessionAppID() {
+		return nil
+	}
+	return &sess.Identity
+}
+
+func (rt *route) startSession(w http.ResponseWriter, r *http.Request, id *identity.Identity) error {
+	sid, err := store.NewID(rt.svc.opts.Rand)
+	if err != nil {
+		return reason.New(reason.Internal, "cannot make a session id", "error", err.Error())
+	}
+	now := rt.svc.opts.Now()
+	if err := rt.svc.opts.Store.PutSession(r.Context(), sid, store.Session{
+		AppID: rt.sessionAppID(), Identity: *id, CreatedAt: now, ExpiresAt: now.Add(rt.svc.opts.SessionTTL),
+	}); err != nil {
+		if isReason(err) {
+			return err
+		}
+		return reason.New(reason.Internal, "cannot store the proxy session", "error", err.Error())
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: rt.svc.opts.CookieName, Value: sid, Path: rt.PathPrefix,
+		MaxAge: int(rt.svc.opts.SessionTTL / time.Second), HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// authorized checks the app's groups, works out the login identity and forwards.
+func (rt *route) authorized(w http.ResponseWriter, r *http.Request, id *identity.Identity) {
+	if err := rt.checkGroups(r.Context(), id); err != nil {
+		rt.refuse(w, r, err)
+		return
+	}
+	req := &request{id: id}
+	if rt.Kerberos != nil {
+		user, err := rt.loginIdentity(r.Context(), id)
+		if err != nil {
+			rt.refuse(w, r, err)
+			return
+		}
+		req.user = user
+	}
+	rt.forward(w, r, req)
+}
+
+func (rt *route) checkGroups(ctx context.Context, id *identity.Identity) error {
+	if len(rt.AllowedGroups) == 0 {
+		return nil
+	}
+	sids, err := rt.allowedSIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range sids {
+		if id.InGroup(s) {
+			return nil
+		}
+	}
+	return reason.New(reason.NotInGroup, "user is in none of the app's allowed groups",
+		"app", rt.ID, "user", id.Principal, "allowed_groups", strings.Join(rt.AllowedGroups, ","))
+}
+
+func (rt *route) allowedSIDs(ctx context.Context) ([]string, error) {
+	rt.groupsMu.Lock()
+	defer rt.groupsMu.Unlock()
+	if rt.groupSIDs != nil {
+		return rt.groupSIDs, nil
+	}
+	var sids []string
+	for _, g := range rt.AllowedGroups {
+		if strings.HasPrefix(g, "S-1-") {
+			sids = append(sids, g)
+			continue
+		}
+		if rt.svc.opts.Directory == nil {
+			return nil, reason.New(reason.Internal, "group names need the directory section", "group", g)
+		}
+		sid, err := rt.svc.opts.Directory.GroupSID(ctx, g)
+		if err != nil {
+			if isReason(err) {
+				return nil, err
+			}
+			return nil, reason.New(reason.Internal, "allowed group not found in the directory", "group", g, "error", err.Error())
+		}
+		sids = append(sids, sid)
+	}
+	rt.groupSIDs = sids
+	return sids, nil
+}
+
+// loginIdentity is the name kerbgate asks the KDC for, per
+// proxy.apps[].kerberos.login_identity.
+func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Principal, error) {
+	k := rt.Kerberos
+	missing := func(what string) error {
+		return reason.New(reason.LoginIdentityMissing, "the account has no "+what,
+			"app", rt.ID, "user", id.Principal, "login_identity", k.LoginIdentity)
+	}
+	var user *directory.User
+	lookup := func() error {
+		if user != nil {
+			return nil
+		}
+		if rt.svc.opts.Directory == nil {
+			return reason.New(reason.Internal, "login identity needs the directory section", "login_identity", k.LoginIdentity)
+		}
+		sam := id.SAMAccountName
+		u, err := rt.svc.opts.Directory.Lookup(ctx, id.UPN, sam, id.Realm)
+		if err != nil {
+			return err
+		}
+		user = u
+		return nil
+	}
+	switch k.LoginIdentity {
+	case "upn", "upn_user_part":
+		upn := id.UPN
+		if upn == "" {
+			return Principal{}, missing("userPrincipalName")
+		}
+		if k.LoginIdentity == "upn" {
+			return Principal{Name: upn, Enterprise: true}, nil
+		}
+		part, _, _ := strings.Cut(upn, "@")
+		return Principal{Name: part}, nil
+	case "sam_account_name":
+		sam := id.SAMAccountName
+		if sam == "" {
+			if err := lookup(); err != nil {
+				return Principal{}, err
+			}
+			sam = user.SAMAccountName
+		}
+		if sam == "" {
+			return Principal{}, missing("sAMAccountName")
+		}
+		return Principal{Name: sam}, nil
+	case "alternate_upn", "alternate_upn_user_part":
+		if err := lookup(); err != nil {
+			return Principal{}, err
+		}
+		alt, err := rt.svc.opts.Directory.Attribute(ctx, user.DN, k.AlternateUPNAttribute)
+		if err != nil {
+			return Principal{}, err
+		}
+		if alt == "" {
+			return Principal{}, missing(k.AlternateUPNAttribute)
+		}
+		if k.LoginIdentity == "alternate_upn" {
+			return Principal{Name: alt, Enterprise: true}, nil
+		}
+		part, _, _ := strings.Cut(alt, "@")
+		return Principal{Name: part}, nil
+	}
+	return Principal{}, reason.New(reason.Internal, "unknown login identity", "login_identity", k.LoginIdentity)
+}
+
+func (rt *route) forward(w http.ResponseWriter, r *http.Request, req *request) {
+	if req == nil {
+		req = &request{}
+	}
+	req.in = r
+	rt.svc.requests.WithLabelValues(rt.ID, "forwarded").Inc()
+	rt.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, req)))
+}
+
+func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+	// The path under the prefix maps onto the upstream's base path:
+	// https://app.example.test/apps/x/page -> http://internal/base/page.
+	if rt.PathPrefix != "/" {
+		// Cleaned, so that "/apps/x/../y" cannot climb above the upstream's base path.
+		suffix := path.Clean("/" + strings.TrimPrefix(pr.In.URL.Path, strings.TrimSuffix(rt.PathPrefix, "/")))
+		if strings.HasSuffix(pr.In.URL.Path, "/") && suffix != "/" {
+			suffix += "/"
+		}
+		pr.Out.URL.Path = suffix
+		pr.Out.URL.RawPath = ""
+	}
+	pr.SetURL(rt.Upstream)
+	pr.SetXForwarded()
+	if rt.PreserveHost {
+		pr.Out.Host = pr.In.Host
+	}
+	// The browser's credentials are for kerbgate, never for the upstream.
+	pr.Out.Header.Del("Authorization")
+	pr.Out.Header.Del("Proxy-Authorization")
+	stripCookie(pr.Out, rt.svc.opts.CookieName)
+}
+
+// stripCookie removes kerbgate's session cookie from what goes upstream.
+func stripCookie(r *http.Request, name string) {
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != name {
+			r.AddCookie(c)
+		}
+	}
+}
+
+func (rt *route) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode == http.StatusUnauthorized && rt.Kerberos != nil && offersNegotiate(resp.Header) {
+		req, _ := resp.Request.Context().Value(ctxKey{}).(*request)
+		if req != nil && req.id != nil && resp.Request.Header.Get("Authorization") != "" {
+			resp.Body.Close()
+			return reason.New(reason.UpstreamRefusedTicket, "the upstream answered 401 Negotiate to the delegated ticket",
+				"app", rt.ID, "spn", rt.Kerberos.SPN, "delegated_user", req.user.Name, "upstream", rt.Upstream.String())
+		}
+	}
+	// The upstream's Negotiate answer (its AP-REP) is for kerbgate, not the browser.
+	if resp.StatusCode != http.StatusUnauthorized {
+		resp.Header.Del("WWW-Authenticate")
+	}
+	return nil
+}
+
+func offersNegotiate(h http.Header) bool {
+	for _, v := range h.Values("WWW-Authenticate") {
+		scheme, _, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "Kerberos") {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamError renders a failure of the upstream round trip. ReverseProxy hands it
+// the outgoing request; the refusal is logged with the browser's.
+func (rt *route) upstreamError(w http.ResponseWriter, out *http.Request, err error) {
+	r := out
+	if req, _ := out.Context().Value(ctxKey{}).(*request); req != nil && req.in != nil {
+		r = req.in
+	}
+	if isReason(err) {
+		rt.refuse(w, r, err)
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the browser went away
+	}
+	rt.refuse(w, r, reason.New(reason.UpstreamUnavailable, "upstream request failed",
+		"app", rt.ID, "upstream", rt.Upstream.String(), "error", err.Error()))
+}
+
+func isReason(err error) bool {
+	var e *reason.Error
+	return errors.As(err, &e)
+}
+
+func (rt *route) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	e := reason.Of(err)
+	rt.svc.requests.WithLabelValues(rt.ID, "refused").Inc()
+	rt.svc.opts.Reporter.Refuse(w, r, e)
+}
+
+// kerberosTransport adds the delegated ticket: up front (send always) or after the
+// upstream's 401 Negotiate (send on_401), replaying a bounded copy of the body.
+type kerberosTransport struct {
+	rt   *route
+	base http.RoundTripper
+}
+
+func (t *kerberosTransport) RoundTrip(out *http.Request) (*http.Response, error) {
+	req, _ := out.Context().Value(ctxKey{}).(*request)
+	k := t.rt.Kerberos
+	if k == nil || req == nil || req.id == nil {
+		return t.base.RoundTrip(out)
+	}
+	if k.Send == "always" {
+		if err := t.authorize(out, req); err != nil {
+			return nil, err
+		}
+		return t.base.RoundTrip(out)
+	}
+
+	// on_401: keep the body to send it twice, if it is small enough.
+	var body []byte
+	if out.Body != nil && out.Body != http.NoBody {
+		limit := int64(k.MaxReplayBody)
+		if out.ContentLength > limit {
+			// Too large to replay: the ticket goes up front.
+			if err := t.authorize(out, req); err != nil {
+				return nil, err
+			}
+			return t.base.RoundTrip(out)
+		}
+		b, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+		out.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(b)) > limit {
+			// Length unknown in advance and over the bound: send what was read
+			// followed by the rest is impossible after closing, so refuse rather than
+			// forward a truncated body.
+			return nil, reason.New(reason.BadRequest, "request body over proxy.apps[].kerberos.max_replay_body with send on_401",
+				"app", t.rt.ID, "max_replay_body", limit)
+		}
+		body = b
+	}
+	first := out.Clone(out.Context())
+	setBody(first, body)
+	resp, err := t.base.RoundTrip(first)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !offersNegotiate(resp.Header) {
+		return resp, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	second := out.Clone(out.Context())
+	setBody(second, body)
+	if err := t.authorize(second, req); err != nil {
+		return nil, err
+	}
+	return t.base.RoundTrip(second)
+}
+
+func setBody(r *http.Request, body []byte) {
+	if body == nil {
+		r.Body = http.NoBody
+		r.ContentLength = 0
+		r.GetBody = nil
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
+// authorize gets a fresh token for the request's user and sets it, with the audit
+// event of the delegation.
+func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
+	k := t.rt.Kerberos
+	format := SPNEGO
+	if k.TokenFormat == "kerberos" {
+		format = RawKerberos
+	}
+	tok, err := t.rt.svc.opts.Delegator.Token(out.Context(), req.user, k.SPN, format)
+	result := "ok"
+	if err != nil {
+		if !isReason(err) {
+			err = reason.New(reason.Internal, "delegation failed", "error", err.Error())
+		}
+		result = string(reason.Of(err).Code)
+	}
+	t.rt.svc.delegations.WithLabelValues(t.rt.ID, result).Inc()
+	t.audit(req, result, err)
+	if err != nil {
+		return err
+	}
+	out.Header.Set("Authorization", "Negotiate "+base64.StdEncoding.EncodeToString(tok))
+	return nil
+}
+
+// audit writes one event per delegation: the equivalent of the Application Proxy
+// connector's event 24029.
+func (t *kerberosTransport) audit(req *request, result string, err error) {
+	attrs := []any{"app", t.rt.ID, "preauth", t.rt.PreAuth, "preauth_identity", req.id.Principal,
+		"delegated_identity", req.user.Name, "enterprise_name", req.user.Enterprise,
+		"spn", t.rt.Kerberos.SPN, "result", result}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+		t.rt.svc.opts.Log.Warn("kerberos delegation", attrs...)
+		return
+	}
+	t.rt.svc.opts.Log.Info("kerberos delegation", attrs...)
+}
