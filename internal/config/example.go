@@ -52,6 +52,13 @@ kerberos:
   # How many recently seen authenticators are remembered to refuse replays
   # (at least 1000).
   replay_cache_size: 1000000
+  # How often the keytab files are checked for changes (0: never). A changed
+  # keytab is loaded without a restart.
+  keytab_reload_interval: 5s
+  # How long keys that a reloaded keytab no longer holds stay usable, so that
+  # tickets issued before a password change keep working (AD's default maximum
+  # ticket lifetime is 10h).
+  retain_old_keys: 10h
 
 log:
   # debug, info, warn or error.

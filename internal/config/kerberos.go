@@ -30,6 +30,12 @@ type Kerberos struct {
 	MaxTokenBytes int
 	// ReplayCacheSize is how many authenticators the replay cache holds; 1,000,000 by default.
 	ReplayCacheSize int
+	// KeytabReloadInterval is how often the keytab files are checked for changes;
+	// 5s by default, 0 turns reloading off.
+	KeytabReloadInterval time.Duration
+	// RetainOldKeys is how long keys a reloaded keytab no longer holds stay usable;
+	// 10h (AD's default maximum ticket lifetime) by default.
+	RetainOldKeys time.Duration
 }
 
 const (
@@ -148,6 +154,17 @@ func decodeKerberos(m *mapping, c *Config) {
 	f = m.field("replay_cache_size", fmt.Sprintf("a number of entries of at least %d", minReplayCacheSize))
 	if v, ok := f.intIn(minReplayCacheSize, maxInt); ok {
 		k.ReplayCacheSize = v
+	}
+
+	k.KeytabReloadInterval = 5 * time.Second
+	f = m.field("keytab_reload_interval", "a duration from 0 (no reloading) to 1h, like 5s")
+	if v, ok := f.durationIn(0, time.Hour); ok {
+		k.KeytabReloadInterval = v
+	}
+	k.RetainOldKeys = 10 * time.Hour
+	f = m.field("retain_old_keys", "a duration from 0 to 720h, like 10h (the realm's maximum ticket lifetime)")
+	if v, ok := f.durationIn(0, 720*time.Hour); ok {
+		k.RetainOldKeys = v
 	}
 }
 

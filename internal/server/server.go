@@ -42,7 +42,9 @@ type Server struct {
 	Acceptor *acceptor.Acceptor
 	Registry *prometheus.Registry
 	// TLS serves kerbgate's certificate; nil without a tls section.
-	TLS     *tlsserve.Files
+	TLS *tlsserve.Files
+	// Keys reloads the keytabs.
+	Keys    *keyring.Watcher
 	closers []io.Closer
 }
 
@@ -56,7 +58,8 @@ type Options struct {
 
 // New builds a server from a validated configuration.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
-	kr, err := keyring.Load(cfg.Kerberos.Keytabs...)
+	keys := &keyring.Watcher{Paths: cfg.Kerberos.Keytabs, Retain: cfg.Kerberos.RetainOldKeys, Now: opts.Now}
+	kr, err := keys.Start()
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +90,24 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		return nil, err
 	}
 	closers := []io.Closer{}
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kerbgate_keytab_reloads_total", Help: "Keytab reloads after a file changed (or retained keys expired), by result.",
+	}, []string{"result"})
+	reg.MustRegister(reloads)
+	keys.Set = func(kr *keyring.Keyring) {
+		acc.SetKeyring(kr)
+		reloads.WithLabelValues("ok").Inc()
+		log.Info("keytabs reloaded", "keys", kr.Summary())
+	}
+	keys.OnError = func(err error) {
+		reloads.WithLabelValues("error").Inc()
+		log.Error("keytab reload failed; the previous keys stay in use", "error", err.Error())
+	}
+	if cfg.Kerberos.KeytabReloadInterval > 0 {
+		stop := make(chan struct{})
+		go keys.Run(cfg.Kerberos.KeytabReloadInterval, stop)
+		closers = append(closers, closerFunc(func() error { close(stop); return nil }))
+	}
 	fail := func(err error) (*Server, error) {
 		for _, c := range closers {
 			c.Close()
@@ -173,8 +194,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, closers: closers}, nil
+	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, Keys: keys, closers: closers}, nil
 }
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // servedChannel tells EPA which certificate kerbgate served on the request's
 // connection.

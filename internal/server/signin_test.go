@@ -373,3 +373,67 @@ var _ = json.Marshal
 var _ = os.Getenv
 var _ = http.StatusOK
 var _ identity.Identity
+
+// A keytab replaced on disk is loaded without a restart, and the keys it no longer
+// holds stay usable for kerberos.retain_old_keys: after the service account's
+// password changes, tickets of both key versions are accepted and no sign-in fails.
+func TestKeytabHotReloadAcrossPasswordChange(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, true)
+	const spn = "HTTP/sso.example.test"
+	keytab := filepath.Join(t.TempDir(), "svc-gw.keytab")
+	r.ExportKeytab(t, spn, keytab)
+	oldKVNO := r.KVNO(t, "svc-gw")
+
+	cfg := baseConfig(r)
+	cfg.Kerberos.Keytabs = []string{keytab}
+	cfg.Kerberos.KeytabReloadInterval = 100 * time.Millisecond
+	cfg.Kerberos.RetainOldKeys = time.Hour
+	g := startGateway(t, cfg)
+	oldTicket := r.Kinit(t, "alice")
+	if res := g.curl(r, oldTicket, "", g.url("sso.example.test", "/whoami")); res.status != 200 {
+		t.Fatalf("before rotation: %d %q", res.status, res.headers.Get("Kerbgate-Reason"))
+	}
+
+	r.SambaTool(t, "user", "setpassword", "svc-gw", "--newpassword=SvcGw#Rotated2")
+	t.Cleanup(func() {
+		r.SambaTool(t, "user", "setpassword", "svc-gw", "--newpassword="+testrealm.Password("svc-gw"))
+		r.ExportKeytab(t, spn, r.GatewayKeytab)
+		r.ExportKeytab(t, "svc-gw", r.GatewayAccountKeytab)
+	})
+	newKVNO := r.KVNO(t, "svc-gw")
+	// The administrator replaces the file with one holding only the new key.
+	r.ExportKeytab(t, spn, keytab)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kvnos := g.srv.Acceptor.Keyring().KVNOs(spn, "EXAMPLE.TEST")
+		if len(kvnos) == 2 && kvnos[0] == oldKVNO && kvnos[1] == newKVNO {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keyring holds kvnos %v, want [%d %d]", kvnos, oldKVNO, newKVNO)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	newTicket := r.Kinit(t, "alice")
+	for name, cc := range map[string]string{"old": oldTicket, "new": newTicket} {
+		if res := g.curl(r, cc, "", g.url("sso.example.test", "/whoami")); res.status != 200 {
+			t.Errorf("%s ticket after reload: %d %q", name, res.status, res.headers.Get("Kerbgate-Reason"))
+		}
+	}
+	if n := strings.Count(g.logs.String(), "request refused"); n != 0 {
+		t.Errorf("%d refusals across the rotation", n)
+	}
+	if !strings.Contains(g.logs.String(), "keytabs reloaded") {
+		t.Errorf("no reload log line")
+	}
+
+	// A broken file keeps the current keys.
+	mustWriteFile(t, keytab, "not a keytab")
+	if _, err := g.srv.Keys.Check(); err == nil {
+		t.Fatal("a broken keytab loaded")
+	}
+	if res := g.curl(r, newTicket, "", g.url("sso.example.test", "/whoami")); res.status != 200 {
+		t.Errorf("after a broken keytab: %d %q", res.status, res.headers.Get("Kerbgate-Reason"))
+	}
+}

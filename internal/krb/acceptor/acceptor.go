@@ -19,6 +19,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/identity"
@@ -62,6 +63,7 @@ type Config struct {
 // Acceptor verifies AP-REQs. It is safe for concurrent use.
 type Acceptor struct {
 	cfg      Config
+	keys     atomic.Pointer[keyring.Keyring]
 	spns     []string
 	enctypes []int32
 	skew     time.Duration
@@ -96,8 +98,16 @@ func New(cfg Config) (*Acceptor, error) {
 	if a.rand == nil {
 		a.rand = rand.Reader
 	}
+	a.keys.Store(cfg.Keyring)
 	return a, nil
 }
+
+// SetKeyring replaces the service keys (a reloaded keytab); requests in flight finish
+// with the keys they started with.
+func (a *Acceptor) SetKeyring(kr *keyring.Keyring) { a.keys.Store(kr) }
+
+// Keyring returns the keys in use.
+func (a *Acceptor) Keyring() *keyring.Keyring { return a.keys.Load() }
 
 // Result is a verified sign-in.
 type Result struct {
@@ -147,7 +157,8 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	if tkt.EncPart.HasKVNO {
 		kvno = tkt.EncPart.KVNO
 	}
-	keys, kvnos, known := a.cfg.Keyring.Find(spn, tkt.Realm, kvno, etype)
+	kr := a.keys.Load()
+	keys, kvnos, known := kr.Find(spn, tkt.Realm, kvno, etype)
 	if len(keys) == 0 {
 		if !known {
 			return nil, reason.New(reason.SPNNotInKeytab, "no keytab holds keys for this SPN", "spn", spn, "realm", tkt.Realm)
@@ -155,7 +166,7 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 		if len(kvnos) == 0 {
 			return nil, reason.New(reason.EnctypeNotAllowed, "the keytab has no key of the ticket's enctype for this SPN",
 				"spn", spn, "ticket_enctype", EnctypeName(etype),
-				"keytab_enctypes", enctypeNames(a.cfg.Keyring.ETypes(spn, tkt.Realm)))
+				"keytab_enctypes", enctypeNames(kr.ETypes(spn, tkt.Realm)))
 		}
 		return nil, reason.New(reason.KVNONotInKeytab, "the ticket's key version is not in the keytab",
 			"spn", spn, "ticket_kvno", kvno, "keytab_kvnos", kvnoList(kvnos), "enctype", EnctypeName(etype))

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
@@ -26,6 +27,9 @@ type Entry struct {
 	EType     int32
 	Key       *kcrypto.Key
 	Source    string // keytab file it came from
+	// RetainedUntil is set on keys kept after their keytab dropped them (see
+	// Retaining); zero for keys in the current files.
+	RetainedUntil time.Time
 }
 
 // Keyring is an immutable set of keys. Build a new one to change keys.
