@@ -82,3 +82,31 @@ func (r *Realm) LockGateway(t testing.TB, exclusive bool) {
 	}
 	t.Cleanup(func() { f.Close() })
 }
+
+// AddSPNUnchecked adds spn to the account whose sAMAccountName is name, writing the
+// domain partition's database directly. Samba refuses a duplicate SPN through LDAP
+// and ldbmodify ("samldb: spn[...] would cause a conflict", even with the relax
+// control), as AD's setspn -S does; real domains still end up with duplicates (old
+// setspn -A, replication of concurrent changes), and this makes one for tests. The
+// SPN is removed the same way when the test ends.
+func (r *Realm) AddSPNUnchecked(t testing.TB, name, spn string) {
+	t.Helper()
+	dn := r.DN(t, name)
+	partition := "tdb://" + filepath.Join(r.Dir, "private", "sam.ldb.d", "DC=EXAMPLE,DC=TEST.ldb")
+	modify := func(op string) error {
+		cmd := exec.Command("ldbmodify", "-H", partition)
+		cmd.Stdin = strings.NewReader(fmt.Sprintf("dn: %s\nchangetype: modify\n%s: servicePrincipalName\nservicePrincipalName: %s\n", dn, op, spn))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("ldbmodify %s %s: %v\n%s", op, spn, err, out)
+		}
+		return nil
+	}
+	if err := modify("add"); err != nil {
+		t.Fatalf("testrealm: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := modify("delete"); err != nil {
+			t.Logf("testrealm: %v", err)
+		}
+	})
+}

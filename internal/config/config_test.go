@@ -164,6 +164,7 @@ sso:
 			ReplayCacheSize:      5000,
 			KeytabReloadInterval: 5 * time.Second,
 			RetainOldKeys:        10 * time.Hour,
+			SPNCheck:             "warn",
 		},
 		Log: Log{Level: slog.LevelDebug, Format: "text", ExposeReasons: true},
 		Directory: Directory{
@@ -240,6 +241,7 @@ kerberos:
 			ReplayCacheSize:      1_000_000,
 			KeytabReloadInterval: 5 * time.Second,
 			RetainOldKeys:        10 * time.Hour,
+			SPNCheck:             "warn",
 		},
 		Log:   Log{Level: slog.LevelInfo, Format: "json"},
 		Store: Store{Path: filepath.Join(filepath.Dir(file), "kerbgate.db")},

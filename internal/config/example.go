@@ -59,6 +59,10 @@ kerberos:
   # tickets issued before a password change keep working (AD's default maximum
   # ticket lifetime is 10h).
   retain_old_keys: 10h
+  # At start-up, check in the directory that every SPN above is registered on
+  # exactly one account whose current key version the keytabs hold: warn (log
+  # what is wrong), fail (refuse to start) or off. Needs the directory section.
+  spn_check: warn
 
 log:
   # debug, info, warn or error.

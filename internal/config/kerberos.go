@@ -36,6 +36,10 @@ type Kerberos struct {
 	// RetainOldKeys is how long keys a reloaded keytab no longer holds stay usable;
 	// 10h (AD's default maximum ticket lifetime) by default.
 	RetainOldKeys time.Duration
+	// SPNCheck is what the start-up SPN check does with a problem (needs the
+	// directory section): "warn" (the default) logs it, "fail" refuses to start,
+	// "off" skips the check.
+	SPNCheck string
 }
 
 const (
@@ -161,6 +165,17 @@ func decodeKerberos(m *mapping, c *Config) {
 	if v, ok := f.durationIn(0, time.Hour); ok {
 		k.KeytabReloadInterval = v
 	}
+	k.SPNCheck = "warn"
+	f = m.field("spn_check", "warn, fail or off")
+	if v, ok := f.str(); ok {
+		switch v {
+		case "warn", "fail", "off":
+			k.SPNCheck = v
+		default:
+			f.invalid("%s is not an SPN check mode", describe(f.val))
+		}
+	}
+
 	k.RetainOldKeys = 10 * time.Hour
 	f = m.field("retain_old_keys", "a duration from 0 to 720h, like 10h (the realm's maximum ticket lifetime)")
 	if v, ok := f.durationIn(0, 720*time.Hour); ok {

@@ -682,6 +682,96 @@ func (d *Directory) Attribute(ctx context.Context, dn, attr string) (string, err
 	return val, nil
 }
 
+// Account is a directory account as far as Kerberos service configuration goes.
+type Account struct {
+	DN, SAMAccountName string
+	// KVNO is msDS-KeyVersionNumber: the version of the account's current keys.
+	KVNO uint32
+	// SupportedEncryptionTypes is msDS-SupportedEncryptionTypes (0 when unset,
+	// which the KDC treats as RC4 only for service tickets).
+	SupportedEncryptionTypes uint32
+	UserAccountControl       uint32
+	SPNs                     []string
+	// AllowedToDelegateTo is msDS-AllowedToDelegateTo (classic constrained
+	// delegation targets).
+	AllowedToDelegateTo []string
+	// HasRBCD reports whether msDS-AllowedToActOnBehalfOfOtherIdentity is set
+	// (resource-based constrained delegation granted to someone).
+	HasRBCD bool
+}
+
+// userAccountControl flags of service accounts.
+const (
+	UACTrustedForDelegation       = 0x80000
+	UACTrustedToAuthForDelegation = 0x1000000 // protocol transition (S4U2Self to any)
+	UACNotDelegated               = 0x100000
+	UACUseDESKeyOnly              = 0x200000
+)
+
+var accountAttrs = []string{"sAMAccountName", "msDS-KeyVersionNumber", "msDS-SupportedEncryptionTypes",
+	"userAccountControl", "servicePrincipalName", "msDS-AllowedToDelegateTo", "msDS-AllowedToActOnBehalfOfOtherIdentity"}
+
+func accountOf(e *ldap.Entry) Account {
+	a := Account{
+		DN:                  e.DN,
+		SAMAccountName:      e.GetAttributeValue("sAMAccountName"),
+		SPNs:                e.GetAttributeValues("servicePrincipalName"),
+		AllowedToDelegateTo: e.GetAttributeValues("msDS-AllowedToDelegateTo"),
+		HasRBCD:             len(e.GetRawAttributeValue("msDS-AllowedToActOnBehalfOfOtherIdentity")) > 0,
+	}
+	v, _ := strconv.ParseUint(e.GetAttributeValue("msDS-KeyVersionNumber"), 10, 32)
+	a.KVNO = uint32(v)
+	v, _ = strconv.ParseUint(e.GetAttributeValue("msDS-SupportedEncryptionTypes"), 10, 32)
+	a.SupportedEncryptionTypes = uint32(v)
+	v, _ = strconv.ParseUint(e.GetAttributeValue("userAccountControl"), 10, 32)
+	a.UserAccountControl = uint32(v)
+	return a
+}
+
+// SPNOwners returns every account that has spn in servicePrincipalName (never
+// cached: it is for start-up checks and diagnosis). More than one is AD's "duplicate
+// SPN" failure.
+func (d *Directory) SPNOwners(ctx context.Context, spn string) ([]Account, error) {
+	var out []Account
+	err := d.do(ctx, func(l *ldap.Conn) error {
+		res, err := l.Search(ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			0, 0, false, "(servicePrincipalName="+ldap.EscapeFilter(spn)+")", accountAttrs, nil))
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, e := range res.Entries {
+			out = append(out, accountOf(e))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, d.unavailable(err)
+	}
+	return out, nil
+}
+
+// AccountByName returns the account whose sAMAccountName is name, or nil.
+func (d *Directory) AccountByName(ctx context.Context, name string) (*Account, error) {
+	var out *Account
+	err := d.do(ctx, func(l *ldap.Conn) error {
+		res, err := l.Search(ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			2, 0, false, "(sAMAccountName="+ldap.EscapeFilter(name)+")", accountAttrs, nil))
+		if err != nil {
+			return err
+		}
+		if len(res.Entries) > 0 {
+			a := accountOf(res.Entries[0])
+			out = &a
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, d.unavailable(err)
+	}
+	return out, nil
+}
+
 // Ping connects (or reuses a connection), binds and reads the root DSE.
 func (d *Directory) Ping(ctx context.Context) error {
 	err := d.do(ctx, func(l *ldap.Conn) error {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/diagnose"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
@@ -159,6 +161,11 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		closers = append(closers, d)
 		dir, dirImpl = d, d
 	}
+	if dirImpl != nil && cfg.Kerberos.SPNCheck != "off" {
+		if err := checkSPNs(cfg, log, dirImpl, kr); err != nil {
+			return fail(err)
+		}
+	}
 	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: opts.Now})
 	if err != nil {
 		return fail(fmt.Errorf("store %s: %w", cfg.Store.Path, err))
@@ -192,9 +199,77 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.Handle("GET /readyz", readiness(dirImpl, st))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, Keys: keys, closers: closers}, nil
+}
+
+// checkSPNs is the start-up SPN check: every accepted SPN on exactly one account,
+// whose current key version the keytabs hold.
+func checkSPNs(cfg *config.Config, log *slog.Logger, dir *directory.Directory, kr *keyring.Keyring) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	findings := diagnose.CheckSPNs(ctx, dir, kr, cfg.Kerberos.Realm, cfg.Kerberos.SPNs)
+	var problems []string
+	for _, f := range findings {
+		if f.Status == diagnose.OK {
+			continue
+		}
+		attrs := []any{"check", f.Check, "spn", f.Subject, "status", string(f.Status), "fix", f.Fix}
+		for k, v := range f.Facts {
+			attrs = append(attrs, k, v)
+		}
+		log.Warn("SPN check: "+f.Message, attrs...)
+		if f.Status == diagnose.Fail {
+			problems = append(problems, f.Check+" "+f.Subject+": "+f.Message+" (fix: "+f.Fix+")")
+		}
+	}
+	if len(problems) == 0 {
+		log.Info("SPN check passed", "spns", cfg.Kerberos.SPNs)
+		return nil
+	}
+	if cfg.Kerberos.SPNCheck == "fail" {
+		return fmt.Errorf("SPN check failed (kerberos.spn_check: fail):\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// readiness is GET /readyz: 200 when the directory (if configured) and the store
+// answer, else 503 naming what does not. /healthz says only that the process
+// serves HTTP (liveness); a balancer should route by /readyz.
+func readiness(dir *directory.Directory, st store.Store) http.Handler {
+	type pinger interface{ Ping(context.Context) error }
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		checks := map[string]string{}
+		ready := true
+		check := func(name string, err error) {
+			if err != nil {
+				checks[name] = err.Error()
+				ready = false
+				return
+			}
+			checks[name] = "ok"
+		}
+		if dir != nil {
+			check("directory", dir.Ping(ctx))
+		}
+		if p, ok := st.(pinger); ok {
+			check("store", p.Ping(ctx))
+		} else {
+			checks["store"] = "ok"
+		}
+		status, code := "ready", http.StatusOK
+		if !ready {
+			status, code = "not ready", http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
+	})
 }
 
 type closerFunc func() error

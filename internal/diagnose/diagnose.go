@@ -1,0 +1,171 @@
+// Package diagnose finds Kerberos and Active Directory misconfigurations: each check
+// compares what kerbgate holds (keytabs, configuration) with what the directory and
+// the KDC say, and reports a Finding with the facts and the exact fix.
+//
+// It owns the checks and their wording. It must not change anything (it only reads),
+// print, or exit: `kerbgate doctor` and the start-up check render its findings.
+package diagnose
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/krb/keyring"
+)
+
+// Status is a finding's severity.
+type Status string
+
+const (
+	OK   Status = "OK"
+	Warn Status = "WARN"
+	Fail Status = "FAIL"
+)
+
+// Finding is one result: what was checked, what was found, and what to do.
+type Finding struct {
+	Status Status `json:"status"`
+	// Check names the check ("spn_registered", "keytab_kvno", ...), stable for machines.
+	Check string `json:"check"`
+	// Subject is what was checked, e.g. an SPN or a file.
+	Subject string `json:"subject"`
+	// Message says what was found, in one sentence.
+	Message string `json:"message"`
+	// Facts are the values behind the message.
+	Facts map[string]any `json:"facts,omitempty"`
+	// Fix is the exact remedy (a command or the attribute to change); empty for OK.
+	Fix string `json:"fix,omitempty"`
+}
+
+func (f Finding) String() string {
+	s := fmt.Sprintf("%-4s %s %s: %s", f.Status, f.Check, f.Subject, f.Message)
+	if len(f.Facts) > 0 {
+		keys := make([]string, 0, len(f.Facts))
+		for k := range f.Facts {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var kv []string
+		for _, k := range keys {
+			kv = append(kv, fmt.Sprintf("%s=%v", k, f.Facts[k]))
+		}
+		s += " [" + strings.Join(kv, " ") + "]"
+	}
+	if f.Fix != "" {
+		s += "\n     fix: " + f.Fix
+	}
+	return s
+}
+
+// Worst returns the most severe status among findings (OK for none).
+func Worst(fs []Finding) Status {
+	w := OK
+	for _, f := range fs {
+		switch {
+		case f.Status == Fail:
+			return Fail
+		case f.Status == Warn:
+			w = Warn
+		}
+	}
+	return w
+}
+
+// Directory is what the SPN checks read.
+type Directory interface {
+	SPNOwners(ctx context.Context, spn string) ([]directory.Account, error)
+}
+
+// AES enctype bits of msDS-SupportedEncryptionTypes.
+const (
+	etAES128 = 0x08
+	etAES256 = 0x10
+)
+
+// CheckSPNs checks every accepted SPN: registered on exactly one account, whose
+// current key version is in the keyring and which allows AES.
+func CheckSPNs(ctx context.Context, dir Directory, kr *keyring.Keyring, realm string, spns []string) []Finding {
+	var out []Finding
+	for _, spn := range spns {
+		owners, err := dir.SPNOwners(ctx, spn)
+		if err != nil {
+			out = append(out, Finding{Status: Fail, Check: "spn_registered", Subject: spn,
+				Message: "cannot search the directory for the SPN", Facts: map[string]any{"error": err.Error()},
+				Fix: "check the directory section (url, ca_file, bind account); see the directory check"})
+			continue
+		}
+		switch len(owners) {
+		case 0:
+			out = append(out, Finding{Status: Fail, Check: "spn_registered", Subject: spn,
+				Message: "the SPN is registered on no account: clients get no ticket for it and browsers fall back to NTLM",
+				Fix: fmt.Sprintf("register it on the service account whose keys kerbgate holds: setspn -S %s <account> (Windows) or samba-tool spn add %s <account>", spn, spn)})
+			continue
+		case 1:
+		default:
+			names := make([]string, len(owners))
+			for i, o := range owners {
+				names[i] = o.SAMAccountName
+			}
+			keep := "<the account whose keys kerbgate holds>"
+			var drop []string
+			for _, o := range owners {
+				if slices.Contains(kr.KVNOs(spn, realm), o.KVNO) && keep == "<the account whose keys kerbgate holds>" {
+					keep = o.SAMAccountName
+				} else {
+					drop = append(drop, o.SAMAccountName)
+				}
+			}
+			fix := fmt.Sprintf("keep the SPN on %s only: ", keep)
+			for _, d := range drop {
+				fix += fmt.Sprintf("setspn -D %s %s (or samba-tool spn delete %s %s); ", spn, d, spn, d)
+			}
+			out = append(out, Finding{Status: Fail, Check: "spn_unique", Subject: spn,
+				Message: "Duplicate SPN found: the SPN is registered on more than one account, so the KDC cannot tell which key to use (KDC_ERR_PRINCIPAL_NOT_UNIQUE) and clients fall back to NTLM",
+				Facts:   map[string]any{"accounts": strings.Join(names, ",")},
+				Fix:     strings.TrimSuffix(fix, "; ")})
+			continue
+		}
+		acct := owners[0]
+		out = append(out, Finding{Status: OK, Check: "spn_registered", Subject: spn,
+			Message: "registered on exactly one account", Facts: map[string]any{"account": acct.SAMAccountName}})
+
+		held := kr.KVNOs(spn, realm)
+		switch {
+		case len(held) == 0:
+			out = append(out, Finding{Status: Fail, Check: "keytab_kvno", Subject: spn,
+				Message: "no keytab holds keys for the SPN",
+				Facts:   map[string]any{"account": acct.SAMAccountName, "ad_kvno": acct.KVNO},
+				Fix:     fmt.Sprintf("export a keytab for it (ktpass /princ %s@%s /mapuser %s ..., or samba-tool domain exportkeytab FILE --principal=%s) and add it to kerberos.keytabs", spn, realm, acct.SAMAccountName, spn)})
+		case !slices.Contains(held, acct.KVNO):
+			out = append(out, Finding{Status: Fail, Check: "keytab_kvno", Subject: spn,
+				Message: "the keytab's key version is not the account's current one (the password changed after the keytab was exported): every ticket fails with kvno_not_in_keytab",
+				Facts:   map[string]any{"account": acct.SAMAccountName, "ad_kvno": acct.KVNO, "keytab_kvnos": kvnoList(held)},
+				Fix:     fmt.Sprintf("export a new keytab for %s (samba-tool domain exportkeytab FILE --principal=%s, or ktpass with the account's password) and add it to kerberos.keytabs; kerbgate reloads it", spn, spn)})
+		default:
+			out = append(out, Finding{Status: OK, Check: "keytab_kvno", Subject: spn,
+				Message: "the keytab holds the account's current key version", Facts: map[string]any{"ad_kvno": acct.KVNO}})
+		}
+
+		if acct.SupportedEncryptionTypes&(etAES128|etAES256) == 0 {
+			out = append(out, Finding{Status: Warn, Check: "account_aes", Subject: spn,
+				Message: "the account does not allow AES, so the KDC issues RC4 tickets for it (refused unless kerberos.enctypes lists rc4-hmac)",
+				Facts:   map[string]any{"account": acct.SAMAccountName, "msDS-SupportedEncryptionTypes": acct.SupportedEncryptionTypes},
+				Fix:     fmt.Sprintf("set msDS-SupportedEncryptionTypes to 24 (AES128+AES256) on %s (Set-ADUser %s -KerberosEncryptionType AES128,AES256), then reset its password and export a new keytab", acct.SAMAccountName, acct.SAMAccountName)})
+		} else {
+			out = append(out, Finding{Status: OK, Check: "account_aes", Subject: spn,
+				Message: "the account allows AES", Facts: map[string]any{"msDS-SupportedEncryptionTypes": acct.SupportedEncryptionTypes}})
+		}
+	}
+	return out
+}
+
+func kvnoList(ks []uint32) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = fmt.Sprint(k)
+	}
+	return strings.Join(s, ",")
+}
