@@ -101,7 +101,7 @@ func CheckSPNs(ctx context.Context, dir Directory, kr *keyring.Keyring, realm st
 		case 0:
 			out = append(out, Finding{Status: Fail, Check: "spn_registered", Subject: spn,
 				Message: "the SPN is registered on no account: clients get no ticket for it and browsers fall back to NTLM",
-				Fix: fmt.Sprintf("register it on the service account whose keys kerbgate holds: setspn -S %s <account> (Windows) or samba-tool spn add %s <account>", spn, spn)})
+				Fix:     fmt.Sprintf("register it on the service account whose keys kerbgate holds: setspn -S %s <account> (Windows) or samba-tool spn add %s <account>", spn, spn)})
 			continue
 		case 1:
 		default:
