@@ -27,6 +27,10 @@ Usage:
   kerbgate serve --config FILE     run the gateway
   kerbgate check-config --config FILE
                                    validate a configuration file and exit
+  kerbgate doctor --config FILE [--json] [--user NAME] [--kdc HOST:88] [--dns HOST:53]
+                                   find Kerberos/AD misconfigurations; exit 1 on any FAIL
+  kerbgate doctor --config FILE --browser-policy
+                                   print browser policies allowing Negotiate to the configured hosts
   kerbgate hash-secret [--generate] < secret
                                    print the secret_hash of an application's client secret
   kerbgate example-config          print a commented example configuration
@@ -51,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s: OK\n", cfg.Path)
 		}
 		return code
+	case "doctor":
+		return doctor(args[1:], stdout, stderr)
 	case "hash-secret":
 		return hashSecretCmd(args[1:], os.Stdin, stdout, stderr)
 	case "example-config":

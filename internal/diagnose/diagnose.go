@@ -109,18 +109,25 @@ func CheckSPNs(ctx context.Context, dir Directory, kr *keyring.Keyring, realm st
 			for i, o := range owners {
 				names[i] = o.SAMAccountName
 			}
-			keep := "<the account whose keys kerbgate holds>"
-			var drop []string
+			// The account to keep is the one whose keys are in the keytab; a matching
+			// key version points at it when only one account has that version.
+			var holders []string
 			for _, o := range owners {
-				if slices.Contains(kr.KVNOs(spn, realm), o.KVNO) && keep == "<the account whose keys kerbgate holds>" {
-					keep = o.SAMAccountName
-				} else {
-					drop = append(drop, o.SAMAccountName)
+				if slices.Contains(kr.KVNOs(spn, realm), o.KVNO) {
+					holders = append(holders, o.SAMAccountName)
 				}
 			}
-			fix := fmt.Sprintf("keep the SPN on %s only: ", keep)
-			for _, d := range drop {
-				fix += fmt.Sprintf("setspn -D %s %s (or samba-tool spn delete %s %s); ", spn, d, spn, d)
+			var fix string
+			if len(holders) == 1 {
+				fix = fmt.Sprintf("keep the SPN on %s (whose key version the keytab holds) only: ", holders[0])
+			} else {
+				fix = "keep the SPN only on the account whose password the keytab was made with: "
+			}
+			for _, o := range owners {
+				if len(holders) == 1 && o.SAMAccountName == holders[0] {
+					continue
+				}
+				fix += fmt.Sprintf("setspn -D %s %s (samba-tool spn delete %s %s); ", spn, o.SAMAccountName, spn, o.SAMAccountName)
 			}
 			out = append(out, Finding{Status: Fail, Check: "spn_unique", Subject: spn,
 				Message: "Duplicate SPN found: the SPN is registered on more than one account, so the KDC cannot tell which key to use (KDC_ERR_PRINCIPAL_NOT_UNIQUE) and clients fall back to NTLM",

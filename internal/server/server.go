@@ -293,6 +293,9 @@ func servedChannel(files *tlsserve.Files) func(*http.Request) epa.Channel {
 	}
 }
 
+// OpenDirectory connects the directory section's client (kerbgate doctor uses it).
+func OpenDirectory(cfg *config.Config) (*directory.Directory, error) { return openDirectory(cfg) }
+
 func openDirectory(cfg *config.Config) (*directory.Directory, error) {
 	dc := directory.Config{
 		URL:              cfg.Directory.URL,
