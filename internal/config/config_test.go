@@ -902,6 +902,7 @@ var exampleAlternatives = map[string]bool{
 	"directory.bind.principal":         true, // bind.method gssapi
 	"tls":                              true, // optional: kerbgate serves HTTPS itself
 	"proxy":                            true, // optional: published applications
+	"log.debug_token_file":             true, // off by default
 	"tls.cert":                         true,
 	"tls.key":                          true,
 	"tls.reload_interval":              true,

@@ -72,6 +72,10 @@ log:
   # When true, refusals carry a Kerbgate-Reason response header saying why
   # sign-in failed. Useful while setting up; it also helps attackers.
   expose_reasons: false
+  # A file holding a bearer token (32+ characters): when set, the recent
+  # refusals with their facts are at GET /debug/last-failures for requests with
+  # "Authorization: Bearer <token>". Off when absent.
+  # debug_token_file: /etc/kerbgate/debug.token
 
 # The Active Directory (LDAP) server kerbgate asks about accounts and groups.
 # Optional: without this section, apps can only allow groups by SID.

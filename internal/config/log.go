@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"os"
 	"strings"
 )
 
@@ -14,6 +15,9 @@ type Log struct {
 	// ExposeReasons makes refusals carry a Kerbgate-Reason response header saying why
 	// sign-in failed. Off by default: the reason helps attackers as much as admins.
 	ExposeReasons bool
+	// DebugTokenFile, when set, enables GET /debug/last-failures for requests
+	// carrying "Authorization: Bearer <the file's content>". Off by default.
+	DebugTokenFile string
 }
 
 var logLevels = map[string]slog.Level{
@@ -50,5 +54,17 @@ func decodeLog(m *mapping, c *Config) {
 	f = m.field("expose_reasons", "true or false")
 	if v, ok := f.bool(); ok {
 		l.ExposeReasons = v
+	}
+
+	f = m.field("debug_token_file", "a file holding the bearer token (at least 32 characters) that GET /debug/last-failures requires")
+	if v, ok := f.str(); ok {
+		abs, shown := resolvedPath(f, v)
+		if checkReadable(f, abs, shown, f.expect) {
+			if b, err := os.ReadFile(abs); err != nil || len(strings.TrimSpace(string(b))) < 32 {
+				f.errorf("%s holds fewer than 32 characters; expected %s", shown, f.expect)
+			} else {
+				l.DebugTokenFile = abs
+			}
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +32,51 @@ type Reporter struct {
 	log           *slog.Logger
 	refusals      *prometheus.CounterVec
 	exposeReasons bool
+
+	// recent holds the last refusals for GET /debug/last-failures (no_token, the
+	// first leg of every sign-in, excluded).
+	mu     sync.Mutex
+	recent []Failure
+	next   int
+}
+
+// Failure is one recent refusal with its facts.
+type Failure struct {
+	Time   time.Time      `json:"time"`
+	Ref    string         `json:"ref"`
+	Reason reason.Code    `json:"reason"`
+	Detail string         `json:"detail"`
+	Remote string         `json:"remote"`
+	Method string         `json:"method"`
+	Path   string         `json:"path"`
+	Facts  map[string]any `json:"facts,omitempty"`
+}
+
+// recentSize bounds the failures kept.
+const recentSize = 200
+
+// Recent returns the kept refusals, newest first.
+func (rp *Reporter) Recent() []Failure {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	out := make([]Failure, 0, len(rp.recent))
+	for i := 0; i < len(rp.recent); i++ {
+		j := (rp.next - 1 - i + len(rp.recent)) % len(rp.recent)
+		out = append(out, rp.recent[j])
+	}
+	return out
+}
+
+func (rp *Reporter) remember(f Failure) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if len(rp.recent) < recentSize {
+		rp.recent = append(rp.recent, f)
+		rp.next = len(rp.recent) % recentSize
+		return
+	}
+	rp.recent[rp.next] = f
+	rp.next = (rp.next + 1) % recentSize
 }
 
 // NewReporter registers the kerbgate_refusals_total counter on reg (with every known
@@ -94,6 +141,14 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	}
 	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
+	if e.Code != reason.NoToken {
+		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
+			Method: r.Method, Path: r.URL.Path, Facts: map[string]any{}}
+		for _, a := range e.Facts {
+			f.Facts[a.Key] = a.Value.Any()
+		}
+		rp.remember(f)
+	}
 }
 
 // Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be

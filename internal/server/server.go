@@ -7,6 +7,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -200,6 +203,13 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /readyz", readiness(dirImpl, st))
+	if cfg.Log.DebugTokenFile != "" {
+		h, err := lastFailures(cfg.Log.DebugTokenFile, rep)
+		if err != nil {
+			return fail(err)
+		}
+		mux.Handle("GET /debug/last-failures", h)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, Keys: keys, closers: closers}, nil
@@ -270,6 +280,30 @@ func readiness(dir *directory.Directory, st store.Store) http.Handler {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
 	})
+}
+
+// lastFailures serves the recent refusals with their facts to a request carrying
+// the configured bearer token (compared in constant time).
+func lastFailures(tokenFile string, rep *refusal.Reporter) (http.Handler, error) {
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	want := sha256.Sum256([]byte(strings.TrimSpace(string(b))))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kerbgate-debug"`)
+			http.Error(w, "debug endpoint: bearer token required (log.debug_token_file)", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep.Recent())
+	}), nil
 }
 
 type closerFunc func() error

@@ -3,12 +3,14 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -113,5 +115,45 @@ func TestReadiness(t *testing.T) {
 	}
 	if resp := getURL(t, g.url("127.0.0.1", "/healthz")); resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+}
+
+// GET /debug/last-failures lists recent refusals with their facts, only for the
+// configured bearer token.
+func TestDebugLastFailures(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	tokenFile := filepath.Join(t.TempDir(), "debug.token")
+	const token = "0123456789abcdef0123456789abcdef-debug"
+	mustWriteFile(t, tokenFile, token+"\n")
+	cfg := baseConfig(r)
+	cfg.Log.DebugTokenFile = tokenFile
+	g := startGateway(t, cfg)
+	cc := r.Kinit(t, "alice")
+	r.Kvno(t, cc, "HTTP/sso.example.test")
+	h := negotiateHeader(t, cc, "HTTP/sso.example.test", initiator.Options{})
+	g.get("/whoami", h).Body.Close()
+	wantReason(t, g.get("/whoami", h), 401, "replay")
+
+	if resp := g.get("/debug/last-failures", ""); resp.StatusCode != 401 {
+		t.Fatalf("without the token: %d", resp.StatusCode)
+	}
+	if resp := g.get("/debug/last-failures", "Bearer wrong"); resp.StatusCode != 401 {
+		t.Fatalf("with a wrong token: %d", resp.StatusCode)
+	}
+	resp := g.get("/debug/last-failures", "Bearer "+token)
+	var got []struct {
+		Reason string         `json:"reason"`
+		Facts  map[string]any `json:"facts"`
+	}
+	json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if len(got) == 0 || got[0].Reason != "replay" || got[0].Facts["client"] != "alice@EXAMPLE.TEST" {
+		t.Fatalf("last failures: %+v", got)
+	}
+	// Off by default.
+	g2 := startGateway(t, baseConfig(r))
+	if resp := g2.get("/debug/last-failures", "Bearer "+token); resp.StatusCode != 404 {
+		t.Fatalf("debug endpoint without debug_token_file: %d", resp.StatusCode)
 	}
 }
