@@ -1,0 +1,134 @@
+// Package keyset holds the secret keys every node of a farm shares for what kerbgate
+// puts in browsers' cookies: values are authenticated (HMAC-SHA256) with the newest
+// key and verified with any key of the set, so keys rotate without logging anyone out.
+//
+// It owns the key file format and the MAC. It must not know what the values mean
+// (session ids, OIDC state), and never logs or returns key material.
+//
+// The file holds one key per line, base64 (standard or URL alphabet), at least 32
+// bytes each; the first line signs, every line verifies; '#' starts a comment. To
+// rotate: add a new first line on every node, wait until values signed with the old
+// key have expired, then remove it.
+package keyset
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// MinKeyBytes is the shortest key accepted.
+const MinKeyBytes = 32
+
+// Set is a loaded key set. It is immutable and safe for concurrent use.
+type Set struct {
+	keys [][]byte
+	ids  []string // short public ids of the keys, for logs
+}
+
+// Load reads a key file.
+func Load(path string) (*Set, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(string(b))
+}
+
+// Parse reads key file content; errors name the line, never the key.
+func Parse(content string) (*Set, error) {
+	s := &Set{}
+	for i, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := decode(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: not base64", i+1)
+		}
+		if len(k) < MinKeyBytes {
+			return nil, fmt.Errorf("line %d: key of %d bytes; expected at least %d", i+1, len(k), MinKeyBytes)
+		}
+		id := sha256.Sum256(append([]byte("kerbgate-key-id\x00"), k...))
+		s.keys = append(s.keys, k)
+		s.ids = append(s.ids, base64.RawURLEncoding.EncodeToString(id[:4]))
+	}
+	if len(s.keys) == 0 {
+		return nil, errors.New("no keys")
+	}
+	return s, nil
+}
+
+func decode(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+// Random returns a set of one fresh random key (a single node without a key file).
+func Random() *Set {
+	k := make([]byte, MinKeyBytes)
+	if _, err := rand.Read(k); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	s, _ := Parse(base64.StdEncoding.EncodeToString(k))
+	return s
+}
+
+// NewKeyLine returns a fresh key as a line for the key file.
+func NewKeyLine() string {
+	k := make([]byte, MinKeyBytes)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+// IDs are short public identifiers of the keys, newest first, for logs.
+func (s *Set) IDs() []string { return append([]string(nil), s.ids...) }
+
+const tagLen = 16 // bytes of HMAC-SHA256 kept: 128-bit forgery resistance
+
+// Seal returns value + "." + a MAC of (purpose, value) under the newest key. The
+// purpose keeps values of one kind from being accepted as another.
+func (s *Set) Seal(purpose, value string) string {
+	return value + "." + base64.RawURLEncoding.EncodeToString(mac(s.keys[0], purpose, value))
+}
+
+// Open verifies a sealed value against every key and returns the value.
+func (s *Set) Open(purpose, sealed string) (string, bool) {
+	i := strings.LastIndexByte(sealed, '.')
+	if i < 0 {
+		return "", false
+	}
+	value, tag := sealed[:i], sealed[i+1:]
+	got, err := base64.RawURLEncoding.DecodeString(tag)
+	if err != nil || len(got) != tagLen {
+		return "", false
+	}
+	ok := false
+	for _, k := range s.keys {
+		// Every key is tried, so the time taken does not say which one matched.
+		if hmac.Equal(got, mac(k, purpose, value)) {
+			ok = true
+		}
+	}
+	return value, ok
+}
+
+func mac(key []byte, purpose, value string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(purpose))
+	h.Write([]byte{0})
+	h.Write([]byte(value))
+	return h.Sum(nil)[:tagLen]
+}

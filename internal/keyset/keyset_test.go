@@ -1,0 +1,69 @@
+package keyset
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRotation(t *testing.T) {
+	old, next := NewKeyLine(), NewKeyLine()
+	before, err := Parse("# farm cookie keys\n" + old + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := before.Seal("session", "abc")
+	// Rotation: the new key signs, the old one still verifies.
+	during, err := Parse(next + "\n" + old + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := during.Open("session", sealed); !ok || v != "abc" {
+		t.Fatalf("old value during rotation: %q %v", v, ok)
+	}
+	fresh := during.Seal("session", "def")
+	if _, ok := before.Open("session", fresh); ok {
+		t.Fatal("a node without the new key verified its value")
+	}
+	after, _ := Parse(next)
+	if _, ok := after.Open("session", sealed); ok {
+		t.Fatal("a retired key still verifies")
+	}
+	if v, ok := after.Open("session", fresh); !ok || v != "def" {
+		t.Fatalf("new value: %q %v", v, ok)
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	s := Random()
+	sealed := s.Seal("session", "abc")
+	for name, v := range map[string]string{
+		"other purpose": "", "no tag": "abc", "empty": "", "bad base64": "abc.!!!",
+		"short tag": "abc.AAAA", "changed value": "abd" + sealed[3:], "changed tag": sealed[:len(sealed)-2] + "AA",
+	} {
+		purpose := "session"
+		if name == "other purpose" {
+			purpose, v = "oidc-state", sealed
+		}
+		if _, ok := s.Open(purpose, v); ok {
+			t.Errorf("%s: opened", name)
+		}
+	}
+}
+
+func TestParseErrorsNameTheLineNotTheKey(t *testing.T) {
+	short := "c2hvcnQ=" // "short"
+	_, err := Parse("# c\n" + short + "\n")
+	if err == nil || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), short) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Parse("\n# only comments\n"); err == nil {
+		t.Fatal("empty set accepted")
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	s := Random()
+	f.Add(s.Seal("p", "value"))
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, v string) { s.Open("p", v) })
+}
