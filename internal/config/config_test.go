@@ -903,6 +903,7 @@ var exampleAlternatives = map[string]bool{
 	"tls":                              true, // optional: kerbgate serves HTTPS itself
 	"proxy":                            true, // optional: published applications
 	"log.debug_token_file":             true, // off by default
+	"store.cookie_keys_file":           true, // made next to the store by default
 	"tls.cert":                         true,
 	"tls.key":                          true,
 	"tls.reload_interval":              true,

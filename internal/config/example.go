@@ -121,6 +121,11 @@ store:
   # resolved against the directory of this file, which is the default place;
   # the directory must exist.
   path: kerbgate.db
+  # Keys that authenticate kerbgate's session cookies, one base64 key (32+
+  # bytes) per line, the first signing. Every node of a farm needs the same
+  # file; rotate by adding a new first line. When absent, kerbgate makes
+  # kerbgate-cookie.keys next to the database on first start.
+  # cookie_keys_file: /etc/kerbgate/cookie.keys
 
 sso:
   # The name of kerbgate's own browser session cookie.

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/kerbgate/kerbgate/internal/keyset"
 )
 
 // Store is the store section: where kerbgate keeps its state (sessions, one-time
@@ -15,6 +17,10 @@ type Store struct {
 	// resolved against that directory. Its parent directory exists; the file itself
 	// need not.
 	Path string
+	// CookieKeysFile holds the keys that authenticate kerbgate's session cookies
+	// (see package keyset); every node of a farm needs the same file. Empty: a key
+	// file made on first start next to Path.
+	CookieKeysFile string
 }
 
 const defaultStorePath = "kerbgate.db"
@@ -23,6 +29,18 @@ func decodeStore(m *mapping, c *Config) {
 	// The default is in the configuration file's directory, which exists when the file
 	// was loaded from it.
 	c.Store.Path = m.d.resolvePath(defaultStorePath)
+
+	kf := m.field("cookie_keys_file", "a file of base64 keys, one per line, the first signing (kerbgate-keygen: head -c 32 /dev/urandom | base64)")
+	if s, ok := kf.str(); ok {
+		abs, shown := resolvedPath(kf, s)
+		if checkReadable(kf, abs, shown, kf.expect) {
+			if _, err := keyset.Load(abs); err != nil {
+				kf.errorf("%s: %v; expected %s", shown, err, kf.expect)
+			} else {
+				c.Store.CookieKeysFile = abs
+			}
+		}
+	}
 
 	f := m.field("path", "the path of the database file, in an existing directory (relative paths are resolved against the configuration file's directory)")
 	s, ok := f.str()

@@ -35,6 +35,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
@@ -85,6 +86,8 @@ type PreAuthenticator interface {
 type Options struct {
 	Apps       []config.ProxyApp
 	CookieName string
+	// CookieKeys authenticate the session cookie's value; shared by a farm.
+	CookieKeys *keyset.Set
 	SessionTTL time.Duration
 	Realm      string
 	// SignIn is the Negotiate middleware (pre_auth iwa).
@@ -130,6 +133,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.CookieName == "" {
 		o.CookieName = "kerbgate_proxy"
+	}
+	if o.CookieKeys == nil {
+		o.CookieKeys = keyset.Random()
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 8 * time.Hour
@@ -283,6 +289,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// cookiePurpose binds the proxy session cookie's MAC to its use.
+const cookiePurpose = "kerbgate-proxy-session"
+
 func (rt *route) sessionAppID() string { return "proxy:" + rt.ID }
 
 func (rt *route) sessionIdentity(r *http.Request) *identity.Identity {
@@ -290,7 +299,11 @@ func (rt *route) sessionIdentity(r *http.Request) *identity.Identity {
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil
 	}
-	sess, err := rt.svc.opts.Store.GetSession(r.Context(), c.Value, rt.svc.opts.Now())
+	sid, ok := rt.svc.opts.CookieKeys.Open(cookiePurpose, c.Value)
+	if !ok {
+		return nil
+	}
+	sess, err := rt.svc.opts.Store.GetSession(r.Context(), sid, rt.svc.opts.Now())
 	if err != nil || sess.AppID != rt.sessionAppID() {
 		return nil
 	}
@@ -312,7 +325,7 @@ func (rt *route) startSession(w http.ResponseWriter, r *http.Request, id *identi
 		return reason.New(reason.Internal, "cannot store the proxy session", "error", err.Error())
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: rt.svc.opts.CookieName, Value: sid, Path: rt.PathPrefix,
+		Name: rt.svc.opts.CookieName, Value: rt.svc.opts.CookieKeys.Seal(cookiePurpose, sid), Path: rt.PathPrefix,
 		MaxAge: int(rt.svc.opts.SessionTTL / time.Second), HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/store"
@@ -16,10 +17,11 @@ import (
 
 // newProxy builds the application proxy of cfg.Proxy.
 func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) http.Handler, dir *directory.Directory,
-	st store.Store, rep *refusal.Reporter, reg prometheus.Registerer, opts Options) (*proxy.Service, error) {
+	st store.Store, cookieKeys *keyset.Set, rep *refusal.Reporter, reg prometheus.Registerer, opts Options) (*proxy.Service, error) {
 	o := proxy.Options{
 		Apps:       cfg.Proxy.Apps,
 		CookieName: cfg.Proxy.CookieName,
+		CookieKeys: cookieKeys,
 		SessionTTL: cfg.Proxy.SessionTTL,
 		Realm:      cfg.Kerberos.Realm,
 		SignIn:     signIn,

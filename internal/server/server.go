@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/diagnose"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
+	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
@@ -174,7 +176,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		return fail(fmt.Errorf("store %s: %w", cfg.Store.Path, err))
 	}
 	closers = append(closers, st)
+	cookieKeys, err := loadCookieKeys(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
 	handoff, err := sso.New(sso.Options{
+		CookieKeys:        cookieKeys,
 		Apps:              cfg.SSO.Apps,
 		CookieName:        cfg.SSO.CookieName,
 		BrowserSessionTTL: cfg.SSO.BrowserSessionTTL,
@@ -192,7 +199,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	handoff.Register(mux)
 	var handler http.Handler = mux
 	if len(cfg.Proxy.Apps) > 0 {
-		px, err := newProxy(cfg, log, signIn, dirImpl, st, rep, reg, opts)
+		px, err := newProxy(cfg, log, signIn, dirImpl, st, cookieKeys, rep, reg, opts)
 		if err != nil {
 			return fail(err)
 		}
@@ -325,6 +332,36 @@ func servedChannel(files *tlsserve.Files) func(*http.Request) epa.Channel {
 		}
 		return ch
 	}
+}
+
+// loadCookieKeys loads store.cookie_keys_file, or the key file kept next to the
+// store (made with one fresh key on first start).
+func loadCookieKeys(cfg *config.Config, log *slog.Logger) (*keyset.Set, error) {
+	path := cfg.Store.CookieKeysFile
+	if path == "" {
+		path = filepath.Join(filepath.Dir(cfg.Store.Path), "kerbgate-cookie.keys")
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		switch {
+		case err == nil:
+			_, werr := fmt.Fprintf(f, "# kerbgate session cookie keys (made %s); see store.cookie_keys_file\n%s\n",
+				time.Now().UTC().Format(time.RFC3339), keyset.NewKeyLine())
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				return nil, fmt.Errorf("cookie keys %s: %w", path, werr)
+			}
+			log.Info("made the cookie key file", "path", path)
+		case !errors.Is(err, os.ErrExist):
+			return nil, fmt.Errorf("cookie keys %s: %w", path, err)
+		}
+	}
+	ks, err := keyset.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("cookie keys %s: %w", path, err)
+	}
+	log.Info("cookie keys", "path", path, "key_ids", ks.IDs())
+	return ks, nil
 }
 
 // OpenDirectory connects the directory section's client (kerbgate doctor uses it).

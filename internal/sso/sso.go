@@ -30,6 +30,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
@@ -46,8 +47,10 @@ type Directory interface {
 
 // Options configure the service.
 type Options struct {
-	Apps              []config.App
-	CookieName        string
+	Apps       []config.App
+	CookieName string
+	// CookieKeys authenticate the cookie's value (the session id); shared by a farm.
+	CookieKeys        *keyset.Set
 	BrowserSessionTTL time.Duration
 	// SignIn is the Negotiate middleware.
 	SignIn    func(http.Handler) http.Handler
@@ -92,6 +95,9 @@ func New(o Options) (*Service, error) {
 	if o.CookieName == "" {
 		o.CookieName = "kerbgate_session"
 	}
+	if o.CookieKeys == nil {
+		o.CookieKeys = keyset.Random()
+	}
 	if o.BrowserSessionTTL <= 0 {
 		o.BrowserSessionTTL = 8 * time.Hour
 	}
@@ -131,6 +137,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 }
 
 const maxStateLen = 512
+
+// cookiePurpose binds the browser session cookie's MAC to its use.
+const cookiePurpose = "kerbgate-browser-session"
 
 // login is GET /sso/login?app=ID[&redirect_uri=URI][&state=S].
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
@@ -305,7 +314,11 @@ func (s *Service) browserIdentity(r *http.Request) (*identity.Identity, bool) {
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil, false
 	}
-	sess, err := s.opts.Store.GetSession(r.Context(), c.Value, s.opts.Now())
+	sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value)
+	if !ok {
+		return nil, false // forged, or signed with a retired key: sign in again
+	}
+	sess, err := s.opts.Store.GetSession(r.Context(), sid, s.opts.Now())
 	if err != nil || sess.AppID != "" {
 		return nil, false
 	}
@@ -327,7 +340,7 @@ func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, i
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: s.opts.CookieName, Value: sid, Path: "/sso/",
+		Name: s.opts.CookieName, Value: s.opts.CookieKeys.Seal(cookiePurpose, sid), Path: "/sso/",
 		MaxAge: int(s.opts.BrowserSessionTTL / time.Second), HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
@@ -337,7 +350,9 @@ func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, i
 // logout ends kerbgate's browser session.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(s.opts.CookieName); err == nil && c.Value != "" && len(c.Value) <= 128 {
-		_ = s.opts.Store.DeleteSession(r.Context(), c.Value)
+		if sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value); ok {
+			_ = s.opts.Store.DeleteSession(r.Context(), sid)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.opts.CookieName, Value: "", Path: "/sso/", MaxAge: -1,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
