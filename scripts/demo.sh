@@ -61,6 +61,8 @@ YAML
 say "3. Configuration ($WORK/kerbgate.yaml)"
 cat "$WORK/kerbgate.yaml"
 bin/kerbgate check-config --config "$WORK/kerbgate.yaml"
+say "3b. kerbgate doctor: the configuration checked against the real domain"
+bin/kerbgate doctor --config "$WORK/kerbgate.yaml" --user alice --dns 127.0.0.1:53 | sed 's/^/   /'
 
 say "4. Start kerbgate serve"
 bin/kerbgate serve --config "$WORK/kerbgate.yaml" 2>"$WORK/kerbgate.log" &
