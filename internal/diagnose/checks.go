@@ -341,10 +341,7 @@ func CheckDNS(ctx context.Context, env *Env) []Finding {
 				server = systemNameserver()
 			}
 			if target, cerr := cnameOf(ctx, server, host); cerr == nil && target != "" {
-				out = append(out, Finding{Status: Warn, Check: "dns_cname", Subject: host,
-					Message: "the host is a CNAME: browsers ask for a ticket for the target's SPN, not this one",
-					Facts:   map[string]any{"cname_target": target, "dns_server": server},
-					Fix:     fmt.Sprintf("replace the CNAME by an A record for %s, or register HTTP/%s on the service account and add it to kerberos.spns", host, target)})
+				out = append(out, cnameFinding(host, target, server))
 				continue
 			}
 			out = append(out, Finding{Status: Fail, Check: "dns", Subject: host, Message: "the SPN's host name does not resolve",
@@ -357,10 +354,7 @@ func CheckDNS(ctx context.Context, env *Env) []Finding {
 		}
 		target, err := cnameOf(ctx, server, host)
 		if err == nil && target != "" && !strings.EqualFold(target, host) {
-			out = append(out, Finding{Status: Warn, Check: "dns_cname", Subject: host,
-				Message: "the host is a CNAME: browsers ask for a ticket for the target's SPN, not this one",
-				Facts:   map[string]any{"cname_target": target, "dns_server": server},
-				Fix:     fmt.Sprintf("replace the CNAME by an A record for %s, or register HTTP/%s on the service account and add it to kerberos.spns", host, target)})
+			out = append(out, cnameFinding(host, target, server))
 			continue
 		}
 		out = append(out, Finding{Status: OK, Check: "dns", Subject: host, Message: "resolves to an address record",
@@ -418,6 +412,13 @@ func EstimateTokenBytes(inDomain, outside int) int {
 }
 
 func roundUp(v, to int) int { return (v + to - 1) / to * to }
+
+func cnameFinding(host, target, server string) Finding {
+	return Finding{Status: Warn, Check: "dns_cname", Subject: host,
+		Message: "the host is a CNAME: browsers ask for a ticket for the target's SPN, not this one",
+		Facts:   map[string]any{"cname_target": target, "dns_server": server},
+		Fix:     fmt.Sprintf("replace the CNAME by an A record for %s, or register HTTP/%s on the service account and add it to kerberos.spns", host, target)}
+}
 
 // systemNameserver is the first nameserver of /etc/resolv.conf.
 func systemNameserver() string {
