@@ -1,0 +1,228 @@
+package proxy
+
+// Unit tests of the proxy's own logic (when the ticket is sent, body replay, login
+// identities) with an in-memory delegator. The Kerberos path end to end, with the
+// real KDC and Apache mod_auth_gssapi, is tested in internal/server.
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+type recordingDelegator struct {
+	mu    sync.Mutex
+	calls []Principal
+	err   error
+}
+
+func (d *recordingDelegator) Token(_ context.Context, user Principal, spn string, f TokenFormat) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, user)
+	if d.err != nil {
+		return nil, d.err
+	}
+	return []byte("token-for-" + user.Name + "-" + spn), nil
+}
+
+type memSessions struct {
+	mu sync.Mutex
+	m  map[string]store.Session
+}
+
+func (s *memSessions) PutSession(_ context.Context, id string, v store.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[id] = v
+	return nil
+}
+func (s *memSessions) GetSession(_ context.Context, id string, _ time.Time) (store.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok {
+		return store.Session{}, store.ErrNotFound
+	}
+	return v, nil
+}
+func (s *memSessions) DeleteSession(_ context.Context, id string) error { return nil }
+
+type fakeDirectory struct{ alt string }
+
+func (f fakeDirectory) Lookup(_ context.Context, upn, sam, realm string) (*directory.User, error) {
+	return &directory.User{DN: "CN=alice,CN=Users,DC=example,DC=test", SAMAccountName: "alice", UPN: upn}, nil
+}
+func (f fakeDirectory) Attribute(_ context.Context, dn, attr string) (string, error) { return f.alt, nil }
+func (f fakeDirectory) GroupSID(_ context.Context, name string) (string, error)    { return "", nil }
+
+// authOnly answers 401 Negotiate unless the request carries a token, and echoes the
+// token and body.
+func authOnly(t *testing.T) (*httptest.Server, *[]string) {
+	var seen []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization")+"|"+string(body))
+		mu.Unlock()
+		auth := r.Header.Get("Authorization")
+		tok, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Negotiate "))
+		switch {
+		case auth == "":
+			w.Header().Set("WWW-Authenticate", "Negotiate")
+			w.WriteHeader(401)
+		case strings.HasPrefix(string(tok), "token-for-nobody"):
+			w.Header().Set("WWW-Authenticate", "Negotiate")
+			w.WriteHeader(401)
+		default:
+			w.Header().Set("WWW-Authenticate", "Negotiate b2theQ==") // an AP-REP for kerbgate
+			io.WriteString(w, "ok:"+string(body))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &seen
+}
+
+// newTestRoute builds a service with one app and an identity injected as if
+// pre-authenticated, and returns a function that sends a request through it.
+func newTestRoute(t *testing.T, upstream string, k *config.ProxyKerberos, d Delegator, dir Directory) func(method, body string, id *identity.Identity) *httptest.ResponseRecorder {
+	t.Helper()
+	u, _ := url.Parse(upstream)
+	reg := prometheus.NewRegistry()
+	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
+	opts := Options{
+		Apps:      []config.ProxyApp{{ID: "app", Host: "app.example.test", PathPrefix: "/", Upstream: u, Timeout: 5 * time.Second, PreAuth: "passthrough", Kerberos: k}},
+		Delegator: d, Directory: dir, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+		Log: slog.New(slog.DiscardHandler), Registerer: reg,
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := s.routes["app.example.test"][0]
+	return func(method, body string, id *identity.Identity) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "http://app.example.test/x", strings.NewReader(body))
+		r.Header.Set("Accept", "text/plain")
+		w := httptest.NewRecorder()
+		if id == nil {
+			rt.forward(w, r, nil)
+		} else {
+			rt.authorized(w, r, id)
+		}
+		return w
+	}
+}
+
+var alice = &identity.Identity{Principal: "alice@EXAMPLE.TEST", UPN: "alice@example.test", SAMAccountName: "alice", Realm: "EXAMPLE.TEST"}
+
+func TestSendOn401ReplaysTheBody(t *testing.T) {
+	up, seen := authOnly(t)
+	d := &recordingDelegator{}
+	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", TokenFormat: "spnego", Send: "on_401", MaxReplayBody: 1024}, d, nil)
+	w := send("POST", "form=data", alice)
+	if w.Code != 200 || w.Body.String() != "ok:form=data" {
+		t.Fatalf("got %d %q", w.Code, w.Body.String())
+	}
+	if len(*seen) != 2 || (*seen)[0] != "|form=data" || !strings.HasPrefix((*seen)[1], "Negotiate ") || !strings.HasSuffix((*seen)[1], "|form=data") {
+		t.Fatalf("upstream saw %q", *seen)
+	}
+	if w.Header().Get("WWW-Authenticate") != "" {
+		t.Error("the upstream's AP-REP reached the browser")
+	}
+	if len(d.calls) != 1 || d.calls[0] != (Principal{Name: "alice@example.test", Enterprise: true}) {
+		t.Fatalf("delegations %+v", d.calls)
+	}
+}
+
+func TestSendOn401LargeBodyGoesWithTheTicket(t *testing.T) {
+	up, seen := authOnly(t)
+	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", Send: "on_401", MaxReplayBody: 4}, &recordingDelegator{}, nil)
+	if w := send("POST", "longer than four", alice); w.Code != 200 {
+		t.Fatalf("got %d", w.Code)
+	}
+	if len(*seen) != 1 || !strings.HasPrefix((*seen)[0], "Negotiate ") {
+		t.Fatalf("upstream saw %q", *seen)
+	}
+}
+
+func TestSendAlways(t *testing.T) {
+	up, seen := authOnly(t)
+	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "sam_account_name", Send: "always"}, &recordingDelegator{}, nil)
+	if w := send("GET", "", alice); w.Code != 200 {
+		t.Fatalf("got %d", w.Code)
+	}
+	want := "Negotiate " + base64.StdEncoding.EncodeToString([]byte("token-for-alice-HTTP/app.example.test")) + "|"
+	if len(*seen) != 1 || (*seen)[0] != want {
+		t.Fatalf("upstream saw %q", *seen)
+	}
+}
+
+func TestUpstreamRefusingTheTicketIsNamed(t *testing.T) {
+	up, _ := authOnly(t)
+	nobody := &identity.Identity{Principal: "nobody@EXAMPLE.TEST", UPN: "nobody", Realm: "EXAMPLE.TEST"}
+	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", Send: "always"}, &recordingDelegator{}, nil)
+	w := send("GET", "", nobody)
+	if w.Code != 502 || w.Header().Get(refusal.HeaderReason) != string(reason.UpstreamRefusedTicket) {
+		t.Fatalf("got %d %q", w.Code, w.Header().Get(refusal.HeaderReason))
+	}
+}
+
+func TestDelegationFailureIsThePage(t *testing.T) {
+	up, seen := authOnly(t)
+	d := &recordingDelegator{err: reason.New(reason.DirectoryUnavailable, "no directory")}
+	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", Send: "always"}, d, nil)
+	w := send("GET", "", alice)
+	if w.Header().Get(refusal.HeaderReason) != string(reason.DirectoryUnavailable) || len(*seen) != 0 {
+		t.Fatalf("got %d %q; upstream saw %q", w.Code, w.Header().Get(refusal.HeaderReason), *seen)
+	}
+}
+
+func TestLoginIdentities(t *testing.T) {
+	up, _ := authOnly(t)
+	for _, c := range []struct {
+		identity, alt string
+		want          Principal
+	}{
+		{"upn", "", Principal{Name: "alice@example.test", Enterprise: true}},
+		{"upn_user_part", "", Principal{Name: "alice"}},
+		{"sam_account_name", "", Principal{Name: "alice"}},
+		{"alternate_upn", "alice.smith@corp.example", Principal{Name: "alice.smith@corp.example", Enterprise: true}},
+		{"alternate_upn_user_part", "alice.smith@corp.example", Principal{Name: "alice.smith"}},
+	} {
+		d := &recordingDelegator{}
+		send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: c.identity,
+			AlternateUPNAttribute: "extensionAttribute1", Send: "always"}, d, fakeDirectory{alt: c.alt})
+		if w := send("GET", "", alice); w.Code != 200 {
+			t.Fatalf("%s: %d", c.identity, w.Code)
+		}
+		if len(d.calls) != 1 || d.calls[0] != c.want {
+			t.Errorf("%s: delegated %+v, want %+v", c.identity, d.calls, c.want)
+		}
+	}
+	// No alternate UPN on the account: named, and no KDC request.
+	d := &recordingDelegator{}
+	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "alternate_upn",
+		AlternateUPNAttribute: "extensionAttribute1", Send: "always"}, d, fakeDirectory{})
+	if w := send("GET", "", alice); w.Header().Get(refusal.HeaderReason) != string(reason.LoginIdentityMissing) || len(d.calls) != 0 {
+		t.Fatalf("missing alternate UPN: %d %q", w.Code, w.Header().Get(refusal.HeaderReason))
+	}
+}
+
