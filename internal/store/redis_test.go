@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,10 @@ import (
 // These tests run against a real redis-server (package redistest) and never skip.
 
 var prefixSeq atomic.Int64
+
+// The client's own messages (failed dials while a test keeps Redis down) would only
+// clutter the output: the tests check the errors the store returns.
+func init() { store.SetRedisLogger(slog.New(slog.DiscardHandler)) }
 
 // uniquePrefix gives each store of a test run a fresh, empty key space in one server.
 func uniquePrefix() string {
