@@ -10,8 +10,9 @@
 // walked by hand rather than unmarshalled, so that every value's position is known.
 //
 // The package must not open network connections or load keytabs' keys: it only checks
-// that the files it names exist and are readable (and parses the directory's CA
-// certificates, and checks the bind password file's permissions, not its contents).
+// that the files it names exist and are readable (and parses the directory's and
+// Redis's CA certificates and Redis's client certificate and key, and checks
+// password files' permissions, not their contents).
 //
 // Adding a section to the schema means adding its struct to Config, a decode function
 // in a file of its own (see listen.go), and an entry in sections; rules that span

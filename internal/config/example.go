@@ -126,6 +126,44 @@ store:
   # file; rotate by adding a new first line. When absent, kerbgate makes
   # kerbgate-cookie.keys next to the database on first start.
   # cookie_keys_file: /etc/kerbgate/cookie.keys
+  # A farm (several kerbgate nodes behind a load balancer) keeps tokens,
+  # sessions and the replay cache in Redis instead, shared by every node: a
+  # token issued by one node is redeemed on any, and a replayed sign-in is
+  # refused by all. Replace path with a redis section (docs/farm.md). When
+  # Redis cannot be reached, requests that need it are refused with
+  # store_unavailable until it answers again.
+  # redis:
+  #   # redis://host[:port][/db], or rediss:// for TLS; port 6379 by default.
+  #   url: rediss://redis.example.test:6379
+  #   # Or, instead of url, a list of host:port: the nodes of a Redis Cluster,
+  #   # or the Sentinels' with master_name (a tls section then turns on TLS).
+  #   # addrs: [redis1.example.test:6379, redis2.example.test:6379]
+  #   # master_name: kerbgate
+  #   # An ACL user (Redis 6 or later) and its password, in a file only the
+  #   # kerbgate user can read (chmod 600) or in an environment variable;
+  #   # never the password itself here.
+  #   username: kerbgate
+  #   password_file: /etc/kerbgate/redis.password
+  #   # password_env: KERBGATE_REDIS_PASSWORD
+  #   tls:
+  #     # The CA certificates that sign the server's certificate (the
+  #     # system's when absent), and the name that certificate carries (the
+  #     # host of the address by default).
+  #     ca: /etc/kerbgate/redis-ca.pem
+  #     server_name: redis.example.test
+  #     # A client certificate and its key, if Redis asks for one.
+  #     cert: /etc/kerbgate/redis-client.pem
+  #     key: /etc/kerbgate/redis-client.key
+  #   # Every key starts with this: several farms can share one Redis, and
+  #   # an ACL can confine kerbgate's user to ~kerbgate:*.
+  #   prefix: "kerbgate:"
+  #   # The database number (0 with a Cluster); or the path of url.
+  #   db: 0
+  #   # The longest a connection may take to open (at most 1m).
+  #   dial_timeout: 2s
+  #   # The longest a request waits for Redis before it is refused with
+  #   # store_unavailable (at most 1m).
+  #   timeout: 1s
 
 sso:
   # The name of kerbgate's own browser session cookie.

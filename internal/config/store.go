@@ -10,17 +10,20 @@ import (
 )
 
 // Store is the store section: where kerbgate keeps its state (sessions, one-time
-// tokens) across restarts.
+// tokens) across restarts: an embedded file (the default) or Redis (Redis set).
 type Store struct {
 	// Path is the absolute path of the database file; "kerbgate.db" in the
 	// configuration file's directory by default. Relative paths in the file are
 	// resolved against that directory. Its parent directory exists; the file itself
-	// need not.
+	// need not. It is "" when Redis is set.
 	Path string
 	// CookieKeysFile holds the keys that authenticate kerbgate's session cookies
 	// (see package keyset); every node of a farm needs the same file. Empty: a key
 	// file made on first start next to Path.
 	CookieKeysFile string
+	// Redis is the store.redis section, nil without one. When set, tokens, sessions
+	// and the replay cache live in Redis, shared by every node of a farm.
+	Redis *Redis
 }
 
 const defaultStorePath = "kerbgate.db"
@@ -43,6 +46,11 @@ func decodeStore(m *mapping, c *Config) {
 	}
 
 	f := m.field("path", "the path of the database file, in an existing directory (relative paths are resolved against the configuration file's directory)")
+	decodeRedis(m.section("redis"), &c.Store, f)
+	if c.Store.Redis != nil {
+		c.Store.Path = ""
+		return
+	}
 	s, ok := f.str()
 	if !ok {
 		return

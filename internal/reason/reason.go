@@ -71,6 +71,11 @@ const (
 	LoginIdentityMissing  Code = "login_identity_missing"
 )
 
+// The shared-state refusal (farm mode).
+const (
+	StoreUnavailable Code = "store_unavailable"
+)
+
 // Entry describes a code for people: the HTTP status, the cause in one sentence, and
 // what the user and the administrator can do.
 type Entry struct {
@@ -231,6 +236,10 @@ var Catalog = map[Code]Entry{
 		"The server failed while checking your sign-in.",
 		"Retry.",
 		"See the log line for this request."},
+	StoreUnavailable: {http.StatusServiceUnavailable, "Sign-in temporarily unavailable",
+		"The sign-in server cannot reach its shared state store right now, so it cannot check or record sign-ins, tokens and sessions safely.",
+		"Retry in a minute.",
+		"kerbgate could not reach store.redis in time (the logged facts name the operation and the error): check that Redis is running and reachable from this node, its TLS certificate, and the ACL user and password. kerbgate refuses rather than skip the replay check or lose a token, and recovers on its own when Redis answers."},
 }
 
 // Error is a refusal: a code, a one-line detail for logs, and facts as slog

@@ -77,7 +77,7 @@ func startGateway(t testing.TB, cfg *config.Config) *gateway {
 func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	t.Helper()
 	g := &gateway{t: t, logs: &lockedBuffer{}}
-	if cfg.Store.Path == "" {
+	if cfg.Store.Path == "" && cfg.Store.Redis == nil {
 		// Each gateway gets its own store unless the test shares one on purpose.
 		c := *cfg
 		c.Store.Path = filepath.Join(t.TempDir(), "kerbgate.db")

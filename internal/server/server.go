@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,25 +79,36 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 				"fix", "export a keytab for it and add it to kerberos.keytabs")
 		}
 	}
+	// The store comes first: with Redis, it is also the acceptor's replay cache.
+	st, replayCache, err := openStore(cfg, log, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	closers := []io.Closer{st}
+	fail := func(err error) (*Server, error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, err
+	}
 	acc, err := acceptor.New(acceptor.Config{
 		Keyring:   kr,
 		SPNs:      cfg.Kerberos.SPNs,
 		Realm:     cfg.Kerberos.Realm,
 		Enctypes:  cfg.Kerberos.Enctypes,
 		ClockSkew: cfg.Kerberos.ClockSkew,
-		Replay:    replay.NewMemory(cfg.Kerberos.ReplayCacheSize),
+		Replay:    replayCache,
 		Now:       opts.Now,
 	})
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rep, err := refusal.NewReporter(log, reg, cfg.Log.ExposeReasons)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	closers := []io.Closer{}
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_keytab_reloads_total", Help: "Keytab reloads after a file changed (or retained keys expired), by result.",
 	}, []string{"result"})
@@ -115,16 +127,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		go keys.Run(cfg.Kerberos.KeytabReloadInterval, stop)
 		closers = append(closers, closerFunc(func() error { close(stop); return nil }))
 	}
-	fail := func(err error) (*Server, error) {
-		for _, c := range closers {
-			c.Close()
-		}
-		return nil, err
-	}
 	var tlsFiles *tlsserve.Files
 	if cfg.TLS.Enabled {
 		if tlsFiles, err = tlsserve.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ReloadInterval, log); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		closers = append(closers, tlsFiles)
 		if c := tlsFiles.Current(); c.BindingErr != nil && cfg.EPA.Policy.TokenChecking != epa.None {
@@ -171,11 +177,6 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 			return fail(err)
 		}
 	}
-	st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: opts.Now})
-	if err != nil {
-		return fail(fmt.Errorf("store %s: %w", cfg.Store.Path, err))
-	}
-	closers = append(closers, st)
 	cookieKeys, err := loadCookieKeys(cfg, log)
 	if err != nil {
 		return fail(err)
@@ -332,6 +333,61 @@ func servedChannel(files *tlsserve.Files) func(*http.Request) epa.Channel {
 		}
 		return ch
 	}
+}
+
+// openStore opens the configured store and the replay cache the acceptor consults:
+// the embedded file with an in-memory replay cache (one node), or Redis for both
+// (a farm: every node sees every token, session and authenticator).
+//
+// A Redis that cannot be reached at start-up is not fatal: kerbgate starts, refuses
+// requests that need the store with store_unavailable, and serves them as soon as
+// Redis answers. A Redis that refuses the credentials is a configuration error.
+func openStore(cfg *config.Config, log *slog.Logger, now func() time.Time) (store.Store, replay.Cache, error) {
+	rc := cfg.Store.Redis
+	if rc == nil {
+		st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: now})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store %s: %w", cfg.Store.Path, err)
+		}
+		return st, replay.NewMemory(cfg.Kerberos.ReplayCacheSize), nil
+	}
+	pw, err := rc.Password()
+	if err != nil {
+		return nil, nil, err
+	}
+	var tlsConf *tls.Config
+	if rc.TLS {
+		if tlsConf, err = store.RedisTLSConfig(rc.CAFile, rc.CertFile, rc.KeyFile, rc.ServerName); err != nil {
+			return nil, nil, fmt.Errorf("store.redis.tls: %w", err)
+		}
+	}
+	store.SetRedisLogger(log)
+	rs, err := store.OpenRedis(store.RedisOptions{
+		Addrs: rc.Addrs, MasterName: rc.MasterName, Username: rc.Username, Password: pw, DB: rc.DB, TLS: tlsConf,
+		Prefix: rc.Prefix, DialTimeout: rc.DialTimeout, Timeout: rc.Timeout,
+		// Replay entries and tombstones outlive their expiry by the clock skew, so
+		// that a node whose clock lags still finds them.
+		Grace: cfg.Kerberos.ClockSkew,
+		Now:   now,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store.redis: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rc.DialTimeout+rc.Timeout)
+	defer cancel()
+	attrs := []any{"addrs", strings.Join(rc.Addrs, ","), "master_name", rc.MasterName, "user", rc.Username,
+		"tls", rc.TLS, "db", rc.DB, "prefix", rc.Prefix}
+	switch err := rs.Ping(ctx); {
+	case errors.Is(err, store.ErrRedisAuth):
+		rs.Close()
+		return nil, nil, fmt.Errorf("store.redis: Redis refused kerbgate's credentials: %w; check store.redis.username, the password in password_file or password_env, and the user's ACL (docs/farm.md)", err)
+	case err != nil:
+		log.Error("Redis cannot be reached; requests that need the store are refused with store_unavailable until it answers",
+			append(attrs, "error", err.Error())...)
+	default:
+		log.Info("store: Redis", attrs...)
+	}
+	return rs, rs, nil
 }
 
 // loadCookieKeys loads store.cookie_keys_file, or the key file kept next to the

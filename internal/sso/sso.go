@@ -165,7 +165,12 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// kerbgate's own browser session spares a returning browser the Negotiate round
 	// trip; the directory and group checks still run on every login.
-	if id, ok := s.browserIdentity(r); ok {
+	id, err := s.browserIdentity(r)
+	if err != nil {
+		s.refuse(w, r, storeRefusal("cannot read the browser session", "get_session", err))
+		return
+	}
+	if id != nil {
 		s.complete(w, r, a, id, redirect, state)
 		return
 	}
@@ -197,7 +202,7 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *app, id *i
 		return
 	}
 	if err := s.ensureBrowserSession(w, r, id, now); err != nil {
-		s.refuse(w, r, reason.New(reason.Internal, "cannot store the browser session", "error", err.Error()))
+		s.refuse(w, r, storeRefusal("cannot store the browser session", "put_session", err))
 		return
 	}
 	token, err := store.NewID(s.opts.Rand)
@@ -209,7 +214,7 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *app, id *i
 		AppID: a.ID, RedirectURI: redirect, Identity: *id, IssuedAt: now, ExpiresAt: now.Add(a.TokenTTL),
 	})
 	if err != nil {
-		s.refuse(w, r, reason.New(reason.Internal, "cannot store the token", "error", err.Error()))
+		s.refuse(w, r, storeRefusal("cannot store the token", "put_token", err))
 		return
 	}
 	u, err := url.Parse(redirect)
@@ -308,27 +313,32 @@ func registered(uris []string, u string) bool {
 	return false
 }
 
-// browserIdentity returns the identity of kerbgate's browser session cookie, if valid.
-func (s *Service) browserIdentity(r *http.Request) (*identity.Identity, bool) {
+// browserIdentity returns the identity of kerbgate's browser session cookie, or nil
+// if there is no valid one. The error is the store's when it cannot be asked
+// (store.ErrUnavailable): the caller refuses rather than sign in again.
+func (s *Service) browserIdentity(r *http.Request) (*identity.Identity, error) {
 	c, err := r.Cookie(s.opts.CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return nil, false
+		return nil, nil
 	}
 	sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value)
 	if !ok {
-		return nil, false // forged, or signed with a retired key: sign in again
+		return nil, nil // forged, or signed with a retired key: sign in again
 	}
 	sess, err := s.opts.Store.GetSession(r.Context(), sid, s.opts.Now())
+	if errors.Is(err, store.ErrUnavailable) {
+		return nil, err
+	}
 	if err != nil || sess.AppID != "" {
-		return nil, false
+		return nil, nil
 	}
 	id := sess.Identity
-	return &id, true
+	return &id, nil
 }
 
 func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, id *identity.Identity, now time.Time) error {
-	if _, ok := s.browserIdentity(r); ok {
-		return nil
+	if known, err := s.browserIdentity(r); known != nil || err != nil {
+		return err
 	}
 	sid, err := store.NewID(s.opts.Rand)
 	if err != nil {
@@ -349,13 +359,20 @@ func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, i
 
 // logout ends kerbgate's browser session.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(s.opts.CookieName); err == nil && c.Value != "" && len(c.Value) <= 128 {
+	var err error
+	if c, cerr := r.Cookie(s.opts.CookieName); cerr == nil && c.Value != "" && len(c.Value) <= 128 {
 		if sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value); ok {
-			_ = s.opts.Store.DeleteSession(r.Context(), sid)
+			err = s.opts.Store.DeleteSession(r.Context(), sid)
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.opts.CookieName, Value: "", Path: "/sso/", MaxAge: -1,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	if errors.Is(err, store.ErrUnavailable) {
+		// The cookie is gone from this browser, but the session could not be
+		// revoked: say so rather than claim a sign-out.
+		s.refuse(w, r, storeRefusal("cannot revoke the browser session", "delete_session", err))
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintln(w, "You are signed out of kerbgate.")
@@ -391,7 +408,7 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, store.ErrExpired):
 			cause = "expired"
 		case !errors.Is(err, store.ErrNotFound):
-			s.refuseAPI(w, r, reason.New(reason.Internal, "store failed", "error", err.Error()))
+			s.refuseAPI(w, r, storeRefusal("cannot take the token", "take_token", err))
 			return
 		}
 		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token cannot be redeemed", "app", a.ID, "cause", cause))
@@ -409,7 +426,7 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := store.Session{AppID: a.ID, Identity: t.Identity, CreatedAt: now, ExpiresAt: now.Add(a.SessionTTL)}
 	if err := s.opts.Store.PutSession(r.Context(), sid, sess); err != nil {
-		s.refuseAPI(w, r, reason.New(reason.Internal, "cannot store the session", "error", err.Error()))
+		s.refuseAPI(w, r, storeRefusal("cannot store the session", "put_session", err))
 		return
 	}
 	s.redeemed.WithLabelValues(a.ID).Inc()
@@ -448,7 +465,7 @@ func (s *Service) deleteSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opts.Store.DeleteSession(r.Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.refuseAPI(w, r, reason.New(reason.Internal, "cannot revoke the session", "error", err.Error()))
+		s.refuseAPI(w, r, storeRefusal("cannot revoke the session", "delete_session", err))
 		return
 	}
 	s.opts.Log.Info("session revoked", "app", a.ID)
@@ -468,6 +485,10 @@ func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*app, stri
 		return nil, "", store.Session{}, false
 	}
 	sess, err := s.opts.Store.GetSession(r.Context(), sid, s.opts.Now())
+	if errors.Is(err, store.ErrUnavailable) {
+		s.refuseAPI(w, r, storeRefusal("cannot read the session", "get_session", err))
+		return nil, "", store.Session{}, false
+	}
 	if err != nil || sess.AppID != a.ID {
 		// Another app's session is "not found": ids do not leak across apps.
 		cause := "unknown"
@@ -527,6 +548,16 @@ func (a *app) secretOK(sec string) bool {
 	a.verified, a.hasKnown = sum, true
 	a.mu.Unlock()
 	return true
+}
+
+// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
+// ends by itself) when the store cannot be reached, internal_error otherwise.
+func storeRefusal(detail, op string, err error) *reason.Error {
+	code := reason.Internal
+	if errors.Is(err, store.ErrUnavailable) {
+		code = reason.StoreUnavailable
+	}
+	return reason.New(code, detail, "op", op, "error", err.Error())
 }
 
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, e *reason.Error) {

@@ -1,7 +1,7 @@
 // Package store owns kerbgate's shared state behind small interfaces: single-use
 // handoff tokens, sessions and replay-cache entries. It provides an embedded bbolt
-// implementation (Bolt); a Redis implementation comes later and must pass the same
-// behaviour suite (package storetest).
+// implementation (Bolt, one node) and a Redis one (Redis, shared by the nodes of a
+// farm); both pass the same behaviour suite (package storetest).
 //
 // Secret identifiers (handoff tokens, session ids) are stored only as SHA-256 hashes:
 // the store hashes what it is given, and nothing here stores or logs the raw value
@@ -59,6 +59,13 @@ var (
 	// ErrLocked means another process holds the store file open.
 	ErrLocked = errors.New("store file is locked by another kerbgate process")
 )
+
+// ErrUnavailable means a networked store (Redis) cannot be reached or did not answer
+// in time: the outcome of the operation is unknown and callers must refuse the
+// request (fail closed). It is the same value as replay.ErrUnavailable, so one
+// errors.Is check covers tokens, sessions and the replay cache. The condition ends
+// by itself when the store answers again.
+var ErrUnavailable = replay.ErrUnavailable
 
 // Tokens records single-use handoff tokens.
 type Tokens interface {

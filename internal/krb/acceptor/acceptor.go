@@ -241,6 +241,10 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 		if errors.Is(err, replay.ErrFull) {
 			return nil, reason.New(reason.ReplayCacheFull, "replay cache is full", "client", client)
 		}
+		if errors.Is(err, replay.ErrUnavailable) {
+			return nil, reason.New(reason.StoreUnavailable, "shared replay cache cannot be reached",
+				"client", client, "op", "replay_check", "error", err.Error())
+		}
 		return nil, reason.New(reason.Internal, "replay cache failed", "error", err.Error())
 	}
 	if seen {

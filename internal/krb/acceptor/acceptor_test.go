@@ -2,6 +2,7 @@ package acceptor
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,42 @@ func TestReplayCacheFullFailsClosed(t *testing.T) {
 		_, err = f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
 	}
 	wantRefusal(t, err, reason.ReplayCacheFull)
+}
+
+// downCache is a shared replay cache that cannot be reached.
+type downCache struct{}
+
+func (downCache) SeenBefore(replay.Key, time.Time, time.Time) (bool, error) {
+	return false, fmt.Errorf("store: redis 127.0.0.1:1: %w: dial tcp: connection refused", replay.ErrUnavailable)
+}
+
+func TestReplayCacheUnavailableIsStoreUnavailable(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Replay = downCache{} })
+	_, err := f.acc.Accept(apReq(t, f.cred(t, nil), initiator.Options{Now: f.now}))
+	wantRefusal(t, err, reason.StoreUnavailable, "client=alice@EXAMPLE.TEST", "op=replay_check")
+}
+
+// expiryCache records what the acceptor passes.
+type expiryCache struct{ now, expires time.Time }
+
+func (c *expiryCache) SeenBefore(_ replay.Key, now, expires time.Time) (bool, error) {
+	c.now, c.expires = now, expires
+	return false, nil
+}
+
+// The replay entry must outlive the authenticator's acceptance window on every
+// node: the acceptor asks for it to be kept until the authenticator's time plus
+// the clock skew, a time that does not depend on the node's clock.
+func TestReplayEntryLivesUntilCtimePlusSkew(t *testing.T) {
+	rc := &expiryCache{}
+	f := newFixture(t, func(c *Config) { c.Replay = rc; c.ClockSkew = 3 * time.Minute })
+	ctime := f.now.Add(-time.Minute).Truncate(time.Microsecond)
+	if _, err := f.acc.Accept(apReq(t, f.cred(t, nil), initiator.Options{Now: ctime})); err != nil {
+		t.Fatal(err)
+	}
+	if !rc.now.Equal(f.now) || !rc.expires.Equal(ctime.Add(3*time.Minute)) {
+		t.Fatalf("SeenBefore(now=%v, expires=%v), want now=%v expires=%v", rc.now, rc.expires, f.now, ctime.Add(3*time.Minute))
+	}
 }
 
 func TestRefusals(t *testing.T) {

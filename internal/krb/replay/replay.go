@@ -22,6 +22,12 @@ type Key [16]byte
 // request (fail closed) rather than skip the check.
 var ErrFull = errors.New("replay cache full")
 
+// ErrUnavailable means a shared cache (Redis, for a farm) cannot be reached or did
+// not answer in time, so it is unknown whether the authenticator was seen. Callers
+// must refuse the request (fail closed); the condition ends when the cache answers
+// again. Implementations wrap it (errors.Is) with the facts of the failure.
+var ErrUnavailable = errors.New("replay cache unavailable")
+
 // Cache records authenticators. SeenBefore atomically checks and inserts: it returns
 // true if k was recorded before and has not expired, otherwise records k until
 // expires and returns false.

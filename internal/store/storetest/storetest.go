@@ -1,6 +1,7 @@
 // Package storetest is the behaviour suite every store.Store implementation must
-// pass: the embedded bbolt store runs it today and a Redis store will run the same
-// tests. It lives in a non-test file so other packages' tests can import it.
+// pass: the embedded bbolt store and the Redis store run the same tests (RunSuite),
+// and stores shared by several nodes also run RunShared. It lives in a non-test
+// file so other packages' tests can import it.
 package storetest
 
 import (
@@ -112,6 +113,47 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "second take", err, store.ErrTokenUsed)
 		_, err = s.TakeToken(ctx, tok, now.Add(3*time.Second))
 		wantErr(t, "third take", err, store.ErrTokenUsed)
+	})
+
+	t.Run("UsedTokenStaysUsedAfterExpiry", func(t *testing.T) {
+		// While its tombstone is kept, a used token reports "used", not "expired":
+		// the log then says what happened.
+		s := open(t)
+		now := base()
+		tok, tk := newID(t), SampleToken(now, time.Minute)
+		if err := s.PutToken(ctx, tok, tk); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TakeToken(ctx, tok, now); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.TakeToken(ctx, tok, tk.ExpiresAt.Add(time.Second))
+		wantErr(t, "take of a used token after ExpiresAt", err, store.ErrTokenUsed)
+	})
+
+	t.Run("ExpiredOnArrival", func(t *testing.T) {
+		// A record put with an ExpiresAt already past is accepted and then refused
+		// as expired, or unknown once purged (a networked store must not fail the
+		// put for a negative lifetime).
+		s := open(t)
+		now := base()
+		tok, id := newID(t), newID(t)
+		if err := s.PutToken(ctx, tok, SampleToken(now.Add(-time.Hour), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, id, SampleSession(now.Add(-time.Hour), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		expiredOrPurged := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, store.ErrExpired) && !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("%s: error %v, want %v or %v", what, err, store.ErrExpired, store.ErrNotFound)
+			}
+		}
+		_, err := s.TakeToken(ctx, tok, now)
+		expiredOrPurged("take of a token put expired", err)
+		_, err = s.GetSession(ctx, id, now)
+		expiredOrPurged("get of a session put expired", err)
 	})
 
 	t.Run("TokenUnknown", func(t *testing.T) {
@@ -450,4 +492,140 @@ func RunPersistence(t *testing.T, open func(t *testing.T) (s store.Store, reopen
 	if !seen {
 		t.Fatal("replay entry lost on reopen")
 	}
+}
+
+// RunShared checks a store shared by several nodes: open returns two stores (two
+// nodes' clients) over the same fresh, empty shared state, and arranges cleanup.
+func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store)) {
+	ctx := context.Background()
+
+	t.Run("TokenIssuedOnOneRedeemedOnOther", func(t *testing.T) {
+		a, b := open(t)
+		now := base()
+		tok, want := newID(t), SampleToken(now, time.Minute)
+		if err := a.PutToken(ctx, tok, want); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "put of the same token on the other node", b.PutToken(ctx, tok, want), store.ErrExists)
+		got, err := b.TakeToken(ctx, tok, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !EqualToken(got, want) {
+			t.Fatalf("took %+v, want %+v", got, want)
+		}
+		_, err = a.TakeToken(ctx, tok, now)
+		wantErr(t, "second take on the issuing node", err, store.ErrTokenUsed)
+	})
+
+	t.Run("ConcurrentTakesAcrossNodes", func(t *testing.T) {
+		a, b := open(t)
+		now := base()
+		tok := newID(t)
+		if err := a.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		const n = 50
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			errs  = make([]error, n)
+		)
+		for i := range n {
+			node := a
+			if i%2 == 1 {
+				node = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = node.TakeToken(ctx, tok, now)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ok, used := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrTokenUsed):
+				used++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 || used != n-1 {
+			t.Fatalf("%d successes and %d ErrTokenUsed, want 1 and %d", ok, used, n-1)
+		}
+	})
+
+	t.Run("SessionSharedAndRevoked", func(t *testing.T) {
+		a, b := open(t)
+		now := base()
+		id, want := newID(t), SampleSession(now, time.Hour)
+		if err := b.PutSession(ctx, id, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.GetSession(ctx, id, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !EqualSession(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+		if err := a.DeleteSession(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.GetSession(ctx, id, now)
+		wantErr(t, "session revoked on the other node", err, store.ErrNotFound)
+	})
+
+	t.Run("ReplaySeenOnEveryNode", func(t *testing.T) {
+		a, b := open(t)
+		now := base()
+		var k replay.Key
+		copy(k[:], "shared-replay-01")
+		if seen, err := a.SeenBefore(k, now, now.Add(5*time.Minute)); err != nil || seen {
+			t.Fatalf("first sight on node 1: seen=%v err=%v", seen, err)
+		}
+		if seen, err := b.SeenBefore(k, now.Add(time.Second), now.Add(5*time.Minute)); err != nil || !seen {
+			t.Fatalf("replay on node 2: seen=%v err=%v, want seen", seen, err)
+		}
+
+		// Concurrent first sights of one authenticator on both nodes: one wins.
+		var k2 replay.Key
+		copy(k2[:], "shared-replay-02")
+		const n = 20
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			fresh int
+		)
+		for i := range n {
+			node := a
+			if i%2 == 1 {
+				node = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				seen, err := node.SeenBefore(k2, now, now.Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !seen {
+					mu.Lock()
+					fresh++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if fresh != 1 {
+			t.Fatalf("%d callers on two nodes saw the key as new, want 1", fresh)
+		}
+	})
 }

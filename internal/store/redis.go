@@ -1,0 +1,531 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/kerbgate/kerbgate/internal/krb/replay"
+)
+
+// Defaults of RedisOptions.
+const (
+	DefaultRedisPrefix      = "kerbgate:"
+	DefaultRedisTimeout     = time.Second
+	DefaultRedisDialTimeout = 2 * time.Second
+	DefaultRedisGrace       = 5 * time.Minute
+)
+
+// RedisOptions configures OpenRedis: where Redis is, how to authenticate, and how
+// long to wait for it. The Password is never logged nor put in an error.
+type RedisOptions struct {
+	// Addrs is one host:port for a single server; several for a Redis Cluster (seed
+	// nodes); the Sentinels' addresses when MasterName is set.
+	Addrs []string
+	// MasterName selects Redis Sentinel: the name of the monitored master.
+	MasterName string
+	// Username and Password authenticate with an ACL user (Redis 6+); Username ""
+	// with a Password is the default user (requirepass).
+	Username string
+	Password string
+	// DB is the database number (single server and Sentinel only).
+	DB int
+	// TLS, when not nil, is used for every connection (see RedisTLSConfig).
+	TLS *tls.Config
+
+	// Prefix starts every key ("kerbgate:" when empty), so that one Redis can serve
+	// several kerbgate farms or other programs. An ACL user can be confined to it
+	// (~kerbgate:*).
+	Prefix string
+	// DialTimeout bounds establishing a connection (2s when zero).
+	DialTimeout time.Duration
+	// Timeout bounds each store operation as a whole, connecting and a retry
+	// included (1s when zero): a hung Redis delays a request by at most this long
+	// before it is refused with ErrUnavailable.
+	Timeout time.Duration
+	// Grace is how long Redis keeps a record after its expiry (5m when zero): a
+	// node whose clock lags the writer's still finds a replay entry or a used
+	// token's tombstone for as long as it would accept the authenticator or token.
+	// Validity is always decided by the stored expiry against the caller's time;
+	// Grace only delays the purge. kerbgate sets it to kerberos.clock_skew.
+	Grace time.Duration
+	// Now is the clock from which key lifetimes are derived when a method is not
+	// given the time (PutToken, PutSession); time.Now when nil.
+	Now func() time.Time
+}
+
+// Redis is a Store in Redis, shared by every node of a farm: a token issued by one
+// node can be redeemed on any other, and an authenticator seen by one node is a
+// replay on all of them.
+//
+// Keys are Prefix + "tok:" / "ses:" + hex(SHA-256(id)) for tokens and sessions and
+// Prefix + "rpl:" + hex(key) for replay entries; no raw token or session id is sent
+// to Redis. A value starts with a kind byte ('L' live, 'U' used token tombstone)
+// and the expiry as 19 decimal digits of Unix nanoseconds; live records go on with
+// their JSON (the same JSON as Bolt's). Replay values are the expiry alone.
+//
+// Every check-and-modify (TakeToken, SeenBefore) is one Lua script, so it is atomic
+// across nodes; PutToken is SET NX. Each record's Redis lifetime is its remaining
+// validity plus Grace; expired records are refused by every read regardless, so no
+// purge goroutine is needed.
+//
+// Any failure to talk to Redis (refused connection, timeout, authentication or ACL
+// error, failover in progress, out of memory) is an error that matches
+// ErrUnavailable (and replay.ErrUnavailable) and names the operation and the
+// address; callers refuse the request. The client reconnects by itself, so the
+// store works again as soon as Redis does.
+//
+// A failed connection is retried once within Timeout. If Redis executed a
+// TakeToken or SeenBefore but its answer was lost, the retry sees the token used or
+// the authenticator seen: the request is refused, never accepted twice.
+//
+// Redis 6.0 or later is required (ACL users, SET KEEPTTL). With Sentinel or
+// replicas, writes are acknowledged by the master alone: a failover can lose the
+// last writes (a token would then be unknown, a replay entry forgotten).
+type Redis struct {
+	client  redis.UniversalClient
+	prefix  string
+	addr    string // for error messages: the address(es) as configured
+	timeout time.Duration
+	grace   time.Duration
+	now     func() time.Time
+	once    sync.Once
+	err     error
+}
+
+var _ Store = (*Redis)(nil)
+
+// OpenRedis returns a store over a new go-redis UniversalClient: a single server
+// for one address, Sentinel with MasterName, a Cluster for several addresses. It
+// does not connect; see Ping.
+func OpenRedis(o RedisOptions) (*Redis, error) {
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("store: no Redis address")
+	}
+	if len(o.Addrs) > 1 && o.MasterName == "" && o.DB != 0 {
+		return nil, errors.New("store: Redis Cluster has only database 0")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRedisTimeout
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultRedisDialTimeout
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:      o.Addrs,
+		MasterName: o.MasterName,
+		Username:   o.Username,
+		Password:   o.Password,
+		DB:         o.DB,
+		TLSConfig:  o.TLS,
+		// Bounded waits: each operation runs under a context deadline of Timeout,
+		// which the client honours for dialling, the pool and the reply.
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.Timeout,
+		WriteTimeout:          o.Timeout,
+		PoolTimeout:           o.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            1,
+		// A refused connection fails fast: two dial attempts 50ms apart. After
+		// PoolSize failed dials the client fails at once and probes Redis every
+		// second in the background, so it recovers within a second of Redis.
+		DialerRetries:      2,
+		DialerRetryTimeout: 50 * time.Millisecond,
+		// No client-name handshake (CLIENT SETINFO, Redis 7.2+) and no maintenance
+		// push notifications: fewer commands for the ACL to allow.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	return newRedis(client, strings.Join(o.Addrs, ","), o), nil
+}
+
+func newRedis(client redis.UniversalClient, addr string, o RedisOptions) *Redis {
+	r := &Redis{client: client, prefix: o.Prefix, addr: addr, timeout: o.Timeout, grace: o.Grace, now: o.Now}
+	if r.prefix == "" {
+		r.prefix = DefaultRedisPrefix
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultRedisTimeout
+	}
+	if r.grace <= 0 {
+		r.grace = DefaultRedisGrace
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
+// RedisTLSConfig builds the TLS configuration of a Redis connection: the server's
+// certificate is verified against the CA certificates in caFile (the system's when
+// ""), for serverName (the address's host when ""); certFile and keyFile, both or
+// neither, are the client certificate for servers that require one.
+func RedisTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("store: redis CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("store: redis CA: no certificate in %s", caFile)
+		}
+		c.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("store: redis client certificate needs both a certificate and a key file")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("store: redis client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Close closes the connections. It is safe to call twice.
+func (r *Redis) Close() error {
+	r.once.Do(func() { r.err = r.client.Close() })
+	return r.err
+}
+
+// SetRedisLogger sends the Redis client's own messages (failed dials, pool events)
+// to log at debug level instead of standard error. It is process-wide, as the
+// client's logger is; requests refused for an unavailable store are logged by the
+// caller at error level with the facts.
+func SetRedisLogger(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
+}
+
+// ErrRedisAuth is matched, along with ErrUnavailable, by an error of a Redis that
+// refused kerbgate's credentials (wrong user or password, or an ACL without the
+// commands kerbgate needs).
+var ErrRedisAuth = errors.New("redis refused the credentials")
+
+// unavailableError is a failure to use Redis. Its text names the operation, the
+// address and the client's error (never a key or a password).
+type unavailableError struct {
+	op, addr string
+	err      error
+}
+
+func (e *unavailableError) Error() string {
+	return fmt.Sprintf("store: redis %s at %s: %v", e.op, e.addr, e.err)
+}
+
+func (e *unavailableError) Unwrap() error { return e.err }
+
+func (e *unavailableError) Is(target error) bool {
+	switch target {
+	case ErrUnavailable:
+		return true
+	case ErrRedisAuth:
+		return redis.IsAuthError(e.err) || redis.IsPermissionError(e.err)
+	}
+	return false
+}
+
+// fail classifies an error of the client. A request whose own context ended gets
+// that context's error (the client went away: nothing is unavailable).
+func (r *Redis) fail(parent context.Context, op string, err error) error {
+	if parent != nil && parent.Err() != nil {
+		return fmt.Errorf("store: redis %s: %w", op, parent.Err())
+	}
+	return &unavailableError{op: op, addr: r.addr, err: err}
+}
+
+// opContext bounds one operation by the store's Timeout.
+func (r *Redis) opContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	return context.WithTimeout(parent, r.timeout)
+}
+
+// Ping checks that Redis answers and accepts the credentials. An error matches
+// ErrUnavailable, and also ErrRedisAuth when the credentials were refused.
+func (r *Redis) Ping(ctx context.Context) error {
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	if err := r.client.Ping(octx).Err(); err != nil {
+		return r.fail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Key kinds and value layout.
+const (
+	redisLive = 'L'
+	redisUsed = 'U'
+	expDigits = 19 // decimal digits of a non-negative int64
+)
+
+func (r *Redis) tokenKey(token string) string {
+	h := hashID(token)
+	return r.prefix + "tok:" + hex.EncodeToString(h[:])
+}
+
+func (r *Redis) sessionKey(id string) string {
+	h := hashID(id)
+	return r.prefix + "ses:" + hex.EncodeToString(h[:])
+}
+
+func (r *Redis) replayKey(k replay.Key) string {
+	return r.prefix + "rpl:" + hex.EncodeToString(k[:])
+}
+
+// stamp renders t as 19 decimal digits of Unix nanoseconds, so that the Lua scripts
+// compare times exactly (Lua numbers are doubles: they hold 53 bits, not 63).
+// Times before 1970 are clamped to 0.
+func stamp(t time.Time) string {
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return fmt.Sprintf("%019d", n)
+}
+
+// lifetime is how long Redis keeps a record that expires at exp: its remaining
+// validity at now plus the grace period, and at least a second, so that a record
+// put already expired still reads as expired for a moment. Redis counts it on its
+// own clock from the write, so nodes' clocks need not agree with Redis's.
+func (r *Redis) lifetime(now, exp time.Time) time.Duration {
+	d := exp.Sub(now) + r.grace
+	if d < time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+func encodeRedis(kind byte, exp time.Time, payload any) (string, error) {
+	var b strings.Builder
+	b.WriteByte(kind)
+	b.WriteString(stamp(exp))
+	if payload != nil {
+		j, err := json.Marshal(payload)
+		if err != nil {
+			return "", err
+		}
+		b.Write(j)
+	}
+	return b.String(), nil
+}
+
+// decodeRedis splits a token or session value.
+func decodeRedis(v string) (kind byte, exp int64, payload string, ok bool) {
+	if len(v) < 1+expDigits {
+		return 0, 0, "", false
+	}
+	n, err := strconv.ParseInt(v[1:1+expDigits], 10, 64)
+	if err != nil {
+		return 0, 0, "", false
+	}
+	return v[0], n, v[1+expDigits:], true
+}
+
+// luaBefore compares two 19-digit stamps exactly, in two halves that fit a double.
+const luaBefore = `
+local function before(a, b)
+  local ah, bh = tonumber(string.sub(a, 1, 10)), tonumber(string.sub(b, 1, 10))
+  if ah ~= bh then return ah < bh end
+  return tonumber(string.sub(a, 11, 19)) < tonumber(string.sub(b, 11, 19))
+end
+`
+
+// takeScript consumes a live token: KEYS[1] the token's key, ARGV[1] now. It
+// answers "N" (not found), "U" (used), "C" (corrupt), "E" (expired: refused, the
+// token stays live), or the live value it replaced with a tombstone that keeps the
+// key's lifetime.
+var takeScript = redis.NewScript(luaBefore + `
+local v = redis.call('GET', KEYS[1])
+if not v then return 'N' end
+local kind = string.sub(v, 1, 1)
+if kind == 'U' then return 'U' end
+if kind ~= 'L' or string.len(v) < 20 then return 'C' end
+local exp = string.sub(v, 2, 20)
+if not before(ARGV[1], exp) then return 'E' end
+redis.call('SET', KEYS[1], 'U' .. exp, 'KEEPTTL')
+return v
+`)
+
+// seenScript is SeenBefore: KEYS[1] the entry's key, ARGV[1] now, ARGV[2] the new
+// expiry, ARGV[3] the key's lifetime in milliseconds. An entry counts as seen while
+// now is not after its expiry (as replay.Memory); otherwise it is (re)recorded.
+var seenScript = redis.NewScript(luaBefore + `
+local old = redis.call('GET', KEYS[1])
+if old and string.len(old) == 19 and not before(old, ARGV[1]) then return 1 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 0
+`)
+
+// PutToken implements Tokens (SET NX: a token, live or used, is never overwritten).
+func (r *Redis) PutToken(ctx context.Context, token string, t Token) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := checkID("token", token); err != nil {
+		return err
+	}
+	if err := checkExpiry("token", t.ExpiresAt); err != nil {
+		return err
+	}
+	v, err := encodeRedis(redisLive, t.ExpiresAt, tokenRecord(t))
+	if err != nil {
+		return fmt.Errorf("store: encoding token: %w", err)
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	ok, err := r.client.SetNX(octx, r.tokenKey(token), v, r.lifetime(r.now(), t.ExpiresAt)).Result()
+	if err != nil {
+		return r.fail(ctx, "put_token", err)
+	}
+	if !ok {
+		return ErrExists
+	}
+	return nil
+}
+
+// TakeToken implements Tokens. A successful take replaces the record with a
+// tombstone that lives as long as the token would have (its ExpiresAt plus Grace).
+func (r *Redis) TakeToken(ctx context.Context, token string, now time.Time) (Token, error) {
+	if err := ctxErr(ctx); err != nil {
+		return Token{}, err
+	}
+	if err := checkID("token", token); err != nil {
+		return Token{}, err
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	res, err := takeScript.Run(octx, r.client, []string{r.tokenKey(token)}, stamp(now)).Text()
+	if err != nil {
+		return Token{}, r.fail(ctx, "take_token", err)
+	}
+	switch res {
+	case "N":
+		return Token{}, ErrNotFound
+	case "U":
+		return Token{}, ErrTokenUsed
+	case "E":
+		return Token{}, ErrExpired
+	case "C":
+		return Token{}, errCorrupt
+	}
+	kind, _, payload, ok := decodeRedis(res)
+	if !ok || kind != redisLive {
+		return Token{}, errCorrupt
+	}
+	var rec tokenRecord
+	if err := json.Unmarshal([]byte(payload), &rec); err != nil {
+		return Token{}, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	return Token(rec), nil
+}
+
+// PutSession implements Sessions.
+func (r *Redis) PutSession(ctx context.Context, id string, s Session) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := checkID("session id", id); err != nil {
+		return err
+	}
+	if err := checkExpiry("session", s.ExpiresAt); err != nil {
+		return err
+	}
+	v, err := encodeRedis(redisLive, s.ExpiresAt, sessionRecord(s))
+	if err != nil {
+		return fmt.Errorf("store: encoding session: %w", err)
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	if err := r.client.Set(octx, r.sessionKey(id), v, r.lifetime(r.now(), s.ExpiresAt)).Err(); err != nil {
+		return r.fail(ctx, "put_session", err)
+	}
+	return nil
+}
+
+// GetSession implements Sessions.
+func (r *Redis) GetSession(ctx context.Context, id string, now time.Time) (Session, error) {
+	if err := ctxErr(ctx); err != nil {
+		return Session{}, err
+	}
+	if err := checkID("session id", id); err != nil {
+		return Session{}, err
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	v, err := r.client.Get(octx, r.sessionKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, r.fail(ctx, "get_session", err)
+	}
+	kind, exp, payload, ok := decodeRedis(v)
+	switch {
+	case !ok || kind != redisLive:
+		return Session{}, errCorrupt
+	case now.UnixNano() >= exp:
+		return Session{}, ErrExpired
+	}
+	var rec sessionRecord
+	if err := json.Unmarshal([]byte(payload), &rec); err != nil {
+		return Session{}, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	return Session(rec), nil
+}
+
+// DeleteSession implements Sessions.
+func (r *Redis) DeleteSession(ctx context.Context, id string) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := checkID("session id", id); err != nil {
+		return err
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	n, err := r.client.Del(octx, r.sessionKey(id)).Result()
+	if err != nil {
+		return r.fail(ctx, "delete_session", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SeenBefore implements replay.Cache, shared by every node using the same Redis and
+// Prefix. The entry is kept until expires plus Grace.
+func (r *Redis) SeenBefore(k replay.Key, now, expires time.Time) (bool, error) {
+	ctx, cancel := r.opContext(context.Background())
+	defer cancel()
+	ttl := r.lifetime(now, expires).Milliseconds()
+	seen, err := seenScript.Run(ctx, r.client, []string{r.replayKey(k)}, stamp(now), stamp(expires), ttl).Int()
+	if err != nil {
+		return false, r.fail(nil, "replay_check", err)
+	}
+	return seen == 1, nil
+}

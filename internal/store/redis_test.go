@@ -1,0 +1,429 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/krb/replay"
+	"github.com/kerbgate/kerbgate/internal/store"
+	"github.com/kerbgate/kerbgate/internal/store/redistest"
+	"github.com/kerbgate/kerbgate/internal/store/storetest"
+)
+
+// These tests run against a real redis-server (package redistest) and never skip.
+
+var prefixSeq atomic.Int64
+
+// The client's own messages (failed dials while a test keeps Redis down) would only
+// clutter the output: the tests check the errors the store returns.
+func init() { store.SetRedisLogger(slog.New(slog.DiscardHandler)) }
+
+// uniquePrefix gives each store of a test run a fresh, empty key space in one server.
+func uniquePrefix() string {
+	return fmt.Sprintf("kgtest%d:", prefixSeq.Add(1))
+}
+
+func openRedis(t testing.TB, o store.RedisOptions) *store.Redis {
+	t.Helper()
+	r, err := store.OpenRedis(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestRedisSuite(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	storetest.RunSuite(t, func(t *testing.T) store.Store {
+		return openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: uniquePrefix()})
+	})
+}
+
+// kerbgateACL is the least a kerbgate user needs, confined to the default prefix; it
+// is the rule docs/farm.md gives.
+const kerbgateACL = "on >kerbgate-redis-pw ~kerbgate:* resetchannels -@all +get +set +del +eval +evalsha +ping"
+
+// TestRedisSuiteTLSAndACL runs the suite over TLS with a client certificate, as an
+// ACL user allowed only the commands and keys kerbgate needs.
+func TestRedisSuiteTLSAndACL(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{
+		ClientCert: true,
+		Password:   "admin-pw",
+		Users:      []string{"kerbgate " + kerbgateACL},
+	})
+	tlsConf, err := store.RedisTLSConfig(srv.CAFile, srv.ClientCertFile, srv.ClientKeyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunSuite(t, func(t *testing.T) store.Store {
+		// The ACL confines the user to the default prefix, so the server is
+		// emptied for each case instead.
+		r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Username: "kerbgate", Password: "kerbgate-redis-pw", TLS: tlsConf})
+		flush(t, srv)
+		return r
+	})
+}
+
+// flush empties the server between suite cases that share a key space.
+func flush(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	if err := srv.Client(t).FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRedisShared is two nodes, each with its own client, sharing one Redis.
+func TestRedisShared(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		p := uniquePrefix()
+		return openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: p}),
+			openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: p})
+	})
+}
+
+func TestRedisPrefixesAreSeparate(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	a := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: "farm-a:"})
+	b := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: "farm-b:"})
+	now := time.Now()
+	tok, _ := store.NewID(nil)
+	if err := a.PutToken(ctx, tok, storetest.SampleToken(now, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TakeToken(ctx, tok, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other farm's token: %v, want ErrNotFound", err)
+	}
+	var k replay.Key
+	if _, err := a.SeenBefore(k, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := b.SeenBefore(k, now, now.Add(time.Minute)); err != nil || seen {
+		t.Fatalf("other farm's replay entry: seen=%v err=%v", seen, err)
+	}
+}
+
+// TestRedisHoldsOnlyHashes checks every key and value in Redis: no raw token or
+// session id (as text or as its random bytes), and keys are their SHA-256 hashes.
+func TestRedisHoldsOnlyHashes(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}})
+	now := time.Now()
+	want := map[string]bool{}
+	var secrets []string
+	for i := range 10 {
+		tok, _ := store.NewID(nil)
+		sid, _ := store.NewID(nil)
+		secrets = append(secrets, tok, sid)
+		if err := r.PutToken(ctx, tok, storetest.SampleToken(now, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if _, err := r.TakeToken(ctx, tok, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.PutSession(ctx, sid, storetest.SampleSession(now, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		th, sh := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(sid))
+		want["kerbgate:tok:"+hex.EncodeToString(th[:])] = true
+		want["kerbgate:ses:"+hex.EncodeToString(sh[:])] = true
+	}
+	var k replay.Key
+	copy(k[:], "replay-key-00001")
+	if _, err := r.SeenBefore(k, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	want["kerbgate:rpl:"+hex.EncodeToString(k[:])] = true
+
+	admin := srv.Client(t)
+	keys, err := admin.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != len(want) {
+		t.Fatalf("%d keys in Redis, want %d: %v", len(keys), len(want), keys)
+	}
+	for _, key := range keys {
+		if !want[key] {
+			t.Errorf("unexpected key %q", key)
+		}
+		v, err := admin.Get(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			dec, _ := base64.RawURLEncoding.DecodeString(s)
+			if strings.Contains(key, s) || strings.Contains(v, s) || strings.Contains(v, string(dec)) {
+				t.Fatalf("key %q or its value holds a raw secret id", key)
+			}
+		}
+	}
+}
+
+// TestRedisKeysExpire checks that Redis itself purges records: each key lives for
+// the record's remaining validity plus Grace.
+func TestRedisKeysExpire(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	const grace = 50 * time.Millisecond
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Grace: grace})
+	admin := srv.Client(t)
+	now := time.Now()
+
+	// Lifetimes as set: validity plus grace (a token's tombstone keeps its TTL).
+	tok, _ := store.NewID(nil)
+	if err := r.PutToken(ctx, tok, storetest.SampleToken(now, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.TakeToken(ctx, tok, now); err != nil {
+		t.Fatal(err)
+	}
+	th := sha256.Sum256([]byte(tok))
+	ttl, err := admin.PTTL(ctx, "kerbgate:tok:"+hex.EncodeToString(th[:])).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl <= 59*time.Minute || ttl > time.Hour+grace {
+		t.Errorf("used token's tombstone TTL %v, want about 1h + %v", ttl, grace)
+	}
+	var k replay.Key
+	copy(k[:], "ttl-replay-key-1")
+	if _, err := r.SeenBefore(k, now, now.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	ttl, err = admin.PTTL(ctx, "kerbgate:rpl:"+hex.EncodeToString(k[:])).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl <= 9*time.Minute || ttl > 10*time.Minute+grace {
+		t.Errorf("replay entry TTL %v, want about 10m + %v", ttl, grace)
+	}
+
+	// Short records disappear from Redis on their own (at least a second).
+	sid, tok2 := "short-session-id", "short-token"
+	if err := r.PutSession(ctx, sid, storetest.SampleSession(now, 100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PutToken(ctx, tok2, storetest.SampleToken(now, 100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	var k2 replay.Key
+	copy(k2[:], "ttl-replay-key-2")
+	if _, err := r.SeenBefore(k2, now, now.Add(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := admin.Exists(ctx, "kerbgate:rpl:"+hex.EncodeToString(k2[:])).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, serr := r.GetSession(ctx, sid, now)
+		_, terr := r.TakeToken(ctx, tok2, now)
+		if n == 0 && errors.Is(serr, store.ErrNotFound) && errors.Is(terr, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records not purged by Redis: replay entry %d, session %v, token %v", n, serr, terr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRedisWrongPasswordIsAClearError(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Users: []string{"kerbgate " + kerbgateACL}})
+	const wrong = "not-the-password-6f1e"
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Username: "kerbgate", Password: wrong})
+	err := r.Ping(ctx)
+	if err == nil {
+		t.Fatal("Ping with a wrong password succeeded")
+	}
+	if !errors.Is(err, store.ErrRedisAuth) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("error %v is not ErrRedisAuth and ErrUnavailable", err)
+	}
+	msg := err.Error()
+	t.Logf("wrong password: %s", msg)
+	if !strings.Contains(msg, "WRONGPASS") || !strings.Contains(msg, srv.Addr) || strings.Contains(msg, wrong) {
+		t.Fatalf("error %q: want WRONGPASS and the address, without the password", msg)
+	}
+	// Requests fail closed the same way.
+	tok, _ := store.NewID(nil)
+	if err := r.PutToken(ctx, tok, storetest.SampleToken(time.Now(), time.Minute)); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("PutToken: %v, want ErrUnavailable", err)
+	}
+
+	// Right password, but an ACL without EVAL: refused as a permission error.
+	srv2 := redistest.Start(t, redistest.Options{Users: []string{"kerbgate on >pw ~kerbgate:* -@all +get +set +del +ping"}})
+	r2 := openRedis(t, store.RedisOptions{Addrs: []string{srv2.Addr}, Username: "kerbgate", Password: "pw"})
+	if err := r2.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r2.SeenBefore(replay.Key{}, time.Now(), time.Now().Add(time.Minute))
+	if !errors.Is(err, store.ErrRedisAuth) || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("SeenBefore without +eval: %v, want NOPERM as ErrRedisAuth", err)
+	}
+}
+
+func TestRedisTLSNeedsTheCA(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{TLS: true})
+	other := redistest.Start(t, redistest.Options{TLS: true}) // another CA
+	tlsConf, err := store.RedisTLSConfig(other.CAFile, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, TLS: tlsConf})
+	err = r.Ping(ctx)
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Ping with the wrong CA: %v", err)
+	}
+	good, err := store.RedisTLSConfig(srv.CAFile, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, TLS: good}).Ping(ctx); err != nil {
+		t.Fatalf("Ping with the right CA: %v", err)
+	}
+	if _, err := store.RedisTLSConfig(srv.CAFile, srv.ClientCertFile, "", ""); err == nil {
+		t.Fatal("RedisTLSConfig accepted a certificate without its key")
+	}
+}
+
+// allOps runs every store operation once and returns their errors.
+func allOps(s store.Store, tok string) []error {
+	now := time.Now()
+	_, errTake := s.TakeToken(ctx, tok, now)
+	_, errGet := s.GetSession(ctx, "sid", now)
+	_, errSeen := s.SeenBefore(replay.Key{1}, now, now.Add(time.Minute))
+	return []error{
+		s.PutToken(ctx, "another-token", storetest.SampleToken(now, time.Minute)),
+		errTake,
+		s.PutSession(ctx, "sid", storetest.SampleSession(now, time.Hour)),
+		errGet,
+		s.DeleteSession(ctx, "sid"),
+		errSeen,
+	}
+}
+
+// TestRedisDownFailsClosedAndRecovers kills Redis: every operation fails quickly with
+// ErrUnavailable (which is also replay.ErrUnavailable); once Redis is back on the
+// same port, the same store works again.
+func TestRedisDownFailsClosedAndRecovers(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	const timeout = 300 * time.Millisecond
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout, DialTimeout: timeout})
+	tok, _ := store.NewID(nil)
+	if err := r.PutToken(ctx, tok, storetest.SampleToken(time.Now(), time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Kill()
+	start := time.Now()
+	for i, err := range allOps(r, tok) {
+		if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, replay.ErrUnavailable) {
+			t.Errorf("operation %d with Redis down: %v, want ErrUnavailable", i, err)
+		} else if !strings.Contains(err.Error(), srv.Addr) {
+			t.Errorf("error %q does not name the address", err)
+		}
+	}
+	if d := time.Since(start); d > 6*timeout {
+		t.Errorf("6 operations against a dead Redis took %v (timeout %v each)", d, timeout)
+	}
+
+	srv.Restart() // empty: the token is gone with the old process
+	if _, err := r.TakeToken(ctx, tok, time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("take after restart: %v, want ErrNotFound", err)
+	}
+	if err := r.PutToken(ctx, tok, storetest.SampleToken(time.Now(), time.Minute)); err != nil {
+		t.Fatalf("put after restart: %v", err)
+	}
+	if _, err := r.TakeToken(ctx, tok, time.Now()); err != nil {
+		t.Fatalf("take after restart: %v", err)
+	}
+}
+
+// TestRedisHungIsBounded pauses Redis (connections stay open, nothing answers):
+// operations give up after Timeout instead of hanging, and work again once Redis
+// resumes.
+func TestRedisHungIsBounded(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	const timeout = 300 * time.Millisecond
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout})
+	if err := r.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"take", func() error { _, err := r.TakeToken(ctx, "tok", time.Now()); return err }},
+		{"seen", func() error {
+			_, err := r.SeenBefore(replay.Key{2}, time.Now(), time.Now().Add(time.Minute))
+			return err
+		}},
+		{"get", func() error { _, err := r.GetSession(ctx, "sid", time.Now()); return err }},
+	} {
+		start := time.Now()
+		err := op.run()
+		d := time.Since(start)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with Redis hung: %v, want ErrUnavailable", op.name, err)
+		}
+		if d > timeout+500*time.Millisecond {
+			t.Errorf("%s with Redis hung took %v, want about %v", op.name, d, timeout)
+		}
+	}
+	srv.Resume()
+	resumed = true
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := r.SeenBefore(replay.Key{3}, time.Now(), time.Now().Add(time.Minute))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store did not recover after Redis resumed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A request whose own context ends is not a store outage.
+func TestRedisCallerCancelIsNotUnavailable(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Timeout: 5 * time.Second})
+	srv.Pause()
+	defer srv.Resume()
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err := r.TakeToken(cctx, "tok", time.Now())
+	if err == nil || errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("take with the caller's deadline passed: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestOpenRedisRefusesClusterDB(t *testing.T) {
+	if _, err := store.OpenRedis(store.RedisOptions{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, DB: 3}); err == nil {
+		t.Fatal("OpenRedis accepted a database number for a Cluster")
+	}
+	if _, err := store.OpenRedis(store.RedisOptions{}); err == nil {
+		t.Fatal("OpenRedis accepted no address")
+	}
+}
