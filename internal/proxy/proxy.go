@@ -269,7 +269,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.authorized(w, r, id)
 		}
 	default: // iwa
-		if id := rt.sessionIdentity(r); id != nil {
+		id, err := rt.sessionIdentity(r)
+		if err != nil {
+			rt.refuse(w, r, err)
+			return
+		}
+		if id != nil {
 			rt.authorized(w, r, id)
 			return
 		}
@@ -294,20 +299,25 @@ const cookiePurpose = "kerbgate-proxy-session"
 
 func (rt *route) sessionAppID() string { return "proxy:" + rt.ID }
 
-func (rt *route) sessionIdentity(r *http.Request) *identity.Identity {
+// sessionIdentity returns the identity of the request's proxy session, nil without
+// a valid one, or a store_unavailable refusal when the store cannot be asked.
+func (rt *route) sessionIdentity(r *http.Request) (*identity.Identity, error) {
 	c, err := r.Cookie(rt.svc.opts.CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return nil
+		return nil, nil
 	}
 	sid, ok := rt.svc.opts.CookieKeys.Open(cookiePurpose, c.Value)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	sess, err := rt.svc.opts.Store.GetSession(r.Context(), sid, rt.svc.opts.Now())
-	if err != nil || sess.AppID != rt.sessionAppID() {
-		return nil
+	if errors.Is(err, store.ErrUnavailable) {
+		return nil, reason.New(reason.StoreUnavailable, "cannot read the proxy session", "app", rt.ID, "error", err.Error())
 	}
-	return &sess.Identity
+	if err != nil || sess.AppID != rt.sessionAppID() {
+		return nil, nil
+	}
+	return &sess.Identity, nil
 }
 
 func (rt *route) startSession(w http.ResponseWriter, r *http.Request, id *identity.Identity) error {
@@ -321,6 +331,9 @@ func (rt *route) startSession(w http.ResponseWriter, r *http.Request, id *identi
 	}); err != nil {
 		if isReason(err) {
 			return err
+		}
+		if errors.Is(err, store.ErrUnavailable) {
+			return reason.New(reason.StoreUnavailable, "cannot store the proxy session", "app", rt.ID, "error", err.Error())
 		}
 		return reason.New(reason.Internal, "cannot store the proxy session", "error", err.Error())
 	}

@@ -70,8 +70,10 @@ type fakeDirectory struct{ alt string }
 func (f fakeDirectory) Lookup(_ context.Context, upn, sam, realm string) (*directory.User, error) {
 	return &directory.User{DN: "CN=alice,CN=Users,DC=example,DC=test", SAMAccountName: "alice", UPN: upn}, nil
 }
-func (f fakeDirectory) Attribute(_ context.Context, dn, attr string) (string, error) { return f.alt, nil }
-func (f fakeDirectory) GroupSID(_ context.Context, name string) (string, error)    { return "", nil }
+func (f fakeDirectory) Attribute(_ context.Context, dn, attr string) (string, error) {
+	return f.alt, nil
+}
+func (f fakeDirectory) GroupSID(_ context.Context, name string) (string, error) { return "", nil }
 
 // authOnly answers 401 Negotiate unless the request carries a token, and echoes the
 // token and body.
@@ -225,4 +227,3 @@ func TestLoginIdentities(t *testing.T) {
 		t.Fatalf("missing alternate UPN: %d %q", w.Code, w.Header().Get(refusal.HeaderReason))
 	}
 }
-
