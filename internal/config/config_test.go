@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/epa"
+	"github.com/kerbgate/kerbgate/internal/keyset"
 )
 
 // setup makes a directory holding a keytab file (its contents do not matter: the
@@ -80,9 +81,36 @@ var testCAPEM = sync.OnceValue(func() []byte {
 // parse parses src, in which KEYTAB stands for the keytab's path, as the file in dir.
 func parse(t *testing.T, src string) (*Config, error, string, string) {
 	t.Helper()
-	_, file, keytab := setup(t)
+	dir, file, keytab := setup(t)
+	src = withFarmCookieKeys(t, dir, src)
 	c, err := Parse(file, []byte(strings.ReplaceAll(src, "KEYTAB", keytab)))
 	return c, err, file, keytab
+}
+
+// withFarmCookieKeys gives a file whose last section is a store with a redis section
+// the store.cookie_keys_file a farm needs, as its last line (so that the lines the
+// tests point at do not move).
+func withFarmCookieKeys(t *testing.T, dir, src string) string {
+	i := strings.LastIndex(src, "\nstore:\n")
+	if i < 0 && strings.HasPrefix(src, "store:\n") {
+		i = 0
+	}
+	if i < 0 || !strings.Contains(src[i:], "\n  redis:") || strings.Contains(src, "cookie_keys_file") {
+		return src
+	}
+	for _, l := range strings.Split(src[i+1:], "\n")[1:] {
+		if l != "" && l[0] != ' ' && l[0] != '#' {
+			return src // another section follows the store
+		}
+	}
+	keys := filepath.Join(dir, "cookie.keys")
+	if err := os.WriteFile(keys, []byte(keyset.NewKeyLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(src, "\n") {
+		src += "\n"
+	}
+	return src + "  cookie_keys_file: " + keys + "\n"
 }
 
 func TestParseFull(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kerbgate/kerbgate/internal/keyset"
 )
 
 // writeClientCert writes a self-signed certificate and its key (mode 0600) in dir.
@@ -58,6 +60,13 @@ func exampleRedis(t *testing.T, file, keytab string) string {
 		switch {
 		case line == "  path: kerbgate.db":
 			continue
+		case line == "  # cookie_keys_file: /etc/kerbgate/cookie.keys":
+			// A farm needs the shared cookie keys.
+			keys := filepath.Join(dir, "cookie.keys")
+			if err := os.WriteFile(keys, []byte(keyset.NewKeyLine()+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			line = "  cookie_keys_file: " + keys
 		case line == "  # redis:":
 			in = true
 		case in && !strings.HasPrefix(line, "  #"):

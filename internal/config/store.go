@@ -49,6 +49,9 @@ func decodeStore(m *mapping, c *Config) {
 	decodeRedis(m.section("redis"), &c.Store, f)
 	if c.Store.Redis != nil {
 		c.Store.Path = ""
+		if !kf.set() {
+			m.d.errorAt("store.redis", m.at, "a farm needs store.cookie_keys_file too: every node must share the keys of the session cookies, or a cookie set by one node is refused by the others; expected %s", kf.expect)
+		}
 		return
 	}
 	s, ok := f.str()

@@ -5,14 +5,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/internal/store/redistest"
@@ -30,7 +33,7 @@ func withRedis(cfg *config.Config, srv *redistest.Server) *config.Config {
 	c := *cfg
 	c.Store = config.Store{Redis: &config.Redis{
 		Addrs: []string{srv.Addr}, Prefix: "kerbgate:", DialTimeout: time.Second, Timeout: redisTimeout,
-	}}
+	}, CookieKeysFile: farmCookieKeys(srv.Addr)}
 	return &c
 }
 
@@ -292,4 +295,18 @@ func TestRedisDownAtStartup(t *testing.T) {
 	wantReason(t, g.whoami(t, cc), http.StatusServiceUnavailable, "store_unavailable")
 	srv.Restart()
 	waitSignIn(t, g, cc)
+}
+
+var farmKeysMu sync.Mutex
+
+// farmCookieKeys returns the cookie key file that every node using the Redis at addr
+// shares (a farm's store.cookie_keys_file).
+func farmCookieKeys(addr string) string {
+	farmKeysMu.Lock()
+	defer farmKeysMu.Unlock()
+	path := filepath.Join(os.TempDir(), "kerbgate-test-cookie-"+strings.NewReplacer(":", "_", ".", "_").Replace(addr)+".keys")
+	if _, err := os.Stat(path); err != nil {
+		os.WriteFile(path, []byte(keyset.NewKeyLine()+"\n"), 0o600)
+	}
+	return path
 }

@@ -394,6 +394,9 @@ func openStore(cfg *config.Config, log *slog.Logger, now func() time.Time) (stor
 // store (made with one fresh key on first start).
 func loadCookieKeys(cfg *config.Config, log *slog.Logger) (*keyset.Set, error) {
 	path := cfg.Store.CookieKeysFile
+	if path == "" && cfg.Store.Path == "" {
+		return nil, errors.New("store.cookie_keys_file is required with store.redis: every node must share the session cookies' keys")
+	}
 	if path == "" {
 		path = filepath.Join(filepath.Dir(cfg.Store.Path), "kerbgate-cookie.keys")
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
