@@ -36,6 +36,9 @@ type HAProxyOptions struct {
 	Cert *ServerCert
 	// BackendCAFile verifies the backend's certificate (HAProxyTLSReencrypt).
 	BackendCAFile string
+	// Check health-checks the backends (a TCP connect every 100 ms; one failure
+	// takes a backend out) and redispatches connections a dead backend refused.
+	Check bool
 }
 
 // HAProxy is Debian's haproxy running for one test.
@@ -66,14 +69,19 @@ func StartHAProxy(t testing.TB, o HAProxyOptions) *HAProxy {
 		bind = " ssl crt " + o.Cert.Combined
 		server = " ssl verify required ca-file " + o.BackendCAFile + " sni str(sso.example.test) verifyhost sso.example.test"
 	}
+	if o.Check {
+		server += " check inter 100ms fall 1 rise 1"
+	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `global
   maxconn 1024
 defaults
   mode %s
-  timeout connect 5s
+  timeout connect 2s
   timeout client 60s
   timeout server 60s
+  option redispatch
+  retries 3
 frontend fe
   bind 127.0.0.1:%d%s
   default_backend be

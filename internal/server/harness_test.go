@@ -33,6 +33,44 @@ type gateway struct {
 	srv  *Server
 	logs *lockedBuffer
 	stop func() // shuts the server down (idempotent)
+	ln   *trackingListener
+}
+
+// trackingListener remembers accepted connections so that kill can drop them all,
+// as a crashed node would.
+type trackingListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	killed bool
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.conns = append(l.conns, c)
+	return c, nil
+}
+
+// kill ends the node abruptly: the listener and every connection close at once,
+// requests in flight get no answer.
+func (g *gateway) kill() {
+	g.ln.mu.Lock()
+	g.ln.killed = true
+	conns := g.ln.conns
+	g.ln.mu.Unlock()
+	g.ln.Listener.Close()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 type lockedBuffer struct {
@@ -89,11 +127,13 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 		t.Fatal(err)
 	}
 	g.srv = srv
-	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	raw, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.port = ln.Addr().(*net.TCPAddr).Port
+	ln := &trackingListener{Listener: raw}
+	g.ln = ln
+	g.port = raw.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -101,7 +141,10 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	g.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			ln.mu.Lock()
+			killed := ln.killed
+			ln.mu.Unlock()
+			if err := <-done; err != nil && !killed {
 				t.Errorf("server: %v", err)
 			}
 			if err := srv.Close(); err != nil {
@@ -210,16 +253,25 @@ func decodeIdentity(t testing.TB, body string) identity.Identity {
 // test's control.
 func negotiateHeader(t testing.TB, ccache, spn string, o initiator.Options) string {
 	t.Helper()
-	c, err := initiator.FromCCache(ccache, spn)
+	h, err := tryNegotiateHeader(ccache, spn, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return h
+}
+
+// tryNegotiateHeader is negotiateHeader for goroutines (which must not call Fatal).
+func tryNegotiateHeader(ccache, spn string, o initiator.Options) (string, error) {
+	c, err := initiator.FromCCache(ccache, spn)
+	if err != nil {
+		return "", err
 	}
 	ap, err := c.APReq(o)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	gss := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
-	return "Negotiate " + base64.StdEncoding.EncodeToString(spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, gss))
+	return "Negotiate " + base64.StdEncoding.EncodeToString(spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, gss)), nil
 }
 
 func wantReason(t testing.TB, resp *http.Response, status int, code string) {
