@@ -37,6 +37,7 @@ USERS_DN=CN=Users,$BASEDN
 ADMIN_PASS='Admin#Pass1'
 HOSTS_LINE='127.0.0.1 sso.example.test app.example.test dc1.example.test dc1'
 HOSTS_LINE_RC4='127.0.0.1 rc4.example.test'
+HOSTS_LINE_RBCD='127.0.0.1 rbcd.example.test'
 DAVE_GROUPS=130
 # Proxy account for LDAP simple binds (kerbgate's directory checks).
 LDAP_BIND_USER=svc-ldap
@@ -63,6 +64,7 @@ password() {
   svc-gw) echo 'SvcGw#Pass1' ;;
   svc-app) echo 'SvcApp#Pass1' ;;
   svc-rc4) echo 'SvcRc4#Pass1' ;;
+  svc-rbcd) echo 'SvcRbcd#Pass1' ;;
   svc-ldap) echo "$LDAP_BIND_PASS" ;;
   Administrator | administrator) echo "$ADMIN_PASS" ;;
   *) return 1 ;;
@@ -307,6 +309,7 @@ write_outputs() {
     kv KERBGATE_GATEWAY_ACCOUNT_KEYTAB "$OUT/svc-gw-account.keytab"
     kv KERBGATE_APP_KEYTAB "$OUT/svc-app.keytab"
     kv KERBGATE_RC4_KEYTAB "$OUT/svc-rc4.keytab"
+    kv KERBGATE_RBCD_KEYTAB "$OUT/svc-rbcd.keytab"
     kv KERBGATE_SMB_CONF "$CONF"
     kv KERBGATE_CA_CERT "$OUT/ca.pem"
     kv KERBGATE_LDAP_URL "ldaps://dc1.example.test:636"
@@ -319,7 +322,7 @@ write_outputs() {
 
 ensure_hosts() {
   local l
-  for l in "$HOSTS_LINE" "$HOSTS_LINE_RC4"; do
+  for l in "$HOSTS_LINE" "$HOSTS_LINE_RC4" "$HOSTS_LINE_RBCD"; do
     if ! grep -qxF -- "$l" /etc/hosts; then
       [ -z "$(tail -c1 /etc/hosts)" ] || echo >>/etc/hosts
       echo "$l" >>/etc/hosts
@@ -343,7 +346,8 @@ export_keytabs() { # [force]
   mkdir -p "$OUT"
   local spec p f n=0
   for spec in "HTTP/sso.example.test=svc-gw.keytab" "svc-gw=svc-gw-account.keytab" \
-    "HTTP/app.example.test=svc-app.keytab" "HTTP/rc4.example.test=svc-rc4.keytab"; do
+    "HTTP/app.example.test=svc-app.keytab" "HTTP/rc4.example.test=svc-rc4.keytab" \
+    "HTTP/rbcd.example.test=svc-rbcd.keytab"; do
     p=${spec%%=*}
     f=$OUT/${spec#*=}
     if [ "${1:-}" = force ] || [ ! -s "$f" ]; then
@@ -466,6 +470,42 @@ ensure_ldap_bind_account() {
   mv -f "$OUT/$LDAP_BIND_USER.dn.tmp" "$OUT/$LDAP_BIND_USER.dn"
 }
 
+# Kerberos constrained delegation for the application proxy. Runs on every up (a few
+# ldbsearch calls when all is in place):
+# - svc-gw may use protocol transition (TRUSTED_TO_AUTH_FOR_DELEGATION, S4U2Self
+#   tickets are forwardable) and delegate to HTTP/app.example.test (classic KCD,
+#   msDS-AllowedToDelegateTo);
+# - svc-rbcd owns HTTP/rbcd.example.test and lets svc-gw delegate to it by
+#   resource-based constrained delegation (msDS-AllowedToActOnBehalfOfOtherIdentity),
+#   with no classic delegation for that SPN.
+ensure_delegation() {
+  local uac
+  uac=$(ldbsearch -H "$SAM" -b "$USERS_DN" '(sAMAccountName=svc-gw)' userAccountControl 2>/dev/null |
+    sed -n 's/^userAccountControl: //p')
+  if [ -n "$uac" ] && [ $((uac & 0x1000000)) -eq 0 ]; then
+    stool delegation for-any-protocol svc-gw on >/dev/null || die "delegation for-any-protocol svc-gw failed"
+    log "svc-gw: protocol transition on"
+  fi
+  if ! ldbsearch -H "$SAM" -b "$USERS_DN" '(sAMAccountName=svc-gw)' msDS-AllowedToDelegateTo 2>/dev/null |
+    grep -qi '^msDS-AllowedToDelegateTo: HTTP/app.example.test$'; then
+    stool delegation add-service svc-gw HTTP/app.example.test >/dev/null || die "delegation add-service svc-gw failed"
+    log "svc-gw: may delegate to HTTP/app.example.test"
+  fi
+  if ! ldbsearch -H "$SAM" -b "$USERS_DN" '(sAMAccountName=svc-rbcd)' dn 2>/dev/null | grep -q '^dn: '; then
+    stool user create svc-rbcd "$(password svc-rbcd)" >/dev/null || die "user create svc-rbcd failed"
+    stool user setexpiry svc-rbcd --noexpiry >/dev/null || die "setexpiry svc-rbcd failed"
+    stool spn add HTTP/rbcd.example.test svc-rbcd >/dev/null || die "spn add HTTP/rbcd.example.test failed"
+    printf 'dn: CN=svc-rbcd,%s\nchangetype: modify\nreplace: msDS-SupportedEncryptionTypes\nmsDS-SupportedEncryptionTypes: 24\n' "$USERS_DN" |
+      ldbmodify -H "$SAM" >/dev/null || die "svc-rbcd enctypes failed"
+    log "created svc-rbcd (HTTP/rbcd.example.test)"
+  fi
+  if ! ldbsearch -H "$SAM" -b "$USERS_DN" '(sAMAccountName=svc-rbcd)' msDS-AllowedToActOnBehalfOfOtherIdentity 2>/dev/null |
+    grep -q '^msDS-AllowedToActOnBehalfOfOtherIdentity'; then
+    stool delegation add-principal svc-rbcd svc-gw >/dev/null || die "delegation add-principal svc-rbcd svc-gw failed"
+    log "svc-rbcd: svc-gw may delegate to it (RBCD)"
+  fi
+}
+
 kinit_user() { # USER CCACHE [KRB5CONF]
   local pw
   pw=$(password "$1") || die "no known password for '$1'"
@@ -521,6 +561,7 @@ cmd_up() {
 
   if [ -f "$OUT/ready" ] && pid=$(our_pid) && kdc_answers; then
     ensure_ldap_bind_account
+    ensure_delegation
     export_keytabs
     write_outputs
     log "up: already running (pid $pid)"
@@ -547,6 +588,7 @@ cmd_up() {
   start_samba
   write_outputs
   kdc_answers || { log_tail; die "KDC does not answer kinit alice"; }
+  ensure_delegation
   export_keytabs
   write_outputs # ca.pem exists once samba has started
   if $fresh; then self_test; fi

@@ -48,6 +48,9 @@ type Realm struct {
 	GatewayAccountKeytab string // keys of svc-gw@EXAMPLE.TEST
 	AppKeytab            string // keys of HTTP/app.example.test (AES only)
 	RC4Keytab            string // keys of HTTP/rc4.example.test (RC4 only)
+	// RBCDKeytab holds the keys of HTTP/rbcd.example.test (account svc-rbcd), which
+	// lets svc-gw delegate to it by resource-based constrained delegation.
+	RBCDKeytab string
 
 	SmbConf string // DIR/etc/smb.conf, for samba-tool -s
 	CACert  string // CA of the DC's LDAPS certificate (issued to DC1.example.test)
@@ -155,6 +158,7 @@ func newRealm(script string) *Realm {
 		GatewayAccountKeytab: filepath.Join(out, "svc-gw-account.keytab"),
 		AppKeytab:            filepath.Join(out, "svc-app.keytab"),
 		RC4Keytab:            filepath.Join(out, "svc-rc4.keytab"),
+		RBCDKeytab:           filepath.Join(out, "svc-rbcd.keytab"),
 		SmbConf:              filepath.Join(dir, "etc", "smb.conf"),
 		CACert:               filepath.Join(out, "ca.pem"),
 		LDAPBindDN:           LDAPBindDN,

@@ -71,6 +71,16 @@ const (
 	LoginIdentityMissing  Code = "login_identity_missing"
 )
 
+// The KDC's refusals of constrained delegation (application proxy).
+const (
+	DelegationNotAllowed         Code = "delegation_not_allowed"
+	ProtocolTransitionNotAllowed Code = "protocol_transition_not_allowed"
+	UserUnknown                  Code = "user_unknown"
+	UpstreamSPNUnknown           Code = "upstream_spn_unknown"
+	KDCUnreachable               Code = "kdc_unreachable"
+	KDCError                     Code = "kdc_error"
+)
+
 // The shared-state refusal (farm mode).
 const (
 	StoreUnavailable Code = "store_unavailable"
@@ -232,6 +242,30 @@ var Catalog = map[Code]Entry{
 		"Your account has no value for the name this application signs you in with.",
 		"Contact your administrator.",
 		"proxy.apps[].kerberos.login_identity names an attribute the account lacks (UPN, or alternate_upn_attribute): set it in AD or pick another login identity."},
+	DelegationNotAllowed: {http.StatusBadGateway, "Single sign-on to the application is not allowed",
+		"The domain does not allow this gateway to sign you in to the application.",
+		"Contact your administrator.",
+		"S4U2Proxy was refused: add the application's SPN (proxy.apps[].kerberos.spn) to the gateway account's msDS-AllowedToDelegateTo (Delegation tab: \"Trust this user for delegation to specified services only\"; samba-tool delegation add-service), or grant resource-based delegation on the application's account (msDS-AllowedToActOnBehalfOfOtherIdentity; Set-ADComputer -PrincipalsAllowedToDelegateToAccount; samba-tool delegation add-principal)."},
+	ProtocolTransitionNotAllowed: {http.StatusBadGateway, "Single sign-on to the application is not allowed",
+		"The domain does not let this gateway act for users who signed in without Kerberos.",
+		"Contact your administrator.",
+		"The S4U2Self ticket is not forwardable: on the gateway's account choose \"Use any authentication protocol\" (TRUSTED_TO_AUTH_FOR_DELEGATION, userAccountControl 0x1000000; samba-tool delegation for-any-protocol ACCOUNT on)."},
+	UserUnknown: {http.StatusBadGateway, "Your account is unknown to the domain",
+		"The domain controller does not know the name this application signs you in with.",
+		"Contact your administrator.",
+		"S4U2Self failed with KDC_ERR_C_PRINCIPAL_UNKNOWN: check proxy.apps[].kerberos.login_identity (a UPN the KDC can resolve, or a sAMAccountName in the gateway's realm) and the user's attributes."},
+	UpstreamSPNUnknown: {http.StatusBadGateway, "Application not registered in the domain",
+		"The application's Kerberos name is not registered in the domain.",
+		"Contact your administrator.",
+		"S4U2Proxy failed with KDC_ERR_S_PRINCIPAL_UNKNOWN: register proxy.apps[].kerberos.spn on the application's account (setspn -S SPN ACCOUNT; samba-tool spn add) or correct the spn."},
+	KDCUnreachable: {http.StatusBadGateway, "Domain controller unreachable",
+		"The gateway cannot reach a domain controller to sign you in to the application.",
+		"Retry in a minute.",
+		"No KDC in proxy.delegation.kdcs answered: check the addresses and that TCP port 88 is open. Users with cached tickets are not affected."},
+	KDCError: {http.StatusBadGateway, "Single sign-on to the application failed",
+		"The domain controller refused the gateway's request.",
+		"Contact your administrator.",
+		"See the logged KDC error; kerbgate doctor --user NAME runs the same exchange and names the setting."},
 	Internal: {http.StatusInternalServerError, "Internal error",
 		"The server failed while checking your sign-in.",
 		"Retry.",
