@@ -7,8 +7,8 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"strings"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,7 +271,9 @@ func TestLRUEvicts(t *testing.T) {
 	c := newLRU(2)
 	now := time.Now()
 	for _, k := range []string{"a", "b", "c"} {
-		c.do(k, func() (*initiator.Credential, time.Time, error) { return &initiator.Credential{}, now.Add(time.Hour), nil })
+		c.do(k, func() (*initiator.Credential, time.Time, error) {
+			return &initiator.Credential{}, now.Add(time.Hour), nil
+		})
 	}
 	if c.len() != 2 {
 		t.Fatalf("len %d", c.len())
