@@ -3,6 +3,7 @@ package testrealm
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,26 @@ func TestPassword(t *testing.T) {
 	}
 	if got := ldapEscape(`a*(b)\`); got != `a\2a\28b\29\5c` {
 		t.Fatalf("ldapEscape = %q", got)
+	}
+}
+
+// The IWA test application: curl --negotiate as alice reaches the CGI as
+// alice@EXAMPLE.TEST; without a ticket Apache answers 401 Negotiate.
+func TestApache(t *testing.T) {
+	r := Require(t)
+	a := r.StartApache(t, ApacheOptions{})
+	cc := r.Kinit(t, "alice")
+	cmd := exec.Command("curl", "-sS", "--negotiate", "-u", ":", "-D", "-", "--data", "hello", "http://app.example.test:"+strconv.Itoa(a.Port)+"/whoami")
+	cmd.Env = r.Env(cc)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "X-User: alice@EXAMPLE.TEST") || !strings.Contains(string(out), "user=alice@EXAMPLE.TEST\nmethod=POST\nbody=hello") {
+		t.Fatalf("curl --negotiate: %v\n%s\n%s", err, out, a.ErrorLog())
+	}
+	out, _ = exec.Command("curl", "-sS", "-D", "-", a.URL+"/whoami").CombinedOutput()
+	if !strings.Contains(string(out), "401") || !strings.Contains(string(out), "WWW-Authenticate: Negotiate") {
+		t.Fatalf("without a ticket:\n%s", out)
+	}
+	if out, _ := exec.Command("curl", "-sS", a.URL+"/public/").CombinedOutput(); string(out) != "public page\n" {
+		t.Fatalf("public: %q", out)
 	}
 }

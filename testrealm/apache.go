@@ -1,0 +1,175 @@
+package testrealm
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ApacheOptions describe an IWA web application: Debian's Apache httpd with
+// mod_auth_gssapi.
+type ApacheOptions struct {
+	// Keytab holds the application's keys; AppKeytab (HTTP/app.example.test) when
+	// empty.
+	Keytab string
+}
+
+// Apache is Apache httpd + mod_auth_gssapi running for one test on a loopback port:
+//
+//   - /whoami (Kerberos required): a CGI answering "user=<REMOTE_USER>", the
+//     request method and the request body, with the header X-User;
+//   - /public/ (no authentication): a static page.
+type Apache struct {
+	Port int
+	URL  string // http://127.0.0.1:PORT
+	dir  string
+	cmd  *exec.Cmd
+}
+
+const apacheModules = "/usr/lib/apache2/modules"
+
+// StartApache starts Apache in the foreground and stops it (by its pid) when the
+// test ends.
+func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
+	t.Helper()
+	if o.Keytab == "" {
+		o.Keytab = r.AppKeytab
+	}
+	dir, err := os.MkdirTemp("", "kerbgate-apache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// Apache's children run as www-data: everything they read or write is theirs.
+	for _, d := range []string{"htdocs", "htdocs/public", "cgi", "rcache", "run"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kt, err := os.ReadFile(o.Keytab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("http.keytab", string(kt), 0o640)
+	write("htdocs/public/index.html", "public page\n", 0o644)
+	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-User: %s\\r\\n\\r\\n' \"$REMOTE_USER\"\n"+
+		"printf 'user=%s\\nmethod=%s\\nbody=' \"$REMOTE_USER\" \"$REQUEST_METHOD\"\ncat\n", 0o755)
+	run := func(args ...string) {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("testrealm: %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("chown", "-R", "www-data:www-data", dir)
+	run("chmod", "755", dir)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	mods := ""
+	for _, m := range []string{"mpm_event", "authz_core", "authz_user", "authn_core", "auth_gssapi", "headers", "cgid", "alias", "mime", "dir"} {
+		mods += fmt.Sprintf("LoadModule %s_module %s/mod_%s.so\n", m, apacheModules, m)
+	}
+	conf := fmt.Sprintf(`%s
+ServerRoot %[2]s
+ServerName app.example.test
+Listen 127.0.0.1:%[3]d
+PidFile %[2]s/run/httpd.pid
+DefaultRuntimeDir %[2]s/run
+Mutex file:%[2]s/run default
+ScriptSock %[2]s/run/cgisock
+User www-data
+Group www-data
+ErrorLog %[2]s/error.log
+LogLevel warn auth_gssapi:info
+TypesConfig /etc/mime.types
+DocumentRoot %[2]s/htdocs
+MaxRequestWorkers 64
+KeepAlive On
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+<Directory %[2]s/htdocs>
+  Require all granted
+</Directory>
+ScriptAlias /whoami %[2]s/cgi/whoami
+<Directory %[2]s/cgi>
+  Options +ExecCGI
+  AuthType GSSAPI
+  AuthName "kerbgate test application"
+  GssapiCredStore keytab:%[2]s/http.keytab
+  GssapiAllowedMech krb5
+  GssapiBasicAuth Off
+  Require valid-user
+  Header always set X-User "expr=%%{REMOTE_USER}"
+</Directory>
+`, mods, dir, port)
+	write("httpd.conf", conf, 0o644)
+
+	a := &Apache{Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), dir: dir}
+	a.cmd = exec.Command("apache2", "-f", filepath.Join(dir, "httpd.conf"), "-DFOREGROUND")
+	a.cmd.Env = append(os.Environ(), "KRB5_CONFIG="+r.Krb5Conf, "KRB5RCACHEDIR="+filepath.Join(dir, "rcache"),
+		"APACHE_RUN_DIR="+filepath.Join(dir, "run"), "APACHE_LOG_DIR="+dir)
+	// A file, not a pipe: Apache's children inherit it, and a pipe would keep Wait
+	// waiting for them.
+	outFile, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	a.cmd.Stdout, a.cmd.Stderr = outFile, outFile
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("testrealm: apache2: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { a.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL) // the parent and its children
+		<-exited
+		if t.Failed() {
+			t.Logf("apache output:\n%s\nerror.log:\n%s", a.output(), a.ErrorLog())
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return a
+		}
+		select {
+		case <-exited:
+			t.Fatalf("testrealm: apache exited:\n%s\n%s", a.output(), a.ErrorLog())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testrealm: apache did not listen on %d:\n%s\n%s", port, a.output(), a.ErrorLog())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (a *Apache) output() string {
+	b, _ := os.ReadFile(filepath.Join(a.dir, "stdout.log"))
+	return string(b)
+}
+
+// ErrorLog returns Apache's error log (mod_auth_gssapi's refusals are there).
+func (a *Apache) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(a.dir, "error.log"))
+	return string(b)
+}
