@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/keyset"
+	"github.com/kerbgate/kerbgate/internal/krb/s4u"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/store"
@@ -35,10 +38,69 @@ func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) ht
 	if dir != nil {
 		o.Directory = dir
 	}
+	if o.Delegator == nil && cfg.Proxy.Delegation.Principal != "" {
+		d, err := newDelegator(cfg, reg)
+		if err != nil {
+			return nil, err
+		}
+		o.Delegator = d
+	}
 	for _, a := range cfg.Proxy.Apps {
 		if a.PreAuth == "oidc" {
 			return nil, errors.New("proxy: pre_auth oidc is not wired yet")
 		}
 	}
 	return proxy.New(o)
+}
+
+// delegator adapts the KDC client to the proxy.
+type delegator struct{ c *s4u.Client }
+
+func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, f proxy.TokenFormat) ([]byte, error) {
+	format := s4u.SPNEGO
+	if f == proxy.RawKerberos {
+		format = s4u.RawKerberos
+	}
+	return d.c.Token(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise}, spn, format)
+}
+
+// newDelegator builds the KDC client of proxy.delegation and exports its counters.
+func newDelegator(cfg *config.Config, reg prometheus.Registerer) (proxy.Delegator, error) {
+	d := cfg.Proxy.Delegation
+	kt, err := s4u.Keytab(d.Keytab)
+	if err != nil {
+		return nil, fmt.Errorf("proxy.delegation.keytab: %w", err)
+	}
+	c, err := s4u.New(s4u.Config{Keytab: kt, Principal: d.Principal, Realm: cfg.Kerberos.Realm, KDCs: d.KDCs, CacheSize: d.TicketCacheSize})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range []struct {
+		kind string
+		get  func(s4u.Stats) uint64
+	}{
+		{"as", func(s s4u.Stats) uint64 { return s.ASRequests }},
+		{"s4u2self", func(s s4u.Stats) uint64 { return s.S4U2SelfRequests }},
+		{"s4u2proxy", func(s s4u.Stats) uint64 { return s.S4U2ProxyRequests }},
+	} {
+		get := m.get
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kerbgate_kdc_requests_total", Help: "Requests kerbgate sent to the KDC for constrained delegation, by kind.",
+			ConstLabels: prometheus.Labels{"kind": m.kind},
+		}, func() float64 { return float64(get(c.Stats())) }))
+	}
+	for _, m := range []struct {
+		result string
+		get    func(s4u.Stats) uint64
+	}{
+		{"hit", func(s s4u.Stats) uint64 { return s.CacheHits }},
+		{"miss", func(s s4u.Stats) uint64 { return s.CacheMisses }},
+	} {
+		get := m.get
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "kerbgate_delegation_cache_total", Help: "Delegated ticket cache lookups, by result.",
+			ConstLabels: prometheus.Labels{"result": m.result},
+		}, func() float64 { return float64(get(c.Stats())) }))
+	}
+	return delegator{c}, nil
 }
