@@ -259,3 +259,46 @@ func TestDoctorBrowserPolicy(t *testing.T) {
 		}
 	}
 }
+
+// The delegation dry run names what is wrong in AD: protocol transition off, the
+// upstream SPN not in msDS-AllowedToDelegateTo (nor granted by RBCD), and all-OK when
+// both are set.
+func TestDoctorDelegationDryRun(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	svc := r.TempUser(t, "svcdry")
+	r.SambaTool(t, "spn", "add", "HTTP/"+svc+".example.test", svc)
+	r.SetEnctypes(t, svc, 24)
+	kt := filepath.Join(t.TempDir(), svc+".keytab")
+	r.ExportKeytab(t, svc, kt)
+	proxy := fmt.Sprintf(`proxy:
+  delegation:
+    keytab: %s
+    principal: %s
+    kdcs: [127.0.0.1:88]
+  apps:
+    - id: intranet
+      host: app.example.test
+      upstream: http://127.0.0.1:9
+      pre_auth: iwa
+      kerberos:
+        spn: HTTP/app.example.test
+`, kt, svc)
+	cfg := doctorConfig(t, r, []string{r.GatewayKeytab}, []string{"HTTP/sso.example.test"}, proxy)
+	subject := "intranet → HTTP/app.example.test"
+
+	// Neither protocol transition nor the SPN: the KDC refuses S4U2Proxy; with a
+	// non-forwardable S4U2Self ticket, that is protocol transition.
+	r.SambaTool(t, "delegation", "add-service", svc, "HTTP/app.example.test")
+	_, fs := runDoctor(t, "--config", cfg, "--user", "alice")
+	want(t, fs, diagnose.Fail, "delegation", subject, "protocol_transition_not_allowed", "TRUSTED_TO_AUTH_FOR_DELEGATION")
+
+	r.SambaTool(t, "delegation", "for-any-protocol", svc, "on")
+	r.SambaTool(t, "delegation", "del-service", svc, "HTTP/app.example.test")
+	_, fs = runDoctor(t, "--config", cfg, "--user", "alice")
+	want(t, fs, diagnose.Fail, "delegation", subject, "delegation_not_allowed", "msDS-AllowedToDelegateTo", "msDS-AllowedToActOnBehalfOfOtherIdentity")
+
+	r.SambaTool(t, "delegation", "add-service", svc, "HTTP/app.example.test")
+	_, fs = runDoctor(t, "--config", cfg, "--user", "alice")
+	want(t, fs, diagnose.OK, "delegation", subject)
+}

@@ -30,6 +30,8 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
+	"github.com/kerbgate/kerbgate/internal/krb/s4u"
+	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/krb/wire"
 )
 
@@ -89,6 +91,7 @@ func Run(ctx context.Context, env *Env) []Finding {
 		}
 	}
 	out = append(out, CheckDNS(ctx, env)...)
+	out = append(out, CheckDelegation(ctx, env)...)
 	return out
 }
 
@@ -480,4 +483,48 @@ func cnameOf(ctx context.Context, server, host string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// CheckDelegation is the delegation dry run: for every published application with
+// a kerberos section, S4U2Self then S4U2Proxy for env.User, each KDC refusal mapped
+// to the AD setting at fault.
+func CheckDelegation(ctx context.Context, env *Env) []Finding {
+	d := env.Cfg.Proxy.Delegation
+	if d.Principal == "" || env.User == "" {
+		return nil
+	}
+	kt, err := s4u.Keytab(d.Keytab)
+	if err != nil {
+		return []Finding{{Status: Fail, Check: "delegation", Subject: d.Keytab, Message: "the delegation keytab cannot be read", Facts: map[string]any{"error": err.Error()}}}
+	}
+	c, err := s4u.New(s4u.Config{Keytab: kt, Principal: d.Principal, Realm: env.Cfg.Kerberos.Realm, KDCs: d.KDCs})
+	if err != nil {
+		return []Finding{{Status: Fail, Check: "delegation", Subject: d.Principal, Message: err.Error()}}
+	}
+	user := s4u.User{Name: env.User, Enterprise: strings.Contains(env.User, "@")}
+	var out []Finding
+	for _, a := range env.Cfg.Proxy.Apps {
+		if a.Kerberos == nil {
+			continue
+		}
+		subject := a.ID + " → " + a.Kerberos.SPN
+		if _, err := c.Token(ctx, user, a.Kerberos.SPN, s4u.SPNEGO); err != nil {
+			f := Finding{Status: Fail, Check: "delegation", Subject: subject, Message: err.Error(),
+				Facts: map[string]any{"service_account": d.Principal, "user": env.User}}
+			var re *reason.Error
+			if errors.As(err, &re) {
+				f.Message = re.Detail
+				f.Facts["reason"] = string(re.Code)
+				for _, a := range re.Facts {
+					f.Facts[a.Key] = a.Value.Any()
+				}
+				f.Fix = reason.Lookup(re.Code).Admin
+			}
+			out = append(out, f)
+			continue
+		}
+		out = append(out, Finding{Status: OK, Check: "delegation", Subject: subject,
+			Message: "S4U2Self and S4U2Proxy succeed for the test user", Facts: map[string]any{"service_account": d.Principal, "user": env.User}})
+	}
+	return out
 }
