@@ -31,8 +31,8 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
-	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/krb/wire"
+	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
 // Env is what a doctor run checks.
