@@ -63,9 +63,11 @@ const (
 )
 
 // Delegator obtains a fresh GSS token for user to spn (S4U2Self + S4U2Proxy, then a
-// new authenticator per call). Refusals are *reason.Error.
+// new authenticator per call), and says whether the call made a KDC exchange (a
+// delegation, which the audit log records) rather than using a cached ticket.
+// Refusals are *reason.Error.
 type Delegator interface {
-	Token(ctx context.Context, user Principal, spn string, format TokenFormat) ([]byte, error)
+	Token(ctx context.Context, user Principal, spn string, format TokenFormat) (token []byte, exchanged bool, err error)
 }
 
 // Directory is what the proxy asks AD (the *directory.Directory in production).
@@ -654,7 +656,7 @@ func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
 	if k.TokenFormat == "kerberos" {
 		format = RawKerberos
 	}
-	tok, err := t.rt.svc.opts.Delegator.Token(out.Context(), req.user, k.SPN, format)
+	tok, exchanged, err := t.rt.svc.opts.Delegator.Token(out.Context(), req.user, k.SPN, format)
 	result := "ok"
 	if err != nil {
 		if !isReason(err) {
@@ -663,7 +665,7 @@ func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
 		result = string(reason.Of(err).Code)
 	}
 	t.rt.svc.delegations.WithLabelValues(t.rt.ID, result).Inc()
-	t.audit(req, result, err)
+	t.audit(req, result, exchanged, err)
 	if err != nil {
 		return err
 	}
@@ -671,15 +673,20 @@ func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
 	return nil
 }
 
-// audit writes one event per delegation: the equivalent of the Application Proxy
-// connector's event 24029.
-func (t *kerberosTransport) audit(req *request, result string, err error) {
+// audit writes one event per delegation (a KDC exchange, or a failure): the
+// equivalent of the Application Proxy connector's event 24029. Requests served from a
+// cached ticket are logged at debug level only.
+func (t *kerberosTransport) audit(req *request, result string, exchanged bool, err error) {
 	attrs := []any{"app", t.rt.ID, "preauth", t.rt.PreAuth, "preauth_identity", req.id.Principal,
 		"delegated_identity", req.user.Name, "enterprise_name", req.user.Enterprise,
 		"spn", t.rt.Kerberos.SPN, "result", result}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 		t.rt.svc.opts.Log.Warn("kerberos delegation", attrs...)
+		return
+	}
+	if !exchanged {
+		t.rt.svc.opts.Log.Debug("kerberos delegation (cached ticket)", attrs...)
 		return
 	}
 	t.rt.svc.opts.Log.Info("kerberos delegation", attrs...)

@@ -33,14 +33,14 @@ type recordingDelegator struct {
 	err   error
 }
 
-func (d *recordingDelegator) Token(_ context.Context, user Principal, spn string, f TokenFormat) ([]byte, error) {
+func (d *recordingDelegator) Token(_ context.Context, user Principal, spn string, f TokenFormat) ([]byte, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, user)
 	if d.err != nil {
-		return nil, d.err
+		return nil, true, d.err
 	}
-	return []byte("token-for-" + user.Name + "-" + spn), nil
+	return []byte("token-for-" + user.Name + "-" + spn), true, nil
 }
 
 type memSessions struct {

@@ -121,7 +121,7 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 		c.Store.Path = filepath.Join(t.TempDir(), "kerbgate.db")
 		cfg = &c
 	}
-	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: cfg.Log.Level}))
 	srv, err := New(cfg, log, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // under sso.example.test with IWA pre-authentication, once per login identity, token
 // format and send mode, with svc-gw (or another account) as kerbgate's delegation
 // identity.
-func kcdConfig(t *testing.T, r *testrealm.Realm, upstream, account, keytab string, kdcs ...string) *config.Config {
+func kcdConfig(t testing.TB, r *testrealm.Realm, upstream, account, keytab string, kdcs ...string) *config.Config {
 	t.Helper()
 	cfg := handoffConfig(t, r, "http://app.example.test:9")
 	if len(kdcs) == 0 {
@@ -108,7 +108,7 @@ func TestProxyKCDToApache(t *testing.T) {
 }
 
 // proxyCookie reads the proxy session cookie from a curl cookie jar.
-func proxyCookie(t *testing.T, jar string) *http.Cookie {
+func proxyCookie(t testing.TB, jar string) *http.Cookie {
 	t.Helper()
 	raw, err := os.ReadFile(jar)
 	if err != nil {

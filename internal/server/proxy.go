@@ -56,12 +56,12 @@ func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) ht
 // delegator adapts the KDC client to the proxy.
 type delegator struct{ c *s4u.Client }
 
-func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, f proxy.TokenFormat) ([]byte, error) {
+func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, f proxy.TokenFormat) ([]byte, bool, error) {
 	format := s4u.SPNEGO
 	if f == proxy.RawKerberos {
 		format = s4u.RawKerberos
 	}
-	return d.c.Token(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise}, spn, format)
+	return d.c.TokenInfo(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise}, spn, format)
 }
 
 // newDelegator builds the KDC client of proxy.delegation and exports its counters.

@@ -165,10 +165,22 @@ const (
 // Token returns a fresh GSS token (a new authenticator) for user to spn, from the
 // cached delegated ticket or a new KDC exchange.
 func (c *Client) Token(ctx context.Context, user User, spn string, f Format) ([]byte, error) {
-	cred, err := c.Credential(ctx, user, spn)
+	tok, _, err := c.TokenInfo(ctx, user, spn, f)
+	return tok, err
+}
+
+// TokenInfo is Token, and also says whether this call made a KDC exchange (the
+// delegation events an audit log records) rather than using the cache.
+func (c *Client) TokenInfo(ctx context.Context, user User, spn string, f Format) (token []byte, exchanged bool, err error) {
+	cred, exchanged, err := c.credential(ctx, user, spn)
 	if err != nil {
-		return nil, err
+		return nil, exchanged, err
 	}
+	tok, err := c.tokenFrom(cred, f)
+	return tok, exchanged, err
+}
+
+func (c *Client) tokenFrom(cred *initiator.Credential, f Format) ([]byte, error) {
 	ap, err := cred.APReq(initiator.Options{})
 	if err != nil {
 		return nil, reason.New(reason.Internal, "cannot build the AP-REQ for the upstream", "error", err.Error())
@@ -183,18 +195,25 @@ func (c *Client) Token(ctx context.Context, user User, spn string, f Format) ([]
 // Credential returns the delegated service ticket for user to spn, cached until
 // shortly before it expires. Concurrent calls for one (user, spn) make one exchange.
 func (c *Client) Credential(ctx context.Context, user User, spn string) (*initiator.Credential, error) {
+	cr, _, err := c.credential(ctx, user, spn)
+	return cr, err
+}
+
+func (c *Client) credential(ctx context.Context, user User, spn string) (*initiator.Credential, bool, error) {
 	key := cacheKey(user, spn)
 	now := c.now()
 	if cr, ok := c.cache.get(key, now); ok {
 		c.count(func(s *Stats) { s.CacheHits++ })
-		return cr, nil
+		return cr, false, nil
 	}
 	c.count(func(s *Stats) { s.CacheMisses++ })
+	exchanged := false
 	cr, err := c.cache.do(key, func() (*initiator.Credential, time.Time, error) {
 		// Another caller may have filled the entry while this one waited.
 		if cr, ok := c.cache.get(key, c.now()); ok {
 			return cr, time.Time{}, nil
 		}
+		exchanged = true
 		return c.delegate(ctx, user, spn)
 	})
 	if err != nil {
@@ -202,9 +221,9 @@ func (c *Client) Credential(ctx context.Context, user User, spn string) (*initia
 		if errors.As(err, &re) {
 			c.count(func(s *Stats) { s.Failures[re.Code]++ })
 		}
-		return nil, err
+		return nil, exchanged, err
 	}
-	return cr, nil
+	return cr, exchanged, nil
 }
 
 func cacheKey(u User, spn string) string {
