@@ -24,6 +24,7 @@ type ApacheOptions struct {
 //
 //   - /whoami (Kerberos required): a CGI answering "user=<REMOTE_USER>", the
 //     request method and the request body, with the header X-User;
+//   - /private/ (Kerberos required): a static page, for benchmarks;
 //   - /public/ (no authentication): a static page.
 type Apache struct {
 	Port int
@@ -47,7 +48,7 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	// Apache's children run as www-data: everything they read or write is theirs.
-	for _, d := range []string{"htdocs", "htdocs/public", "cgi", "rcache", "run"} {
+	for _, d := range []string{"htdocs", "htdocs/public", "htdocs/private", "cgi", "rcache", "run"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -63,6 +64,7 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	}
 	write("http.keytab", string(kt), 0o640)
 	write("htdocs/public/index.html", "public page\n", 0o644)
+	write("htdocs/private/index.html", "private page\n", 0o644)
 	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-User: %s\\r\\n\\r\\n' \"$REMOTE_USER\"\n"+
 		"printf 'user=%s\\nmethod=%s\\nbody=' \"$REMOTE_USER\" \"$REQUEST_METHOD\"\ncat\n", 0o755)
 	run := func(args ...string) {
@@ -105,6 +107,14 @@ KeepAlive On
 </Directory>
 <Directory %[2]s/htdocs>
   Require all granted
+</Directory>
+<Directory %[2]s/htdocs/private>
+  AuthType GSSAPI
+  AuthName "kerbgate test application"
+  GssapiCredStore keytab:%[2]s/http.keytab
+  GssapiAllowedMech krb5
+  GssapiBasicAuth Off
+  Require valid-user
 </Directory>
 ScriptAlias /whoami %[2]s/cgi/whoami
 <Directory %[2]s/cgi>

@@ -31,6 +31,8 @@ Usage:
                                    find Kerberos/AD misconfigurations; exit 1 on any FAIL
   kerbgate doctor --config FILE --browser-policy
                                    print browser policies allowing Negotiate to the configured hosts
+  kerbgate bench --url URL --spn SPN --ccache FILE [--connections 16] [--duration 10s | --requests N] [--raw] [--json]
+                                   load a Negotiate-protected URL, a fresh authenticator per request
   kerbgate hash-secret [--generate] < secret
                                    print the secret_hash of an application's client secret
   kerbgate example-config          print a commented example configuration
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s: OK\n", cfg.Path)
 		}
 		return code
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "doctor":
 		return doctor(args[1:], stdout, stderr)
 	case "hash-secret":

@@ -1,0 +1,201 @@
+// Package loadgen is a load generator for Negotiate-protected URLs: every request
+// carries a fresh Kerberos authenticator built from one service ticket, so the server
+// does its full verification each time and never sees a replay.
+//
+// It owns the request loop, the tokens and the latency statistics. It must not talk
+// to a KDC (the caller brings the ticket) nor decide what a result means.
+package loadgen
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/krb/initiator"
+	"github.com/kerbgate/kerbgate/internal/krb/spnego"
+)
+
+// Options describe a load run.
+type Options struct {
+	URL string
+	// Credential is the service ticket tokens are made from; nil sends no
+	// Authorization (the HTTP floor, or Cookie).
+	Credential *initiator.Credential
+	// Raw sends raw GSS Kerberos tokens instead of SPNEGO.
+	Raw bool
+	// Cookie is sent with every request ("name=value"), e.g. a session cookie.
+	Cookie string
+	// Host overrides the Host header.
+	Host        string
+	Connections int
+	// Requests, if set, ends the run after that many requests; else Duration.
+	Requests int
+	Duration time.Duration
+	// CAFile verifies an https server; KeepAlive false opens a connection per request.
+	CAFile      string
+	NoKeepAlive bool
+}
+
+// Result is what a run measured.
+type Result struct {
+	Requests   int            `json:"requests"`
+	Errors     int            `json:"errors"`
+	Status     map[int]int    `json:"status"`
+	Elapsed    time.Duration  `json:"elapsed_ns"`
+	RPS        float64        `json:"requests_per_second"`
+	P50        time.Duration  `json:"p50_ns"`
+	P90        time.Duration  `json:"p90_ns"`
+	P99        time.Duration  `json:"p99_ns"`
+	Max        time.Duration  `json:"max_ns"`
+	FirstError string         `json:"first_error,omitempty"`
+	Extra      map[string]any `json:"extra,omitempty"`
+}
+
+func (r *Result) String() string {
+	return fmt.Sprintf("%d requests in %.2fs: %.0f req/s, p50 %s p90 %s p99 %s max %s, status %v, errors %d %s",
+		r.Requests, r.Elapsed.Seconds(), r.RPS, r.P50, r.P90, r.P99, r.Max, r.Status, r.Errors, r.FirstError)
+}
+
+// Header returns a fresh Negotiate Authorization header value.
+func Header(c *initiator.Credential, raw bool) (string, error) {
+	ap, err := c.APReq(initiator.Options{})
+	if err != nil {
+		return "", err
+	}
+	tok := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
+	if !raw {
+		tok = spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, tok)
+	}
+	return "Negotiate " + base64.StdEncoding.EncodeToString(tok), nil
+}
+
+// TokenRate measures how many tokens per second one goroutine makes for d.
+func TokenRate(c *initiator.Credential, d time.Duration) (float64, error) {
+	start := time.Now()
+	n := 0
+	for time.Since(start) < d {
+		if _, err := Header(c, false); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// Run sends the load and returns the measurements.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Connections <= 0 {
+		o.Connections = 16
+	}
+	if o.Requests <= 0 && o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: o.Connections, MaxConnsPerHost: o.Connections, DisableKeepAlives: o.NoKeepAlive}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("no certificate in " + o.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	if o.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
+	var (
+		mu     sync.Mutex
+		lat    []time.Duration
+		res    = &Result{Status: map[int]int{}}
+		issued int
+		wg     sync.WaitGroup
+	)
+	next := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if o.Requests > 0 && issued >= o.Requests {
+			return false
+		}
+		issued++
+		return true
+	}
+	start := time.Now()
+	for w := 0; w < o.Connections; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && next() {
+				req, _ := http.NewRequestWithContext(ctx, "GET", o.URL, nil)
+				if o.Host != "" {
+					req.Host = o.Host
+				}
+				if o.Cookie != "" {
+					req.Header.Set("Cookie", o.Cookie)
+				}
+				if o.Credential != nil {
+					h, err := Header(o.Credential, o.Raw)
+					if err != nil {
+						mu.Lock()
+						res.Errors++
+						res.FirstError = err.Error()
+						mu.Unlock()
+						return
+					}
+					req.Header.Set("Authorization", h)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				status := 0
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				d := time.Since(t0)
+				if ctx.Err() != nil && err != nil {
+					return // the run ended during this request
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				if err != nil {
+					res.Errors++
+					if res.FirstError == "" {
+						res.FirstError = err.Error()
+					}
+				} else {
+					res.Status[status]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	res.Requests = len(lat)
+	if len(lat) == 0 {
+		return res, errors.New("no request completed")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p int) time.Duration { return lat[(len(lat)-1)*p/100] }
+	res.P50, res.P90, res.P99, res.Max = pct(50), pct(90), pct(99), lat[len(lat)-1]
+	res.RPS = float64(len(lat)) / res.Elapsed.Seconds()
+	return res, nil
+}
