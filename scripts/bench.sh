@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The side-by-side benchmarks, from a fresh clone on a fresh Debian 12 machine, as
+# root: brings up the test domain, then runs in one process Apache httpd +
+# mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
+# each (alternating rounds), the application proxy's KCD route against passthrough,
+# the farm's replay caches, and the accept-path micro-benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "test domain"
+bash testrealm/realm.sh up
+
+step "Negotiate: Apache mod_auth_gssapi vs kerbgate (16 connections, a fresh authenticator per request)"
+go test -run '^$' -bench Compare -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
+
+step "Application proxy: KCD route vs passthrough (32 connections)"
+go test -run '^$' -bench ProxyKCD -benchtime 10000x ./internal/server | grep Benchmark
+
+step "Farm: in-memory vs Redis replay cache, one node and three behind HAProxy"
+go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | grep Benchmark
+
+step "Accept path and PAC decoding (micro-benchmarks)"
+go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark
+go test -run '^$' -bench Parse -benchmem ./internal/krb/pac | grep Benchmark
