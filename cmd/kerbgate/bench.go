@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
@@ -19,6 +20,12 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	url := fs.String("url", "", "the URL to load")
 	spn := fs.String("spn", "", "the service principal name of the ticket, like HTTP/sso.example.test")
 	ccache := fs.String("ccache", "", "an MIT credential cache holding a ticket for --spn (kinit; kvno SPN)")
+	ktPath := fs.String("keytab", "", "instead of --ccache: sign in with this keytab as --principal")
+	principal := fs.String("principal", "", "the client principal for --keytab or --password-env, like alice")
+	realm := fs.String("realm", "", "the realm for --keytab or --password-env")
+	kdc := fs.String("kdc", "", "the KDC host:port for --keytab or --password-env")
+	pwEnv := fs.String("password-env", "", "instead of --ccache: sign in with the password in this environment variable")
+	cbt := fs.Bool("channel-bindings", false, "bind every token to the https server's certificate (tls-server-end-point), as Windows clients do")
 	conns := fs.Int("connections", 16, "concurrent connections")
 	requests := fs.Int("requests", 0, "stop after this many requests (default: --duration)")
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
@@ -32,8 +39,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *url == "" || (!*noAuth && *cookie == "" && (*spn == "" || *ccache == "")) {
-		fmt.Fprintln(stderr, "kerbgate bench: --url, and --spn with --ccache (or --no-auth, or --cookie), are required")
+	haveTicket := *ccache != "" || (*principal != "" && (*ktPath != "" || *pwEnv != ""))
+	if *url == "" || (!*noAuth && *cookie == "" && (*spn == "" || !haveTicket)) {
+		fmt.Fprintln(stderr, "kerbgate bench: --url, and --spn with --ccache or --principal with --keytab/--password-env (or --no-auth, or --cookie), are required")
 		return 2
 	}
 	o := loadgen.Options{URL: *url, Raw: *raw, Cookie: *cookie, Host: *host, Connections: *conns,
@@ -43,7 +51,16 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	extra := map[string]any{}
 	if !*noAuth && *spn != "" {
-		cred, err := initiator.FromCCache(*ccache, *spn)
+		var cred *initiator.Credential
+		var err error
+		if *ccache != "" {
+			cred, err = initiator.FromCCache(*ccache, *spn)
+		} else {
+			cred, err = loadgen.CredentialFromKeytab(*principal, *realm, *ktPath, os.Getenv(*pwEnv), *spn, []string{*kdc})
+		}
+		if err == nil && *cbt {
+			o.ChannelBindingHash, err = loadgen.ServerBindings(*url, *cafile)
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, "kerbgate bench:", err)
 			return 1

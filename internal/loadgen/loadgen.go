@@ -16,13 +16,22 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	krbclient "github.com/jcmturner/gokrb5/v8/client"
+	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
+	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
+	"github.com/kerbgate/kerbgate/internal/krb/wire"
 )
 
 // Options describe a load run.
@@ -33,6 +42,8 @@ type Options struct {
 	Credential *initiator.Credential
 	// Raw sends raw GSS Kerberos tokens instead of SPNEGO.
 	Raw bool
+	// ChannelBindingHash is put in every authenticator (see ServerBindings).
+	ChannelBindingHash []byte
 	// Cookie is sent with every request ("name=value"), e.g. a session cookie.
 	Cookie string
 	// Host overrides the Host header.
@@ -68,7 +79,12 @@ func (r *Result) String() string {
 
 // Header returns a fresh Negotiate Authorization header value.
 func Header(c *initiator.Credential, raw bool) (string, error) {
-	ap, err := c.APReq(initiator.Options{})
+	return HeaderBound(c, raw, nil)
+}
+
+// HeaderBound is Header with channel bindings (the Bnd field).
+func HeaderBound(c *initiator.Credential, raw bool, bnd []byte) (string, error) {
+	ap, err := c.APReq(initiator.Options{ChannelBindingHash: bnd})
 	if err != nil {
 		return "", err
 	}
@@ -151,7 +167,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					req.Header.Set("Cookie", o.Cookie)
 				}
 				if o.Credential != nil {
-					h, err := Header(o.Credential, o.Raw)
+					h, err := HeaderBound(o.Credential, o.Raw, o.ChannelBindingHash)
 					if err != nil {
 						mu.Lock()
 						res.Errors++
@@ -198,4 +214,83 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.P50, res.P90, res.P99, res.Max = pct(50), pct(90), pct(99), lat[len(lat)-1]
 	res.RPS = float64(len(lat)) / res.Elapsed.Seconds()
 	return res, nil
+}
+
+// CredentialFromKeytab signs in as principal with a keytab (or, when password is
+// not empty, a password) and gets a service ticket for spn, through the KDCs.
+func CredentialFromKeytab(principal, realm, keytabPath, password, spn string, kdcs []string) (*initiator.Credential, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n udp_preference_limit = 1\n"+
+		" default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n"+
+		" permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n[realms]\n %s = {\n", realm, realm)
+	for _, k := range kdcs {
+		fmt.Fprintf(&b, "  kdc = %s\n", k)
+	}
+	b.WriteString(" }\n")
+	cfg, err := krbconfig.NewFromString(b.String())
+	if err != nil {
+		return nil, err
+	}
+	var cl *krbclient.Client
+	if password != "" {
+		cl = krbclient.NewWithPassword(principal, realm, password, cfg, krbclient.DisablePAFXFAST(true))
+	} else {
+		kt, err := keytab.Load(keytabPath)
+		if err != nil {
+			return nil, err
+		}
+		cl = krbclient.NewWithKeytab(principal, realm, kt, cfg, krbclient.DisablePAFXFAST(true))
+	}
+	defer cl.Destroy()
+	if err := cl.Login(); err != nil {
+		return nil, fmt.Errorf("sign in as %s: %w", principal, err)
+	}
+	tkt, key, err := cl.GetServiceTicket(spn)
+	if err != nil {
+		return nil, fmt.Errorf("service ticket for %s: %w", spn, err)
+	}
+	der, err := tkt.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sk, err := kcrypto.NewKey(key.KeyType, key.KeyValue)
+	if err != nil {
+		return nil, err
+	}
+	return &initiator.Credential{Ticket: der, SessionKey: sk, Client: wire.PrincipalName{NameType: 1, Components: strings.Split(principal, "/")},
+		ClientRealm: realm, Server: spn + "@" + realm}, nil
+}
+
+// ServerBindings connects to an https URL once and returns the Bnd of its
+// certificate's tls-server-end-point channel binding (RFC 5929), for clients that
+// bind like Windows does.
+func ServerBindings(rawURL, caFile string) ([]byte, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	conf := &tls.Config{ServerName: u.Hostname()}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		conf.RootCAs = x509.NewCertPool()
+		conf.RootCAs.AppendCertsFromPEM(pem)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host += ":443"
+	}
+	c, err := tls.Dial("tcp", host, conf)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	b, err := epa.ServerEndPoint(c.ConnectionState().PeerCertificates[0])
+	if err != nil {
+		return nil, err
+	}
+	h := epa.BindingHash(b)
+	return h[:], nil
 }

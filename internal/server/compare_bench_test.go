@@ -118,6 +118,14 @@ func TestLoadgenSendsFreshTokens(t *testing.T) {
 	if n := g.counter(t, "kerbgate_refusals_total", "reason", "replay"); n != 0 {
 		t.Fatalf("%v replays", n)
 	}
+	// A ticket from a password (or keytab) through the KDC instead of a ccache.
+	pw, err := loadgen.CredentialFromKeytab("alice", "EXAMPLE.TEST", "", testrealm.Password("alice"), testrealm.GatewaySPN, []string{"127.0.0.1:88"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := loadgen.Run(context.Background(), loadgen.Options{URL: g.url("127.0.0.1", "/whoami"), Credential: pw, Requests: 50}); err != nil || res.Status[200] != 50 {
+		t.Fatalf("password ticket: %v %v", err, res)
+	}
 	rate, err := loadgen.TokenRate(cred, 200*time.Millisecond)
 	if err != nil || rate < 1000 {
 		t.Fatalf("token rate %v %v", rate, err)
