@@ -92,6 +92,14 @@ func BenchmarkCompare(b *testing.B) {
 	fmt.Fprintf(&tbl, "kerbgate Negotiate / kerbgate floor (/healthz): %.0f %%\n", 100*kn/fl)
 	fmt.Fprintf(&tbl, "kerbgate session cookie (/sso/login, 302 with a token) / floor: %.0f %%\n", 100*ck/fl)
 	fmt.Fprintf(&tbl, "load generator token rate (one core): %.0f tokens/s\n", rate)
+	fmt.Fprintf(&tbl, "\n| kerbgate Negotiate, connections | req/s | p50 | p99 |\n|---|---|---|---|\n")
+	for _, n := range []int{1, 16, 64} {
+		res, err := loadgen.Run(context.Background(), loadgen.Options{URL: g.url("127.0.0.1", "/whoami"), Credential: cred, Connections: n, Duration: 3 * time.Second})
+		if err != nil || res.Errors > 0 {
+			b.Fatalf("%d connections: %v %v", n, err, res)
+		}
+		fmt.Fprintf(&tbl, "| %d | %.0f | %s | %s |\n", n, res.RPS, res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond))
+	}
 	fmt.Print(tbl.String())
 	b.ReportMetric(kn/ap, "kerbgate/apache")
 	b.ReportMetric(kn/fl, "negotiate/floor")
