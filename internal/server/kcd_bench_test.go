@@ -1,16 +1,15 @@
 package server
 
 import (
-	"io"
+	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/loadgen"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -58,49 +57,19 @@ func BenchmarkProxyKCD(b *testing.B) {
 		{"kcd-apache-upstream", "/apps/apache/whoami", "apache"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			url := g.url("127.0.0.1", c.path)
-			var (
-				mu   sync.Mutex
-				lat  = make([]time.Duration, 0, b.N)
-				fail int
-			)
-			transport := &http.Transport{MaxIdleConnsPerHost: 64}
-			b.SetParallelism(16) // 32 clients on 2 cores
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				client := &http.Client{Transport: transport}
-				for pb.Next() {
-					req, _ := http.NewRequest("GET", url, nil)
-					req.Host = "sso.example.test"
-					if c.app != "" {
-						req.AddCookie(cookies[c.app])
-					}
-					t0 := time.Now()
-					resp, err := client.Do(req)
-					ok := err == nil && resp.StatusCode == 200
-					if err == nil {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-					d := time.Since(t0)
-					mu.Lock()
-					lat = append(lat, d)
-					if !ok {
-						fail++
-					}
-					mu.Unlock()
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if fail > 0 {
-				b.Fatalf("%d of %d requests failed", fail, b.N)
+			o := loadgen.Options{URL: g.url("127.0.0.1", c.path), Host: "sso.example.test", Connections: 32, Requests: b.N}
+			if c.app != "" {
+				o.Cookie = cookies[c.app].Name + "=" + cookies[c.app].Value
 			}
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ResetTimer()
+			res, err := loadgen.Run(context.Background(), o)
+			b.StopTimer()
+			if err != nil || res.Errors > 0 || res.Status[200] != res.Requests {
+				b.Fatalf("%v %v", err, res)
+			}
+			b.ReportMetric(res.RPS, "req/s")
+			b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
+			b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
 		})
 	}
 }
