@@ -240,6 +240,12 @@ epa:
 #       preserve_host: false
 #       timeout: 60s
 #       pre_auth: iwa                   # iwa | oidc | passthrough
+#       # oidc:                         # with pre_auth: oidc
+#       #   issuer: https://login.example.com
+#       #   client_id: kerbgate-intranet
+#       #   client_secret_file: /etc/kerbgate/oidc.secret
+#       #   username_claim: upn         # the claim carrying the user's UPN
+#       #   scopes: [openid, profile, email]
 #       allowed_groups: [staff]
 #       kerberos:
 #         spn: HTTP/intranet.internal

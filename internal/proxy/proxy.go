@@ -77,11 +77,12 @@ type Directory interface {
 	GroupSID(ctx context.Context, name string) (string, error)
 }
 
-// PreAuthenticator signs a user in for pre_auth methods other than iwa (OIDC). It
-// either returns the identity, or handles the request itself (a redirect to the
-// provider, a refusal) and returns nil.
+// PreAuthenticator signs a user in for pre_auth methods other than iwa (OIDC). On
+// the provider's callback it returns the identity and where to send the browser;
+// otherwise it answers the request itself (a redirect to the provider) and returns
+// handled. Refusals are *reason.Error.
 type PreAuthenticator interface {
-	Authenticate(w http.ResponseWriter, r *http.Request) *identity.Identity
+	Authenticate(w http.ResponseWriter, r *http.Request) (id *identity.Identity, returnTo string, err error, handled bool)
 }
 
 // Options configure the service.
@@ -267,8 +268,26 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "passthrough":
 		rt.forward(w, r, nil)
 	case "oidc":
-		if id := rt.preauth.Authenticate(w, r); id != nil {
+		id, err := rt.sessionIdentity(r)
+		if err != nil {
+			rt.refuse(w, r, err)
+			return
+		}
+		if id != nil {
 			rt.authorized(w, r, id)
+			return
+		}
+		id, returnTo, err, handled := rt.preauth.Authenticate(w, r)
+		switch {
+		case handled:
+		case err != nil:
+			rt.refuse(w, r, err)
+		default:
+			if err := rt.startSession(w, r, id); err != nil {
+				rt.refuse(w, r, err)
+				return
+			}
+			http.Redirect(w, r, returnTo, http.StatusFound)
 		}
 	default: // iwa
 		id, err := rt.sessionIdentity(r)

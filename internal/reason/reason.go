@@ -81,6 +81,14 @@ const (
 	KDCError                     Code = "kdc_error"
 )
 
+// The OpenID Connect pre-authentication refusals.
+const (
+	OIDCStateInvalid        Code = "oidc_state_invalid"
+	OIDCTokenInvalid        Code = "oidc_token_invalid"
+	OIDCClaimMissing        Code = "oidc_claim_missing"
+	OIDCProviderUnavailable Code = "oidc_provider_unavailable"
+)
+
 // The shared-state refusal (farm mode).
 const (
 	StoreUnavailable Code = "store_unavailable"
@@ -266,6 +274,22 @@ var Catalog = map[Code]Entry{
 		"The domain controller refused the gateway's request.",
 		"Contact your administrator.",
 		"See the logged KDC error; kerbgate doctor --user NAME runs the same exchange and names the setting."},
+	OIDCStateInvalid: {http.StatusBadRequest, "Sign-in expired or interrupted",
+		"This sign-in was not started in this browser, or it took too long.",
+		"Open the application again to start a new sign-in.",
+		"The state cookie is missing, expired (10 minutes), forged, or sealed with a key no node has (store.cookie_keys_file must be the same on every node)."},
+	OIDCTokenInvalid: {http.StatusBadGateway, "Sign-in not accepted",
+		"The identity provider's answer could not be verified.",
+		"Try again; if it persists, contact your administrator.",
+		"The code exchange or the ID token failed (the log names it): check proxy.apps[].oidc.client_id and its secret, the issuer URL, and the clocks."},
+	OIDCClaimMissing: {http.StatusForbidden, "No user name from the identity provider",
+		"The identity provider did not say who you are in the way this application needs.",
+		"Contact your administrator.",
+		"The ID token and UserInfo lack proxy.apps[].oidc.username_claim: configure the provider to release it (scope) or name the claim that carries the UPN."},
+	OIDCProviderUnavailable: {http.StatusBadGateway, "Identity provider unavailable",
+		"The sign-in service cannot reach the identity provider.",
+		"Retry in a minute.",
+		"Discovery or the token endpoint of proxy.apps[].oidc.issuer did not answer: check the URL, network and TLS."},
 	Internal: {http.StatusInternalServerError, "Internal error",
 		"The server failed while checking your sign-in.",
 		"Retry.",

@@ -2,10 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,6 +13,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
+	"github.com/kerbgate/kerbgate/internal/oidcauth"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/store"
@@ -46,9 +47,23 @@ func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) ht
 		o.Delegator = d
 	}
 	for _, a := range cfg.Proxy.Apps {
-		if a.PreAuth == "oidc" {
-			return nil, errors.New("proxy: pre_auth oidc is not wired yet")
+		if a.PreAuth != "oidc" {
+			continue
 		}
+		secret, err := a.OIDC.Secret()
+		if err != nil {
+			return nil, fmt.Errorf("proxy.apps %s oidc client secret: %w", a.ID, err)
+		}
+		auth, err := oidcauth.New(oidcauth.Config{Issuer: a.OIDC.Issuer, ClientID: a.OIDC.ClientID, ClientSecret: secret,
+			UsernameClaim: a.OIDC.UsernameClaim, Scopes: a.OIDC.Scopes, CallbackPath: strings.TrimSuffix(a.PathPrefix, "/") + "/_kerbgate/oidc/callback",
+			Realm: cfg.Kerberos.Realm, CookieKeys: cookieKeys, Secure: cfg.TLS.Enabled})
+		if err != nil {
+			return nil, fmt.Errorf("proxy.apps %s: %w", a.ID, err)
+		}
+		if o.PreAuth == nil {
+			o.PreAuth = map[string]proxy.PreAuthenticator{}
+		}
+		o.PreAuth[a.ID] = auth
 	}
 	return proxy.New(o)
 }
