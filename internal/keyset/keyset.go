@@ -111,7 +111,8 @@ func (s *Set) Open(purpose, sealed string) (string, bool) {
 		return "", false
 	}
 	value, tag := sealed[:i], sealed[i+1:]
-	got, err := base64.RawURLEncoding.DecodeString(tag)
+	// Strict: one encoding per tag, so no two strings open the same way.
+	got, err := base64.RawURLEncoding.Strict().DecodeString(tag)
 	if err != nil || len(got) != tagLen {
 		return "", false
 	}

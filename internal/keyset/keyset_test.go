@@ -38,7 +38,7 @@ func TestOpenRefuses(t *testing.T) {
 	sealed := s.Seal("session", "abc")
 	for name, v := range map[string]string{
 		"other purpose": "", "no tag": "abc", "empty": "", "bad base64": "abc.!!!",
-		"short tag": "abc.AAAA", "changed value": "abd" + sealed[3:], "changed tag": sealed[:len(sealed)-2] + "AA",
+		"short tag": "abc.AAAA", "changed value": "abd" + sealed[3:], "changed tag": flip(sealed, len(sealed)-8), "non-canonical tag": nonCanonical(sealed),
 	} {
 		purpose := "session"
 		if name == "other purpose" {
@@ -66,4 +66,21 @@ func FuzzOpen(f *testing.F) {
 	f.Add(s.Seal("p", "value"))
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, v string) { s.Open("p", v) })
+}
+
+// flip changes the character at i to another base64url character.
+func flip(s string, i int) string {
+	c := byte('A')
+	if s[i] == 'A' {
+		c = 'B'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
+
+// nonCanonical sets the unused low bits of the tag's last character (22 characters
+// carry 16 bytes: the last holds 2 bits of data and 4 of padding).
+func nonCanonical(s string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, s[len(s)-1])
+	return s[:len(s)-1] + string(alphabet[last^1])
 }
