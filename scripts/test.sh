@@ -22,14 +22,8 @@ step "go test"
 go test -count=1 -timeout 40m ./...
 
 # A short run of every fuzz target on its seed corpus plus fresh inputs; the long
-# runs (10 min each) are recorded in docs/measurements.md.
+# runs (FUZZTIME=10m ./scripts/fuzz.sh) are recorded in docs/measurements.md.
 step "fuzz (smoke, ${FUZZTIME:=20s} each)"
-while read -r pkg target; do
-  go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg"
-done < <(grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
-  for t in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
-    echo "./$(dirname "${f#./}") $t"
-  done
-done)
+FUZZTIME=$FUZZTIME FUZZJOBS=1 ./scripts/fuzz.sh
 
 step "all tests passed"
