@@ -16,6 +16,8 @@ import (
 type Kerberos struct {
 	// Realm is the Kerberos realm of the gateway's service principals, in upper case.
 	Realm string
+	// TrustedRealms are the realms, besides Realm, whose users may sign in.
+	TrustedRealms []string
 	// Keytabs are the absolute paths of the keytab files holding the service keys, in
 	// the order given. Relative paths in the file are resolved against its directory.
 	Keytabs []string
