@@ -1,5 +1,7 @@
 // Package directory owns confirming a signed-in user in Active Directory over
-// LDAP: that the account exists, its state (disabled, locked out, expired) and its
+// LDAP: that the account exists (found by the SID from the user's PAC, never by a
+// bare name, so that a user of a trusted realm is not the local account of the same
+// name), its state (disabled, locked out, expired) and its
 // groups including nested ones (tokenGroups), with pooled connections and a small
 // cache.
 //
