@@ -130,6 +130,7 @@ listen:
   max_header_bytes: 200000
 kerberos:
   realm: CORP.EXAMPLE.COM
+  trusted_realms: [PARTNER.EXAMPLE.COM, EMEA.CORP.EXAMPLE.COM]
   keytabs: [` + keytab + `, old.keytab]
   spns:
     - HTTP/sso.corp.example.com
@@ -184,6 +185,7 @@ sso:
 		Listen: Listen{Address: "127.0.0.1:9443", ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 200000},
 		Kerberos: Kerberos{
 			Realm:                "CORP.EXAMPLE.COM",
+			TrustedRealms:        []string{"PARTNER.EXAMPLE.COM", "EMEA.CORP.EXAMPLE.COM"},
 			Keytabs:              []string{keytab, other},
 			SPNs:                 []string{"HTTP/sso.corp.example.com", "HTTP/sso"},
 			Enctypes:             []int32{18, 17, 23},
@@ -621,6 +623,21 @@ func TestParseInvalid(t *testing.T) {
 			name: "lower-case realm",
 			src:  "kerberos:\n  realm: example.test\n  keytabs: [KEYTAB]\n  spns: [HTTP/sso.example.test]\n",
 			want: []string{`2:10: kerberos.realm: "example.test" is not upper case; expected the realm in upper case: "EXAMPLE.TEST"`},
+		},
+		{
+			name: "trusted realms wrong case or own or repeated or with @",
+			src:  "kerberos:\n  realm: EXAMPLE.TEST\n  trusted_realms: [partner.test, EXAMPLE.TEST, OTHER.TEST, OTHER.TEST, \"A@B\"]\n  keytabs: [KEYTAB]\n  spns: [HTTP/sso.example.test]\n",
+			want: []string{
+				`3:20: kerberos.trusted_realms[0]: "partner.test" is not upper case; expected the realm in upper case: "PARTNER.TEST"`,
+				`3:34: kerberos.trusted_realms[1]: "EXAMPLE.TEST" is kerberos.realm itself; expected only the realms of other, trusted domains (the own realm is always accepted)`,
+				`3:60: kerberos.trusted_realms[3]: "OTHER.TEST" is a duplicate of kerberos.trusted_realms[2]; expected each realm once`,
+				`3:72: kerberos.trusted_realms[4]: "A@B" contains '@'; expected a realm in upper case`,
+			},
+		},
+		{
+			name: "trusted realms not a list",
+			src:  "kerberos:\n  realm: EXAMPLE.TEST\n  trusted_realms: PARTNER.TEST\n  keytabs: [KEYTAB]\n  spns: [HTTP/sso.example.test]\n",
+			want: []string{`3:19: kerberos.trusted_realms: got "PARTNER.TEST"; expected a list of realms in upper case, like PARTNER.EXAMPLE, other than kerberos.realm`},
 		},
 		{
 			name: "realm with spaces",
@@ -1356,4 +1373,45 @@ epa:
 	if err == nil || !strings.Contains(err.Error(), "tls.key: the certificate and key do not load as a pair") {
 		t.Errorf("mismatched key: %v", err)
 	}
+}
+
+const validTrusted = `kerberos:
+  realm: EXAMPLE.TEST
+  trusted_realms: [PARTNER.TEST]
+  keytabs: [KEYTAB]
+  spns: [HTTP/sso.example.test]
+proxy:
+  delegation: {keytab: KEYTAB, principal: svc-gw, kdcs: ["dc1.example.test:88"]}
+  apps:
+    - id: intranet
+      host: intranet.example.test
+      upstream: http://127.0.0.1:8080
+      pre_auth: iwa
+      kerberos:
+        spn: HTTP/intranet.example.test
+        login_identity: sam_account_name
+`
+
+func TestTrustedRealmsAndMapForeignRealms(t *testing.T) {
+	c, err, _, _ := parse(t, validTrusted+"        map_foreign_realms: [PARTNER.TEST]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Kerberos.TrustedRealms, []string{"PARTNER.TEST"}) ||
+		!reflect.DeepEqual(c.Proxy.Apps[0].Kerberos.MapForeignRealms, []string{"PARTNER.TEST"}) {
+		t.Errorf("trusted %v, mapped %v", c.Kerberos.TrustedRealms, c.Proxy.Apps[0].Kerberos.MapForeignRealms)
+	}
+	// By default no realm is trusted or mapped.
+	c, err, _, _ = parse(t, valid)
+	if err != nil || c.Kerberos.TrustedRealms != nil {
+		t.Errorf("default trusted realms %v (%v)", c.Kerberos.TrustedRealms, err)
+	}
+	checkInvalid(t, invalidCase{
+		name: "mapped realm not trusted",
+		src:  validTrusted + "        map_foreign_realms: [PARTNER.TEST, OTHER.TEST, partner.test]\n",
+		want: []string{
+			`16:44: proxy.apps[0].kerberos.map_foreign_realms[1]: "OTHER.TEST" is not in kerberos.trusted_realms; expected a trusted realm (users of other realms never sign in)`,
+			`16:56: proxy.apps[0].kerberos.map_foreign_realms[2]: "partner.test" is not upper case; expected the realm in upper case: "PARTNER.TEST"`,
+		},
+	})
 }

@@ -25,6 +25,12 @@ listen:
 kerberos:
   # The realm of the gateway's service principals, in upper case.
   realm: EXAMPLE.TEST
+  # Realms of trusted domains and forests whose users may sign in too, in upper
+  # case, like PARTNER.EXAMPLE. Empty by default: a ticket of a user of any
+  # other realm is refused with foreign_realm. Such users are looked up in the
+  # directory by their SID, never by name, and are never delegated under a
+  # bare name unless an app lists their realm in kerberos.map_foreign_realms.
+  trusted_realms: []
   # Keytab files holding the service keys, exported with ktpass or ktutil and
   # readable by the kerbgate user. Relative paths are resolved against the
   # directory of this file. List two during a key rollover.
@@ -255,4 +261,9 @@ epa:
 #         token_format: spnego          # spnego | kerberos
 #         send: always                  # always | on_401
 #         max_replay_body: 1048576
+#         # Realms of kerberos.trusted_realms whose users a name-only login
+#         # identity (sam_account_name, *_user_part) may be delegated for, in
+#         # their own realm. Empty by default: refused with
+#         # login_identity_foreign_realm (upn and alternate_upn need no entry).
+#         map_foreign_realms: []
 `

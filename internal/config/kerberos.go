@@ -10,12 +10,18 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Kerberos is the kerberos section: which tickets the gateway accepts.
 type Kerberos struct {
 	// Realm is the Kerberos realm of the gateway's service principals, in upper case.
 	Realm string
+	// TrustedRealms are the realms, besides Realm, whose users may sign in: the
+	// realms (upper case) of trusted domains and forests. Empty by default: a ticket
+	// whose client realm is another is refused with foreign_realm.
+	TrustedRealms []string
 	// Keytabs are the absolute paths of the keytab files holding the service keys, in
 	// the order given. Relative paths in the file are resolved against its directory.
 	Keytabs []string
@@ -135,6 +141,7 @@ func enctypeExpect() string {
 func decodeKerberos(m *mapping, c *Config) {
 	k := &c.Kerberos
 	decodeRealm(m.field("realm", "the Kerberos realm in upper case, like EXAMPLE.TEST"), k)
+	decodeTrustedRealms(m.field("trusted_realms", "a list of realms in upper case, like PARTNER.EXAMPLE, other than kerberos.realm"), k)
 	decodeKeytabs(m.field("keytabs", "a list of keytab files"), k)
 	decodeSPNs(m.field("spns", `a list of service principal names like "HTTP/sso.example.test"`), k)
 	decodeEnctypes(m.field("enctypes", "a list of "+enctypeExpect()), k)
@@ -189,10 +196,13 @@ func decodeRealm(f *field, k *Kerberos) {
 	if !f.required() {
 		return
 	}
-	s, ok := f.str()
-	if !ok {
-		return
+	if s, ok := f.str(); ok && checkRealm(f, s) {
+		k.Realm = s
 	}
+}
+
+// checkRealm reports whether s is a realm name as AD writes it, reporting why not.
+func checkRealm(f *field, s string) bool {
 	switch {
 	case s == "":
 		f.invalid("empty")
@@ -203,7 +213,35 @@ func decodeRealm(f *field, k *Kerberos) {
 	case strings.ToUpper(s) != s:
 		f.errorf("%s is not upper case; expected the realm in upper case: %q", describe(f.val), strings.ToUpper(s))
 	default:
-		k.Realm = s
+		return true
+	}
+	return false
+}
+
+// decodeTrustedRealms reads kerberos.trusted_realms (after kerberos.realm). Realms
+// are compared exactly, as Kerberos does, and AD's are upper case: so must these be.
+// An empty list is the default.
+func decodeTrustedRealms(f *field, k *Kerberos) {
+	if !f.set() || (f.val.Kind == yaml.SequenceNode && len(f.val.Content) == 0) {
+		return
+	}
+	realms, items := f.strings("a realm in upper case")
+	seen := map[string]string{} // realm -> field path of its first item
+	for i, s := range realms {
+		it := items[i]
+		if !checkRealm(it, s) {
+			continue
+		}
+		if s == k.Realm {
+			it.errorf("%s is kerberos.realm itself; expected only the realms of other, trusted domains (the own realm is always accepted)", describe(it.val))
+			continue
+		}
+		if first, dup := seen[s]; dup {
+			it.errorf("%s is a duplicate of %s; expected each realm once", describe(it.val), first)
+			continue
+		}
+		seen[s] = it.path
+		k.TrustedRealms = append(k.TrustedRealms, s)
 	}
 }
 

@@ -5,8 +5,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Proxy is the proxy section: internal web applications published through kerbgate,
@@ -90,6 +93,12 @@ type ProxyKerberos struct {
 	// MaxReplayBody bounds the request body kept to replay after a 401; 1 MiB by
 	// default. A larger body is sent with the token up front.
 	MaxReplayBody int
+	// MapForeignRealms are the realms (of kerberos.trusted_realms) whose users a
+	// name-only login identity (sam_account_name, upn_user_part,
+	// alternate_upn_user_part) may be used for: the name is then delegated in the
+	// user's own realm. Empty by default: such users are refused with
+	// login_identity_foreign_realm.
+	MapForeignRealms []string
 }
 
 var loginIdentities = []string{"upn", "alternate_upn", "upn_user_part", "alternate_upn_user_part", "sam_account_name"}
@@ -121,7 +130,7 @@ func decodeProxy(m *mapping, c *Config) {
 	seenRoute := map[string]string{}
 	needDelegation := false
 	for _, it := range items {
-		app := decodeProxyApp(it.mapping(appExpect))
+		app := decodeProxyApp(it.mapping(appExpect), c.Kerberos.TrustedRealms)
 		if app.ID != "" {
 			if first, dup := seenID[app.ID]; dup {
 				it.d.errorAt(it.path+".id", posOf(it.at), "%q is the id of %s too; expected each app id once", app.ID, first)
@@ -183,7 +192,7 @@ func decodeProxy(m *mapping, c *Config) {
 	}
 }
 
-func decodeProxyApp(m *mapping) ProxyApp {
+func decodeProxyApp(m *mapping, trusted []string) ProxyApp {
 	var a ProxyApp
 	a.PathPrefix = "/"
 	a.Timeout = 60 * time.Second
@@ -275,7 +284,7 @@ func decodeProxyApp(m *mapping) ProxyApp {
 	}
 	km := m.section("kerberos")
 	if len(km.order) > 0 {
-		a.Kerberos = decodeProxyKerberos(km)
+		a.Kerberos = decodeProxyKerberos(km, trusted)
 		if a.PreAuth == "passthrough" {
 			km.d.errorAt(km.path, km.at, "a kerberos section with pre_auth passthrough would sign anonymous users in to the upstream; expected pre_auth iwa or oidc")
 		}
@@ -346,7 +355,7 @@ func (o *ProxyOIDC) Secret() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func decodeProxyKerberos(m *mapping) *ProxyKerberos {
+func decodeProxyKerberos(m *mapping, trusted []string) *ProxyKerberos {
 	k := &ProxyKerberos{LoginIdentity: "upn", TokenFormat: "spnego", Send: "always", MaxReplayBody: 1 << 20}
 	f := m.field("spn", "the upstream's service principal name, like HTTP/app.example.test")
 	if f.required() {
@@ -396,6 +405,24 @@ func decodeProxyKerberos(m *mapping) *ProxyKerberos {
 	f = m.field("max_replay_body", "a number of bytes from 0 to 67108864")
 	if v, ok := f.intIn(0, 64<<20); ok {
 		k.MaxReplayBody = v
+	}
+	f = m.field("map_foreign_realms", "a list of realms of kerberos.trusted_realms whose users the login identity's bare name may be delegated for, in their own realm")
+	if f.set() && !(f.val.Kind == yaml.SequenceNode && len(f.val.Content) == 0) {
+		realms, items := f.strings("a realm of kerberos.trusted_realms")
+		seen := map[string]string{}
+		for i, s := range realms {
+			it := items[i]
+			switch {
+			case !checkRealm(it, s):
+			case !slices.Contains(trusted, s):
+				it.errorf("%s is not in kerberos.trusted_realms; expected a trusted realm (users of other realms never sign in)", describe(it.val))
+			case seen[s] != "":
+				it.errorf("%s is a duplicate of %s; expected each realm once", describe(it.val), seen[s])
+			default:
+				seen[s] = it.path
+				k.MapForeignRealms = append(k.MapForeignRealms, s)
+			}
+		}
 	}
 	return k
 }

@@ -375,7 +375,7 @@ func CheckTokenSize(ctx context.Context, env *Env) Finding {
 	} else {
 		sam = ""
 	}
-	u, err := env.Dir.Lookup(ctx, upn, sam, env.Cfg.Kerberos.Realm)
+	u, err := env.Dir.LookupName(ctx, upn, sam)
 	if err != nil {
 		return Finding{Status: Fail, Check: "token_size", Subject: env.User, Message: "the user is not found in the directory", Facts: map[string]any{"error": err.Error()}}
 	}

@@ -1,5 +1,7 @@
 // Package directory owns confirming a signed-in user in Active Directory over
-// LDAP: that the account exists, its state (disabled, locked out, expired) and its
+// LDAP: that the account exists (found by the SID from the user's PAC, never by a
+// bare name, so that a user of a trusted realm is not the local account of the same
+// name), its state (disabled, locked out, expired) and its
 // groups including nested ones (tokenGroups), with pooled connections and a small
 // cache.
 //
@@ -70,13 +72,16 @@ type Config struct {
 	BindMethod       string // "simple" (default); "gssapi" is rejected, see package doc
 	BindDN           string // simple: the proxy account's DN
 	BindPassword     string // simple: given by the caller, never logged or reported
+	// Realm is the Kerberos realm of this directory's users (kerberos.realm): only
+	// identities of this realm without a SID are looked up by name (LookupIdentity).
+	Realm string
 	// GSSAPI settings; kept for configuration compatibility, currently rejected.
-	Keytab, Principal, Realm, Krb5Conf string
-	Timeout                            time.Duration    // per operation (dial, TLS, bind, search); default 5s
-	CacheTTL                           time.Duration    // 0 (or negative) disables the cache; configuration's default is DefaultCacheTTL
-	MaxConns                           int              // pool size, default 4
-	MaxCacheEntries                    int              // default 10000
-	Now                                func() time.Time // tests; default time.Now
+	Keytab, Principal, Krb5Conf string
+	Timeout                     time.Duration    // per operation (dial, TLS, bind, search); default 5s
+	CacheTTL                    time.Duration    // 0 (or negative) disables the cache; configuration's default is DefaultCacheTTL
+	MaxConns                    int              // pool size, default 4
+	MaxCacheEntries             int              // default 10000
+	Now                         func() time.Time // tests; default time.Now
 }
 
 // String describes the configuration without the bind password.
@@ -503,39 +508,98 @@ var userAttrs = []string{"sAMAccountName", "userPrincipalName", "displayName", "
 	"objectSid", "userAccountControl", "lockoutTime", "accountExpires",
 	"msDS-User-Account-Control-Computed"}
 
-// Lookup finds a user by userPrincipalName, falling back to sAMAccountName (realm
-// only keeps the cache entries of different realms apart). Results are cached for
-// CacheTTL; failures are not. Errors are *reason.Error with code UserNotFound or
-// DirectoryUnavailable. The returned User is the caller's to keep.
-func (d *Directory) Lookup(ctx context.Context, upn, sam, realm string) (*User, error) {
-	key := "u\x00" + strings.ToLower(upn) + "\x00" + strings.ToLower(sam) + "\x00" + strings.ToLower(realm)
+// LookupIdentity finds the user object of a signed-in identity: by its SID (the PAC's
+// user SID, matched against objectSid), never by a bare name, so that a user of a
+// trusted realm is never taken for the local account of the same name. An identity
+// without a SID (a ticket without a PAC) is looked up by UPN, then sAMAccountName,
+// only when its realm is Config.Realm, the directory's own; of another realm it is
+// refused with UserNotFound, since its name says nothing about this directory.
+// Results are cached for CacheTTL; failures are not. Errors are *reason.Error with
+// code UserNotFound or DirectoryUnavailable. The returned User is the caller's.
+func (d *Directory) LookupIdentity(ctx context.Context, id *identity.Identity) (*User, error) {
+	if id.SID != "" {
+		return d.LookupSID(ctx, id.SID)
+	}
+	if d.cfg.Realm == "" || id.Realm != d.cfg.Realm {
+		return nil, reason.New(reason.UserNotFound, "identity without a SID from another realm: it cannot be looked up by name",
+			"user", id.Principal, "realm", id.Realm, "directory_realm", d.cfg.Realm)
+	}
+	sam := id.SAMAccountName
+	if sam == "" {
+		sam, _, _ = strings.Cut(id.Principal, "@")
+	}
+	return d.LookupName(ctx, id.UPN, sam)
+}
+
+// LookupSID finds the user whose objectSid is sid ("S-1-5-21-…"), cached like
+// LookupName.
+func (d *Directory) LookupSID(ctx context.Context, sid string) (*User, error) {
+	bin, ok := sidBytes(sid)
+	if !ok {
+		return nil, reason.New(reason.UserNotFound, "the identity's SID is not a valid SID", "sid", sid)
+	}
+	key := "s\x00" + sid
 	if e, ok := d.cacheGet(key); ok {
 		return d.withState(e.user), nil
 	}
 	var u *User
 	err := d.do(ctx, func(l *ldap.Conn) error {
 		var err error
-		u, err = d.lookup(l, upn, sam)
+		u, err = d.lookup(l, []userFilter{{"objectSid", escapeBytes(bin)}})
+		return err
+	})
+	if err != nil {
+		return nil, d.unavailable(err)
+	}
+	if u == nil || u.SID != sid {
+		return nil, reason.New(reason.UserNotFound, "no user object has the signed-in user's SID",
+			"sid", sid, "base_dn", d.cfg.BaseDN)
+	}
+	d.cachePut(key, cached{user: u})
+	return d.withState(u), nil
+}
+
+// LookupName finds a user by userPrincipalName, falling back to sAMAccountName,
+// in this directory. It is for names an administrator types (kerbgate doctor
+// --user) and for identities LookupIdentity has found to be of this realm; never
+// for a signed-in identity as such (see LookupIdentity). Cached like LookupSID.
+func (d *Directory) LookupName(ctx context.Context, upn, sam string) (*User, error) {
+	key := "u\x00" + strings.ToLower(upn) + "\x00" + strings.ToLower(sam)
+	if e, ok := d.cacheGet(key); ok {
+		return d.withState(e.user), nil
+	}
+	var fs []userFilter
+	for _, f := range []userFilter{{"userPrincipalName", upn}, {"sAMAccountName", sam}} {
+		if f.val != "" {
+			f.val = ldap.EscapeFilter(f.val)
+			fs = append(fs, f)
+		}
+	}
+	var u *User
+	err := d.do(ctx, func(l *ldap.Conn) error {
+		var err error
+		u, err = d.lookup(l, fs)
 		return err
 	})
 	if err != nil {
 		return nil, d.unavailable(err)
 	}
 	if u == nil {
-		return nil, reason.New(reason.UserNotFound, "no user object for the signed-in principal",
-			"upn", upn, "sam_account_name", sam, "realm", realm, "base_dn", d.cfg.BaseDN)
+		return nil, reason.New(reason.UserNotFound, "no user object for the name",
+			"upn", upn, "sam_account_name", sam, "base_dn", d.cfg.BaseDN)
 	}
 	d.cachePut(key, cached{user: u})
 	return d.withState(u), nil
 }
 
-func (d *Directory) lookup(l *ldap.Conn, upn, sam string) (*User, error) {
+// userFilter is an attribute and its value, already escaped for a filter.
+type userFilter struct{ attr, val string }
+
+// lookup searches for a user object by each filter in turn; nil when none matches.
+func (d *Directory) lookup(l *ldap.Conn, filters []userFilter) (*User, error) {
 	var entry *ldap.Entry
-	for _, f := range []struct{ attr, val string }{{"userPrincipalName", upn}, {"sAMAccountName", sam}} {
-		if f.val == "" {
-			continue
-		}
-		filter := "(&(objectCategory=person)(objectClass=user)(" + f.attr + "=" + ldap.EscapeFilter(f.val) + "))"
+	for _, f := range filters {
+		filter := "(&(objectCategory=person)(objectClass=user)(" + f.attr + "=" + f.val + "))"
 		res, err := l.Search(ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 			2, 0, false, filter, userAttrs, nil))
 		if err != nil {
@@ -597,15 +661,11 @@ func (d *Directory) withState(u *User) *User {
 	return &c
 }
 
-// Check looks up the signed-in identity (by UPN, then sAMAccountName, which
-// defaults to the principal's name part) and refuses a disabled, locked-out or
-// expired account with UserDisabled, UserLocked or UserExpired.
+// Check looks up the signed-in identity (LookupIdentity: by SID) and refuses a
+// disabled, locked-out or expired account with UserDisabled, UserLocked or
+// UserExpired.
 func (d *Directory) Check(ctx context.Context, id *identity.Identity) (*User, error) {
-	sam := id.SAMAccountName
-	if sam == "" {
-		sam, _, _ = strings.Cut(id.Principal, "@")
-	}
-	u, err := d.Lookup(ctx, id.UPN, sam, id.Realm)
+	u, err := d.LookupIdentity(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -818,6 +878,39 @@ func sidString(b []byte) string {
 		s.WriteString(strconv.FormatUint(uint64(binary.LittleEndian.Uint32(b[8+4*i:])), 10))
 	}
 	return s.String()
+}
+
+// sidBytes encodes "S-1-5-21-…" as a binary SID (MS-DTYP 2.4.2): revision,
+// sub-authority count, the 48-bit authority big-endian, then each sub-authority
+// as a little-endian uint32.
+func sidBytes(s string) ([]byte, bool) {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || parts[0] != "S" || parts[1] != "1" || len(parts)-3 > 15 {
+		return nil, false
+	}
+	auth, err := strconv.ParseUint(parts[2], 10, 48)
+	if err != nil {
+		return nil, false
+	}
+	b := []byte{1, byte(len(parts) - 3), byte(auth >> 40), byte(auth >> 32), byte(auth >> 24), byte(auth >> 16), byte(auth >> 8), byte(auth)}
+	for _, p := range parts[3:] {
+		v, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return nil, false
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(v))
+	}
+	return b, true
+}
+
+// escapeBytes writes every byte as \xx, the filter form of a binary value (RFC 4515).
+func escapeBytes(b []byte) string {
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, 3*len(b))
+	for _, c := range b {
+		out = append(out, '\\', hex[c>>4], hex[c&15])
+	}
+	return string(out)
 }
 
 // filetime converts an AD FILETIME (100 ns since 1601-01-01 UTC) string; zero

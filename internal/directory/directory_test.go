@@ -40,6 +40,7 @@ func baseConfig(t testing.TB, r *testrealm.Realm) Config {
 		CACertFile:       r.CACert,
 		LegacyCommonName: true, // Samba's certificate has no SANs
 		BaseDN:           testrealm.BaseDN,
+		Realm:            "EXAMPLE.TEST",
 		BindMethod:       "simple",
 		BindDN:           r.LDAPBindDN,
 		BindPassword:     strings.TrimSpace(string(pw)),
@@ -93,7 +94,7 @@ func TestLookupAlice(t *testing.T) {
 		{"alice@other.test", "alice"}, // no such UPN: sAMAccountName fallback
 		{"", "alice"},
 	} {
-		u, err := d.Lookup(ctx, c.upn, c.sam, "EXAMPLE.TEST")
+		u, err := d.LookupName(ctx, c.upn, c.sam)
 		if err != nil {
 			t.Fatalf("Lookup(%q, %q): %v", c.upn, c.sam, err)
 		}
@@ -113,10 +114,61 @@ func TestLookupAlice(t *testing.T) {
 	}
 }
 
+// Issue 13, item 2: a signed-in identity is looked up by its SID, never by a bare
+// name, so that administrator@PARTNER.TEST is not the local Administrator; an
+// identity without a SID is looked up by name only in the directory's own realm.
+func TestLookupIdentityBySIDNeverByName(t *testing.T) {
+	r := testrealm.Require(t)
+	d := newDir(t, r, nil)
+	ctx := context.Background()
+	admin := r.SID(t, "Administrator")
+	for _, id := range []*identity.Identity{
+		{Principal: "administrator@EXAMPLE.TEST", SAMAccountName: "administrator", Realm: "EXAMPLE.TEST", SID: admin},
+		{Principal: "someone-else@EXAMPLE.TEST", SAMAccountName: "someone-else", Realm: "EXAMPLE.TEST", SID: admin}, // the SID decides
+	} {
+		u, err := d.Check(ctx, id)
+		if err != nil || u.SID != admin || !strings.EqualFold(u.SAMAccountName, "administrator") {
+			t.Fatalf("Check(%s) = %+v, %v; want the local Administrator", id.Principal, u, err)
+		}
+	}
+	partner := &identity.Identity{Principal: "administrator@PARTNER.TEST", UPN: "administrator@partner.test",
+		SAMAccountName: "administrator", Realm: "PARTNER.TEST", SID: "S-1-5-21-1-2-3-500"}
+	_, err := d.Check(ctx, partner)
+	if e := wantCode(t, err, reason.UserNotFound); fact(e, "sid") != "S-1-5-21-1-2-3-500" {
+		t.Errorf("refusal %v does not name the SID", e)
+	}
+	// Without a SID: a name of the own realm is looked up; of another realm, not.
+	if u, err := d.Check(ctx, &identity.Identity{Principal: "alice@EXAMPLE.TEST", Realm: "EXAMPLE.TEST"}); err != nil || u.SAMAccountName != "alice" {
+		t.Errorf("Check(alice without SID) = %+v, %v", u, err)
+	}
+	partner.SID = ""
+	_, err = d.Check(ctx, partner)
+	if e := wantCode(t, err, reason.UserNotFound); fact(e, "directory_realm") != "EXAMPLE.TEST" {
+		t.Errorf("refusal %v does not name the realms", e)
+	}
+	// A malformed SID finds nobody (and never reaches the filter unescaped).
+	for _, bad := range []string{"S-1-5-21-*", "S-1-5-21-1-2-3-500)(objectSid=*", "alice"} {
+		_, err := d.LookupSID(ctx, bad)
+		wantCode(t, err, reason.UserNotFound)
+	}
+}
+
+func TestSIDBytesRoundTrip(t *testing.T) {
+	for _, s := range []string{"S-1-5-21-4230208097-1678288143-3557321031-500", "S-1-5-32-544", "S-1-18-1", "S-1-0"} {
+		b, ok := sidBytes(s)
+		if !ok || sidString(b) != s {
+			t.Errorf("sidBytes(%q) = %x %v, back %q", s, b, ok, sidString(b))
+		}
+	}
+	if got := escapeBytes([]byte{1, 0x2a, 0xff}); got != `\01\2a\ff` {
+		t.Errorf("escapeBytes = %q", got)
+	}
+}
+
 func TestNestedGroups(t *testing.T) {
 	r := testrealm.Require(t)
 	d := newDir(t, r, nil)
-	u, err := d.Lookup(context.Background(), "bob@example.test", "bob", "EXAMPLE.TEST")
+	u, err := d.LookupName(context.Background(), "bob@example.test", "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +177,7 @@ func TestNestedGroups(t *testing.T) {
 			t.Errorf("bob's groups %v lack %s (%s)", u.Groups, g, sid)
 		}
 	}
-	dave, err := d.Lookup(context.Background(), "dave@example.test", "dave", "EXAMPLE.TEST")
+	dave, err := d.LookupName(context.Background(), "dave@example.test", "dave")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +195,7 @@ func TestUserNotFound(t *testing.T) {
 	for _, c := range []struct{ upn, sam string }{
 		{"nobody@example.test", "nobody"}, {"", ""}, {"a*", "*"}, {"x)(sAMAccountName=alice", "x)(|(cn=*"},
 	} {
-		_, err := d.Lookup(context.Background(), c.upn, c.sam, "EXAMPLE.TEST")
+		_, err := d.LookupName(context.Background(), c.upn, c.sam)
 		wantCode(t, err, reason.UserNotFound)
 	}
 }
@@ -286,7 +338,7 @@ func TestTLSAndBindFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := newDir(t, r, c.mod)
 			start := time.Now()
-			_, err := d.Lookup(context.Background(), "alice@example.test", "alice", "EXAMPLE.TEST")
+			_, err := d.LookupName(context.Background(), "alice@example.test", "alice")
 			e := wantCode(t, err, reason.DirectoryUnavailable)
 			if fact(e, "stage") != c.stage || e.Detail != c.detail || !strings.Contains(fact(e, "error"), c.errPart) ||
 				fact(e, "url") == "" {
@@ -311,7 +363,7 @@ func TestStartTLS(t *testing.T) {
 	if err := d.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	u, err := d.Lookup(context.Background(), "bob@example.test", "bob", "EXAMPLE.TEST")
+	u, err := d.LookupName(context.Background(), "bob@example.test", "bob")
 	if err != nil || !slices.Contains(u.Groups, r.SID(t, "staff")) {
 		t.Fatalf("Lookup bob over StartTLS = %+v, %v", u, err)
 	}
@@ -471,13 +523,13 @@ func TestUnreachableThenBack(t *testing.T) {
 		c.CacheTTL = time.Minute
 	})
 	ctx := context.Background()
-	if _, err := d.Lookup(ctx, "alice@example.test", "alice", "EXAMPLE.TEST"); err != nil {
+	if _, err := d.LookupName(ctx, "alice@example.test", "alice"); err != nil {
 		t.Fatal(err)
 	}
 
 	p.stop()
 	start := time.Now()
-	_, err := d.Lookup(ctx, "bob@example.test", "bob", "EXAMPLE.TEST")
+	_, err := d.LookupName(ctx, "bob@example.test", "bob")
 	e := wantCode(t, err, reason.DirectoryUnavailable)
 	if el := time.Since(start); el > timeout {
 		t.Errorf("DirectoryUnavailable after %v, want within %v", el, timeout)
@@ -487,12 +539,12 @@ func TestUnreachableThenBack(t *testing.T) {
 		t.Error("Ping succeeded with the DC down")
 	}
 	// Cached users stay available; failures are not cached.
-	if _, err := d.Lookup(ctx, "alice@example.test", "alice", "EXAMPLE.TEST"); err != nil {
+	if _, err := d.LookupName(ctx, "alice@example.test", "alice"); err != nil {
 		t.Errorf("cached alice while down: %v", err)
 	}
 
 	startProxy(t, addr, "127.0.0.1:636", false)
-	if _, err := d.Lookup(ctx, "bob@example.test", "bob", "EXAMPLE.TEST"); err != nil {
+	if _, err := d.LookupName(ctx, "bob@example.test", "bob"); err != nil {
 		t.Fatalf("Lookup after the DC is back: %v", err)
 	}
 	if err := d.Ping(ctx); err != nil {
@@ -510,7 +562,7 @@ func TestUnresponsiveDirectory(t *testing.T) {
 		c.Timeout = timeout
 	})
 	start := time.Now()
-	_, err := d.Lookup(context.Background(), "alice@example.test", "alice", "EXAMPLE.TEST")
+	_, err := d.LookupName(context.Background(), "alice@example.test", "alice")
 	wantCode(t, err, reason.DirectoryUnavailable)
 	if el := time.Since(start); el > timeout+300*time.Millisecond {
 		t.Errorf("took %v with Timeout %v", el, timeout)
@@ -523,7 +575,7 @@ func TestUnresponsiveDirectory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	_, err = d2.Lookup(ctx, "alice@example.test", "alice", "EXAMPLE.TEST")
+	_, err = d2.LookupName(ctx, "alice@example.test", "alice")
 	wantCode(t, err, reason.DirectoryUnavailable)
 	if el := time.Since(start); el > 500*time.Millisecond {
 		t.Errorf("took %v with a 200ms context", el)
@@ -542,7 +594,7 @@ func TestBrokenPooledConnection(t *testing.T) {
 	}
 	p.stop()
 	startProxy(t, addr, "127.0.0.1:636", false)
-	if _, err := d.Lookup(context.Background(), "alice@example.test", "alice", "EXAMPLE.TEST"); err != nil {
+	if _, err := d.LookupName(context.Background(), "alice@example.test", "alice"); err != nil {
 		t.Fatalf("Lookup on a dropped pooled connection: %v", err)
 	}
 }
@@ -593,7 +645,7 @@ func TestClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Close()
-	_, err := d.Lookup(context.Background(), "alice@example.test", "alice", "")
+	_, err := d.LookupName(context.Background(), "alice@example.test", "alice")
 	wantCode(t, err, reason.DirectoryUnavailable)
 }
 
@@ -638,12 +690,12 @@ func BenchmarkLookupCached(b *testing.B) {
 	r := testrealm.Require(b)
 	d := newDir(b, r, func(c *Config) { c.CacheTTL = time.Hour })
 	ctx := context.Background()
-	if _, err := d.Lookup(ctx, "bob@example.test", "bob", "EXAMPLE.TEST"); err != nil {
+	if _, err := d.LookupName(ctx, "bob@example.test", "bob"); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := d.Lookup(ctx, "bob@example.test", "bob", "EXAMPLE.TEST"); err != nil {
+		if _, err := d.LookupName(ctx, "bob@example.test", "bob"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -658,7 +710,7 @@ func BenchmarkLookupUncached(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := d.Lookup(ctx, "bob@example.test", "bob", "EXAMPLE.TEST"); err != nil {
+		if _, err := d.LookupName(ctx, "bob@example.test", "bob"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -669,7 +721,7 @@ func BenchmarkLookupCold(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ { // new Directory: dial, TLS, bind, two searches
 		d := newDir(b, r, nil)
-		if _, err := d.Lookup(ctx, "bob@example.test", "bob", "EXAMPLE.TEST"); err != nil {
+		if _, err := d.LookupName(ctx, "bob@example.test", "bob"); err != nil {
 			b.Fatal(err)
 		}
 		d.Close()

@@ -26,6 +26,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,9 +46,12 @@ import (
 // Principal is the name kerbgate asks the KDC to delegate for.
 type Principal struct {
 	// Name is "alice@example.test" when Enterprise (the KDC resolves it as a UPN,
-	// NT-ENTERPRISE), otherwise an account name like "alice" in the service's realm.
+	// NT-ENTERPRISE), otherwise an account name like "alice" in Realm.
 	Name       string
 	Enterprise bool
+	// Realm is the user's realm when it is not the service's own (a user of a
+	// trusted realm); empty for the service's realm.
+	Realm string
 }
 
 func (p Principal) String() string { return p.Name }
@@ -72,7 +76,9 @@ type Delegator interface {
 
 // Directory is what the proxy asks AD (the *directory.Directory in production).
 type Directory interface {
-	Lookup(ctx context.Context, upn, sam, realm string) (*directory.User, error)
+	// LookupIdentity finds a signed-in user's object by SID, never by a bare name
+	// (see directory.Directory.LookupIdentity).
+	LookupIdentity(ctx context.Context, id *identity.Identity) (*directory.User, error)
 	Attribute(ctx context.Context, dn, attr string) (string, error)
 	GroupSID(ctx context.Context, name string) (string, error)
 }
@@ -431,11 +437,31 @@ func (rt *route) allowedSIDs(ctx context.Context) ([]string, error) {
 
 // loginIdentity is the name kerbgate asks the KDC for, per
 // proxy.apps[].kerberos.login_identity.
+//
+// For a user of another (trusted) realm, a UPN (enterprise name) is asked for in the
+// user's realm; a name-only identity (sam_account_name, upn_user_part,
+// alternate_upn_user_part) is refused with LoginIdentityForeignRealm unless the app
+// lists the realm in map_foreign_realms: the KDC would read a bare name as the local
+// account of that name.
 func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Principal, error) {
 	k := rt.Kerberos
 	missing := func(what string) error {
 		return reason.New(reason.LoginIdentityMissing, "the account has no "+what,
 			"app", rt.ID, "user", id.Principal, "login_identity", k.LoginIdentity)
+	}
+	var realm string // the user's realm when foreign
+	if id.Realm != rt.svc.opts.Realm {
+		realm = id.Realm
+	}
+	nameOnly := k.LoginIdentity == "sam_account_name" || strings.HasSuffix(k.LoginIdentity, "_user_part")
+	if realm != "" && nameOnly {
+		if !slices.Contains(k.MapForeignRealms, realm) {
+			return Principal{}, reason.New(reason.LoginIdentityForeignRealm,
+				"a name-only login identity for a user of another realm would name the local account of the same name",
+				"app", rt.ID, "user", id.Principal, "user_realm", realm, "realm", rt.svc.opts.Realm,
+				"login_identity", k.LoginIdentity,
+				"fix", "use login_identity upn or alternate_upn, or list the realm in proxy.apps[].kerberos.map_foreign_realms")
+		}
 	}
 	var user *directory.User
 	lookup := func() error {
@@ -445,8 +471,7 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 		if rt.svc.opts.Directory == nil {
 			return reason.New(reason.Internal, "login identity needs the directory section", "login_identity", k.LoginIdentity)
 		}
-		sam := id.SAMAccountName
-		u, err := rt.svc.opts.Directory.Lookup(ctx, id.UPN, sam, id.Realm)
+		u, err := rt.svc.opts.Directory.LookupIdentity(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -460,10 +485,10 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 			return Principal{}, missing("userPrincipalName")
 		}
 		if k.LoginIdentity == "upn" {
-			return Principal{Name: upn, Enterprise: true}, nil
+			return Principal{Name: upn, Enterprise: true, Realm: realm}, nil
 		}
 		part, _, _ := strings.Cut(upn, "@")
-		return Principal{Name: part}, nil
+		return Principal{Name: part, Realm: realm}, nil
 	case "sam_account_name":
 		sam := id.SAMAccountName
 		if sam == "" {
@@ -475,7 +500,7 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 		if sam == "" {
 			return Principal{}, missing("sAMAccountName")
 		}
-		return Principal{Name: sam}, nil
+		return Principal{Name: sam, Realm: realm}, nil
 	case "alternate_upn", "alternate_upn_user_part":
 		if err := lookup(); err != nil {
 			return Principal{}, err
@@ -488,10 +513,10 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 			return Principal{}, missing(k.AlternateUPNAttribute)
 		}
 		if k.LoginIdentity == "alternate_upn" {
-			return Principal{Name: alt, Enterprise: true}, nil
+			return Principal{Name: alt, Enterprise: true, Realm: realm}, nil
 		}
 		part, _, _ := strings.Cut(alt, "@")
-		return Principal{Name: part}, nil
+		return Principal{Name: part, Realm: realm}, nil
 	}
 	return Principal{}, reason.New(reason.Internal, "unknown login identity", "login_identity", k.LoginIdentity)
 }
@@ -697,7 +722,7 @@ func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
 // cached ticket are logged at debug level only.
 func (t *kerberosTransport) audit(req *request, result string, exchanged bool, err error) {
 	attrs := []any{"app", t.rt.ID, "preauth", t.rt.PreAuth, "preauth_identity", req.id.Principal,
-		"delegated_identity", req.user.Name, "enterprise_name", req.user.Enterprise,
+		"delegated_identity", req.user.Name, "enterprise_name", req.user.Enterprise, "delegated_realm", req.user.Realm,
 		"spn", t.rt.Kerberos.SPN, "result", result}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())

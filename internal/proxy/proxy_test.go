@@ -67,8 +67,8 @@ func (s *memSessions) DeleteSession(_ context.Context, id string) error { return
 
 type fakeDirectory struct{ alt string }
 
-func (f fakeDirectory) Lookup(_ context.Context, upn, sam, realm string) (*directory.User, error) {
-	return &directory.User{DN: "CN=alice,CN=Users,DC=example,DC=test", SAMAccountName: "alice", UPN: upn}, nil
+func (f fakeDirectory) LookupIdentity(_ context.Context, id *identity.Identity) (*directory.User, error) {
+	return &directory.User{DN: "CN=alice,CN=Users,DC=example,DC=test", SAMAccountName: "alice", UPN: id.UPN}, nil
 }
 func (f fakeDirectory) Attribute(_ context.Context, dn, attr string) (string, error) {
 	return f.alt, nil
@@ -111,8 +111,8 @@ func newTestRoute(t *testing.T, upstream string, k *config.ProxyKerberos, d Dele
 	reg := prometheus.NewRegistry()
 	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
 	opts := Options{
-		Apps:      []config.ProxyApp{{ID: "app", Host: "app.example.test", PathPrefix: "/", Upstream: u, Timeout: 5 * time.Second, PreAuth: "passthrough", Kerberos: k}},
-		Delegator: d, Directory: dir, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+		Apps:  []config.ProxyApp{{ID: "app", Host: "app.example.test", PathPrefix: "/", Upstream: u, Timeout: 5 * time.Second, PreAuth: "passthrough", Kerberos: k}},
+		Realm: "EXAMPLE.TEST", Delegator: d, Directory: dir, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
 		Log: slog.New(slog.DiscardHandler), Registerer: reg,
 	}
 	s, err := New(opts)
@@ -225,5 +225,44 @@ func TestLoginIdentities(t *testing.T) {
 		AlternateUPNAttribute: "extensionAttribute1", Send: "always"}, d, fakeDirectory{})
 	if w := send("GET", "", alice); w.Header().Get(refusal.HeaderReason) != string(reason.LoginIdentityMissing) || len(d.calls) != 0 {
 		t.Fatalf("missing alternate UPN: %d %q", w.Code, w.Header().Get(refusal.HeaderReason))
+	}
+}
+
+// Issue 13, item 2: a user of a trusted realm is delegated by UPN in their own realm;
+// a name-only login identity is refused, with no KDC request, unless the app maps
+// their realm explicitly.
+func TestLoginIdentitiesOfForeignRealmUsers(t *testing.T) {
+	up, _ := authOnly(t)
+	partner := &identity.Identity{Principal: "administrator@PARTNER.TEST", UPN: "administrator@partner.test",
+		SAMAccountName: "administrator", Realm: "PARTNER.TEST", SID: "S-1-5-21-1-2-3-500"}
+	route := func(identity string, mapped ...string) (func(string, string, *identity.Identity) *httptest.ResponseRecorder, *recordingDelegator) {
+		d := &recordingDelegator{}
+		return newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: identity,
+			AlternateUPNAttribute: "extensionAttribute1", Send: "always", MapForeignRealms: mapped}, d, fakeDirectory{alt: "admin@partner.example"}), d
+	}
+	for _, li := range []string{"sam_account_name", "upn_user_part", "alternate_upn_user_part"} {
+		send, d := route(li)
+		w := send("GET", "", partner)
+		if w.Code != 403 || w.Header().Get(refusal.HeaderReason) != string(reason.LoginIdentityForeignRealm) || len(d.calls) != 0 {
+			t.Errorf("%s: got %d %q, delegations %+v", li, w.Code, w.Header().Get(refusal.HeaderReason), d.calls)
+		}
+		send, d = route(li, "PARTNER.TEST")
+		if w := send("GET", "", partner); w.Code != 200 || len(d.calls) != 1 || d.calls[0].Realm != "PARTNER.TEST" || d.calls[0].Enterprise {
+			t.Errorf("%s mapped: got %d, delegations %+v", li, w.Code, d.calls)
+		}
+	}
+	for li, want := range map[string]Principal{
+		"upn":           {Name: "administrator@partner.test", Enterprise: true, Realm: "PARTNER.TEST"},
+		"alternate_upn": {Name: "admin@partner.example", Enterprise: true, Realm: "PARTNER.TEST"},
+	} {
+		send, d := route(li)
+		if w := send("GET", "", partner); w.Code != 200 || len(d.calls) != 1 || d.calls[0] != want {
+			t.Errorf("%s: got %d, delegations %+v, want %+v", li, w.Code, d.calls, want)
+		}
+	}
+	// The own realm's users are unaffected, and carry no realm.
+	send, d := route("sam_account_name")
+	if w := send("GET", "", alice); w.Code != 200 || len(d.calls) != 1 || d.calls[0] != (Principal{Name: "alice"}) {
+		t.Errorf("alice: got %d, delegations %+v", w.Code, d.calls)
 	}
 }

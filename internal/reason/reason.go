@@ -35,6 +35,8 @@ const (
 	TicketExpired     Code = "ticket_expired"
 	TicketNotYetValid Code = "ticket_not_yet_valid"
 	ClientMismatch    Code = "client_mismatch"
+	TicketInvalid     Code = "ticket_invalid"
+	ForeignRealm      Code = "foreign_realm"
 	Replay            Code = "replay"
 	ReplayCacheFull   Code = "replay_cache_full"
 	PACInvalid        Code = "pac_invalid"
@@ -69,6 +71,9 @@ const (
 	UpstreamUnavailable   Code = "upstream_unavailable"
 	UpstreamRefusedTicket Code = "upstream_refused_ticket"
 	LoginIdentityMissing  Code = "login_identity_missing"
+	// LoginIdentityForeignRealm: a name-only login identity for a user of
+	// another realm (it would name the local account of the same name).
+	LoginIdentityForeignRealm Code = "login_identity_foreign_realm"
 )
 
 // The KDC's refusals of constrained delegation (application proxy).
@@ -166,6 +171,14 @@ var Catalog = map[Code]Entry{
 		"The authenticator was made by a different principal than the ticket's owner.",
 		"Retry.",
 		"This indicates a broken or malicious client."},
+	TicketInvalid: {http.StatusUnauthorized, "Ticket not yet validated",
+		"The Kerberos ticket carries the INVALID flag (a postdated ticket not yet validated by the KDC), which servers must refuse (RFC 4120 §2.2).",
+		"Get a fresh ticket (klist purge, or lock and unlock your session) and retry.",
+		"The client sent a postdated ticket without having it validated at the KDC (kinit -v). Nothing to change on kerbgate; the log names the client."},
+	ForeignRealm: {http.StatusForbidden, "Account from another domain",
+		"Your account belongs to a Kerberos realm (domain or forest) this server does not accept users from.",
+		"Sign in with an account of the server's own domain, or contact your administrator.",
+		"The ticket's client realm (logged as client_realm) is neither kerberos.realm nor in kerberos.trusted_realms. If users of that trusted forest or domain should sign in, add its realm, in upper case, to kerberos.trusted_realms."},
 	Replay: {http.StatusUnauthorized, "Replayed sign-in",
 		"This exact Kerberos authenticator was already used.",
 		"Retry: your browser will make a fresh one.",
@@ -177,11 +190,11 @@ var Catalog = map[Code]Entry{
 	PACInvalid: {http.StatusUnauthorized, "Invalid authorization data",
 		"The ticket's PAC (group membership data) could not be verified.",
 		"Contact your administrator.",
-		"The PAC's server signature or client name does not match: a forged ticket, or a keytab for another account."},
+		"The PAC's server signature, its PAC_CLIENT_INFO (missing, another client name, or a time other than the ticket's authtime) or its encoding does not match the ticket: a forged or tampered ticket, or a keytab for another account. The logged facts name the check."},
 	UserNotFound: {http.StatusForbidden, "Account not found",
 		"Your Windows account was not found in the directory.",
 		"Contact your administrator.",
-		"The signed-in principal has no user object under directory.base_dn (searched by UPN, then sAMAccountName): check base_dn, or the account was deleted."},
+		"The signed-in user has no user object under directory.base_dn, searched by the SID from the ticket's PAC (objectSid), never by name: check base_dn, or the account was deleted. A user of a trusted realm is only found if base_dn holds their account (a global catalog or that domain); a ticket without a PAC from another realm cannot be looked up at all."},
 	UserDisabled: {http.StatusForbidden, "Account disabled",
 		"Your account is disabled in Active Directory.",
 		"Contact your administrator or help desk.",
@@ -250,6 +263,10 @@ var Catalog = map[Code]Entry{
 		"Your account has no value for the name this application signs you in with.",
 		"Contact your administrator.",
 		"proxy.apps[].kerberos.login_identity names an attribute the account lacks (UPN, or alternate_upn_attribute): set it in AD or pick another login identity."},
+	LoginIdentityForeignRealm: {http.StatusForbidden, "Single sign-on not available for your domain",
+		"This application signs you in by a bare account name, which for an account of another domain would name a different account of this domain.",
+		"Contact your administrator.",
+		"proxy.apps[].kerberos.login_identity is sam_account_name, upn_user_part or alternate_upn_user_part, and the user's realm (logged as user_realm) is not kerberos.realm: kerbgate would ask for the local account of the same name. Use login_identity upn or alternate_upn for users of trusted realms, or, if the upstream's realm really holds these users under these names, list the realm in proxy.apps[].kerberos.map_foreign_realms (the name is then delegated in that realm)."},
 	DelegationNotAllowed: {http.StatusBadGateway, "Single sign-on to the application is not allowed",
 		"The domain does not allow this gateway to sign you in to the application.",
 		"Contact your administrator.",

@@ -76,7 +76,7 @@ func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, 
 	if f == proxy.RawKerberos {
 		format = s4u.RawKerberos
 	}
-	return d.c.TokenInfo(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise}, spn, format)
+	return d.c.TokenInfo(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise, Realm: user.Realm}, spn, format)
 }
 
 // newDelegator builds the KDC client of proxy.delegation and exports its counters.

@@ -92,13 +92,15 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		return nil, err
 	}
 	acc, err := acceptor.New(acceptor.Config{
-		Keyring:   kr,
-		SPNs:      cfg.Kerberos.SPNs,
-		Realm:     cfg.Kerberos.Realm,
-		Enctypes:  cfg.Kerberos.Enctypes,
-		ClockSkew: cfg.Kerberos.ClockSkew,
-		Replay:    replayCache,
-		Now:       opts.Now,
+		Keyring: kr,
+		SPNs:    cfg.Kerberos.SPNs,
+		Realm:   cfg.Kerberos.Realm,
+		// Users of trusted realms only: kerberos.trusted_realms.
+		TrustedRealms: cfg.Kerberos.TrustedRealms,
+		Enctypes:      cfg.Kerberos.Enctypes,
+		ClockSkew:     cfg.Kerberos.ClockSkew,
+		Replay:        replayCache,
+		Now:           opts.Now,
 	})
 	if err != nil {
 		return fail(err)

@@ -437,3 +437,25 @@ func TestKeytabHotReloadAcrossPasswordChange(t *testing.T) {
 		t.Errorf("after a broken keytab: %d %q", res.status, res.headers.Get("Kerbgate-Reason"))
 	}
 }
+
+// Item 8: a real MIT client limited to RC4 gets an RC4 session key (with an AES
+// ticket, since svc-gw allows AES): kerbgate's AES-only policy refuses it.
+func TestRC4SessionKeyFromRealClientIsRefusedUnlessAllowed(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	g := startGateway(t, baseConfig(r))
+	cc := r.KinitConf(t, "alice", r.Krb5ConfRC4)
+	res := g.curl(r, cc, r.Krb5ConfRC4, g.url("sso.example.test", "/whoami"))
+	if res.status != 401 || res.headers.Get("Kerbgate-Reason") != "enctype_not_allowed" {
+		t.Fatalf("got %d %q, want 401 enctype_not_allowed\n%s", res.status, res.headers.Get("Kerbgate-Reason"), res.body)
+	}
+	if l := g.logs.String(); !strings.Contains(l, `"session_enctype":"rc4-hmac"`) || !strings.Contains(l, `"ticket_enctype":"aes256-cts-hmac-sha1-96"`) {
+		t.Errorf("log does not name the session key's enctype:\n%s", grepLines(l, "enctype_not_allowed"))
+	}
+	cfg := baseConfig(r)
+	cfg.Kerberos.Enctypes = append(cfg.Kerberos.Enctypes, 23)
+	g2 := startGateway(t, cfg)
+	if res := g2.curl(r, cc, r.Krb5ConfRC4, g2.url("sso.example.test", "/whoami")); res.status != 200 {
+		t.Fatalf("rc4-hmac allowed but got %d %q", res.status, res.headers.Get("Kerbgate-Reason"))
+	}
+}

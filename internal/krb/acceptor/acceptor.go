@@ -2,10 +2,15 @@
 // service's keys only, no call to the KDC.
 //
 // It owns the checks between "bytes of an AP-REQ" and "this is alice, in these groups":
-// accepted SPN and realm, enctype policy, key lookup across keytabs and key versions,
-// ticket and authenticator decryption, ticket lifetime, clock skew, client name
-// agreement, replay detection, PAC verification, and the AP-REP for mutual
-// authentication. Every refusal is a *reason.Error carrying the facts an administrator
+// accepted SPN and realm, the client's realm (own or trusted), enctype policy (for the
+// ticket, its session key and the authenticator's subkey), key lookup across keytabs
+// and key versions, ticket and authenticator decryption, the ticket's INVALID flag,
+// ticket lifetime, clock skew, client name agreement, replay detection, PAC
+// verification (server signature, PAC_CLIENT_INFO name and time), and the AP-REP for
+// mutual authentication.
+//
+// Realms are compared exactly, case included: RFC 4120 §6.1 makes realm names case
+// sensitive, and AD writes its realms in upper case (configuration insists on it). Every refusal is a *reason.Error carrying the facts an administrator
 // needs. It must not know about HTTP, SPNEGO framing or configuration files: callers
 // hand it policy as a Config.
 package acceptor
@@ -48,6 +53,10 @@ type Config struct {
 	SPNs []string
 	// Realm is the service's realm; tickets from other realms are refused.
 	Realm string
+	// TrustedRealms are the client realms accepted besides Realm: users of trusted
+	// domains and forests, whose tickets our KDC issues after a referral. A ticket
+	// whose client realm is neither is refused with reason.ForeignRealm.
+	TrustedRealms []string
 	// Enctypes are the ticket enctypes accepted (DefaultEnctypes when empty).
 	Enctypes []int32
 	// ClockSkew is the largest accepted difference between the client's and our clock
@@ -191,7 +200,19 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	if err := wire.ParseEncTicketPart(plain, &etp); err != nil {
 		return nil, reason.New(reason.MalformedToken, "ticket decrypts but does not decode", "error", err.Error())
 	}
-
+	client := etp.CName.String() + "@" + etp.CRealm
+	if etp.Flags&flagInvalid != 0 {
+		return nil, reason.New(reason.TicketInvalid, "ticket has the INVALID flag (RFC 4120 §2.2)",
+			"client", client, "ticket_flags", fmt.Sprintf("%#08x", etp.Flags))
+	}
+	// The session key is what protects the authenticator and everything after it:
+	// the enctype policy applies to it as to the ticket (an RC4-only client gets an
+	// RC4 session key even for an AES ticket).
+	if !a.enctypeAllowed(etp.Key.KeyType) {
+		return nil, reason.New(reason.EnctypeNotAllowed, "session key enctype is not allowed",
+			"client", client, "session_enctype", EnctypeName(etp.Key.KeyType), "ticket_enctype", EnctypeName(etype),
+			"allowed_enctypes", enctypeNames(a.enctypes), "spn", spn)
+	}
 	sessionKey, err := kcrypto.NewKey(etp.Key.KeyType, etp.Key.Value)
 	if err != nil {
 		return nil, reason.New(reason.EnctypeNotAllowed, "session key enctype is not supported",
@@ -205,10 +226,22 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	if err := wire.ParseAuthenticator(authPlain, &auth); err != nil {
 		return nil, reason.New(reason.MalformedToken, "authenticator does not decode", "error", err.Error())
 	}
-	client := etp.CName.String() + "@" + etp.CRealm
 	if !auth.CName.Equal(etp.CName) || auth.CRealm != etp.CRealm {
 		return nil, reason.New(reason.ClientMismatch, "authenticator names another client than the ticket",
 			"ticket_client", client, "authenticator_client", auth.CName.String()+"@"+auth.CRealm)
+	}
+	// A subkey, when sent, replaces the session key for the GSS-API context
+	// (RFC 4121 §2): the same policy applies.
+	if auth.SubKey != nil && !a.enctypeAllowed(auth.SubKey.KeyType) {
+		return nil, reason.New(reason.EnctypeNotAllowed, "authenticator subkey enctype is not allowed",
+			"client", client, "subkey_enctype", EnctypeName(auth.SubKey.KeyType),
+			"allowed_enctypes", enctypeNames(a.enctypes), "spn", spn)
+	}
+	if !a.realmAccepted(etp.CRealm) {
+		return nil, reason.New(reason.ForeignRealm, "the client's realm is neither this server's realm nor a trusted one",
+			"client", client, "client_realm", etp.CRealm, "realm", a.cfg.Realm,
+			"trusted_realms", strings.Join(a.cfg.TrustedRealms, ","),
+			"fix", "add the realm to kerberos.trusted_realms if its users may sign in")
 	}
 
 	now := a.now()
@@ -318,11 +351,22 @@ func (a *Acceptor) readPAC(etp *wire.EncTicketPart, ticketKey *kcrypto.Key, res 
 	if err := p.VerifyServerSignature(ticketKey); err != nil {
 		return reason.New(reason.PACInvalid, "PAC server signature does not verify", "error", err.Error())
 	}
-	// The PAC's client name is the ticket's client name without realm (MS-PAC
-	// §2.7); a mismatch means the PAC was lifted from another ticket.
-	if cn := etp.CName.String(); p.ClientName != "" && !strings.EqualFold(p.ClientName, cn) {
+	// PAC_CLIENT_INFO binds the PAC to its ticket (MS-PAC §2.7): its name is the
+	// ticket's client name without realm and its ClientId the ticket's authtime. A
+	// PAC without it, or with another name or time, was lifted from another ticket.
+	cn := etp.CName.String()
+	if !p.HasClientInfo {
+		return reason.New(reason.PACInvalid, "PAC has no PAC_CLIENT_INFO", "ticket_client", cn)
+	}
+	if !strings.EqualFold(p.ClientName, cn) {
 		return reason.New(reason.PACInvalid, "PAC client name differs from the ticket's client",
 			"pac_client", p.ClientName, "ticket_client", cn)
+	}
+	// KerberosTime has whole seconds; FILETIME has 100 ns.
+	if ct := p.ClientInfoTime.Truncate(time.Second); !ct.Equal(etp.AuthTime) {
+		return reason.New(reason.PACInvalid, "PAC_CLIENT_INFO time differs from the ticket's authtime",
+			"ticket_client", cn, "ticket_authtime", etp.AuthTime.UTC().Format(time.RFC3339),
+			"pac_client_info_time", ct.UTC().Format(time.RFC3339))
 	}
 	id := &res.Identity
 	res.HasPAC = true
@@ -366,6 +410,23 @@ func (a *Acceptor) apRep(sessionKey *kcrypto.Key, auth *wire.Authenticator) ([]b
 func (a *Acceptor) spnAccepted(spn string) bool {
 	for _, s := range a.spns {
 		if strings.EqualFold(s, spn) {
+			return true
+		}
+	}
+	return false
+}
+
+// flagInvalid is the INVALID ticket flag (RFC 4120 §5.3, bit 7).
+const flagInvalid = 1 << (31 - 7)
+
+// realmAccepted reports whether users of realm may sign in: the service's own realm
+// or a trusted one, compared exactly (see the package comment).
+func (a *Acceptor) realmAccepted(realm string) bool {
+	if realm == a.cfg.Realm {
+		return true
+	}
+	for _, r := range a.cfg.TrustedRealms {
+		if r == realm {
 			return true
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
+	"github.com/kerbgate/kerbgate/internal/krb/pac"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/krb/wire"
 	"github.com/kerbgate/kerbgate/internal/reason"
@@ -57,6 +58,12 @@ func (f *fixture) cred(t testing.TB, mutate func(*krbtest.TicketSpec)) *initiato
 	s := krbtest.TicketSpec{ServiceKey: f.key, KVNO: 2, SPN: spn, Realm: realm, Client: []string{"alice"}, CRealm: realm}
 	if mutate != nil {
 		mutate(&s)
+	}
+	// A PAC's PAC_CLIENT_INFO time must be the ticket's authtime: take it from there.
+	if s.PAC != nil && s.AuthTime.IsZero() {
+		if p, err := pac.Parse(s.PAC); err == nil && p.HasClientInfo {
+			s.AuthTime = p.ClientInfoTime
+		}
 	}
 	c, err := krbtest.Forge(s)
 	if err != nil {

@@ -88,6 +88,8 @@ type Options struct {
 	AuthorizationData []wire.AuthorizationData
 	// Client overrides the client name in the authenticator (tests of client_mismatch).
 	Client *wire.PrincipalName
+	// SubKey, when set, is sent as the authenticator's subkey (RFC 4120 §5.5.1).
+	SubKey *kcrypto.Key
 	// Rand supplies the confounder and sequence number; crypto/rand when nil.
 	Rand io.Reader
 }
@@ -133,6 +135,9 @@ func (c *Credential) APReq(o Options) ([]byte, error) {
 		SeqNumber:     binary.BigEndian.Uint32(seq[:]) & 0x3fffffff,
 		HasSeqNumber:  true,
 		Authorization: o.AuthorizationData,
+	}
+	if o.SubKey != nil {
+		auth.SubKey = &wire.EncryptionKey{KeyType: o.SubKey.EType(), Value: o.SubKey.Value()}
 	}
 	plain, err := wire.MarshalAuthenticator(&auth)
 	if err != nil {

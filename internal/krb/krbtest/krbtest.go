@@ -28,6 +28,9 @@ type TicketSpec struct {
 	EndTime    time.Time
 	// SessionEType is the session key enctype; the service key's when zero.
 	SessionEType int32
+	// Flags are the ticket flags (RFC 4120 §5.3, bit 0 the most significant);
+	// forwardable, renewable, initial and pre-authent when zero.
+	Flags uint32
 	// PAC, when set, is placed in AD-IF-RELEVANT → AD-WIN2K-PAC.
 	PAC []byte
 }
@@ -63,9 +66,12 @@ func Forge(s TicketSpec) (*initiator.Credential, error) {
 	if s.SessionEType == 0 {
 		s.SessionEType = s.ServiceKey.EType()
 	}
+	if s.Flags == 0 {
+		s.Flags = 0x40e10000 // forwardable, renewable, initial, pre-authent
+	}
 	sk := RandomKey(s.SessionEType)
 	etp := wire.EncTicketPart{
-		Flags:     0x40e10000, // forwardable, renewable, initial, pre-authent
+		Flags:     s.Flags,
 		Key:       wire.EncryptionKey{KeyType: sk.EType(), Value: sk.Value()},
 		CRealm:    s.CRealm,
 		CName:     wire.PrincipalName{NameType: 1, Components: s.Client},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Errors. Every decoding failure wraps ErrMalformed.
@@ -63,6 +64,11 @@ type PAC struct {
 	// ClientName is PAC_CLIENT_INFO.Name: the ticket's client name without realm.
 	// Empty when the PAC has no PAC_CLIENT_INFO buffer.
 	ClientName string
+	// HasClientInfo reports whether the PAC has a PAC_CLIENT_INFO buffer;
+	// ClientInfoTime is its ClientId, the ticket's authtime (MS-PAC §2.7), in UTC
+	// (zero when the FILETIME is 0).
+	HasClientInfo  bool
+	ClientInfoTime time.Time
 
 	// From UPN_DNS_INFO. SAMAccountName falls back to EffectiveName when the
 	// buffer has no SAM name (no S flag).
@@ -186,7 +192,11 @@ func Parse(b []byte) (*PAC, error) {
 		case typeKDCSig:
 			p.KDCSignature, err = decodeSignature(buf, o)
 		case typeClientInfo:
+			p.HasClientInfo = true
 			err = decodeClientInfo(buf, o, &st)
+			if err == nil {
+				p.ClientInfoTime = fromFiletime(binary.LittleEndian.Uint64(buf))
+			}
 		case typeUPNDNSInfo:
 			p.HasUPNDNSInfo = true
 			err = decodeUPNDNSInfo(buf, o, &st)
@@ -241,6 +251,16 @@ func decodeClientInfo(buf []byte, off int, st *parsed) error {
 	}
 	st.clientName = ustr{off + 10, l / 2}
 	return nil
+}
+
+// fromFiletime converts a FILETIME (100 ns since 1601-01-01 UTC); zero for 0.
+func fromFiletime(ft uint64) time.Time {
+	if ft == 0 {
+		return time.Time{}
+	}
+	const epochDiff = 116444736000000000 // 1601 → 1970 in 100 ns
+	secs := (int64(ft/10_000_000) - epochDiff/10_000_000)
+	return time.Unix(secs, int64(ft%10_000_000)*100).UTC()
 }
 
 // decodeUPNDNSInfo reads UPN_DNS_INFO (MS-PAC §2.10). Offsets are relative to the

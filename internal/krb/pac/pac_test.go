@@ -1,6 +1,8 @@
 package pac
 
 import (
+	"time"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -355,5 +357,29 @@ func TestUTF16(t *testing.T) {
 	writeUTF16(&sb, []byte{0x00, 0xd8, 0x41, 0x00, 0x00, 0xdc})
 	if got := sb.String(); got != "\uFFFDA\uFFFD" {
 		t.Errorf("unpaired surrogates: %q", got)
+	}
+}
+
+func TestClientInfoTimeAndPresence(t *testing.T) {
+	srv, kdc := mustKey(t, kcrypto.AES256SHA1, 1), mustKey(t, kcrypto.AES256SHA1, 2)
+	at := time.Date(2026, 12, 2, 5, 30, 7, 0, time.UTC)
+	o := BuildOptions{UserName: "alice", DomainSID: "S-1-5-21-1-2-3", UserRID: 1104, AuthTime: at}
+	b, err := Build(o, srv, kdc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.HasClientInfo || !p.ClientInfoTime.Equal(at) || p.ClientName != "alice" {
+		t.Errorf("client info %v %v %q, want %v", p.HasClientInfo, p.ClientInfoTime, p.ClientName, at)
+	}
+	o.OmitClientInfo = true
+	if b, err = Build(o, srv, kdc); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = Parse(b); err != nil || p.HasClientInfo || !p.ClientInfoTime.IsZero() {
+		t.Errorf("without PAC_CLIENT_INFO: %v %v %v", err, p.HasClientInfo, p.ClientInfoTime)
 	}
 }

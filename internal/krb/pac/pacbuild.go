@@ -33,6 +33,10 @@ type BuildOptions struct {
 	// LogonServer defaults to "DC01".
 	LogonServer string
 	AuthTime    time.Time
+	// OmitClientInfo leaves PAC_CLIENT_INFO out; ClientInfoTime, when set, is its
+	// ClientId instead of AuthTime (tests of the MS-PAC §2.7 checks).
+	OmitClientInfo bool
+	ClientInfoTime time.Time
 }
 
 // groupAttrs is SE_GROUP_MANDATORY | SE_GROUP_ENABLED_BY_DEFAULT | SE_GROUP_ENABLED.
@@ -73,6 +77,9 @@ func Build(o BuildOptions, serverKey, kdcKey *kcrypto.Key) ([]byte, error) {
 	kvi := buildLogonInfo(&o, dom, extra, res)
 
 	ft := filetime(o.AuthTime)
+	if !o.ClientInfoTime.IsZero() {
+		ft = filetime(o.ClientInfoTime)
+	}
 	name := utf16le(o.UserName)
 	ci := binary.LittleEndian.AppendUint64(nil, ft)
 	ci = binary.LittleEndian.AppendUint16(ci, uint16(len(name)))
@@ -122,6 +129,9 @@ func Build(o BuildOptions, serverKey, kdcKey *kcrypto.Key) ([]byte, error) {
 		{typeUPNDNSInfo, ud},
 		{typeServerSig, srvSig},
 		{typeKDCSig, kdcSig},
+	}
+	if o.OmitClientInfo {
+		bufs = append(bufs[:1], bufs[2:]...)
 	}
 	out := binary.LittleEndian.AppendUint32(nil, uint32(len(bufs)))
 	out = binary.LittleEndian.AppendUint32(out, 0)

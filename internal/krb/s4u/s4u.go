@@ -53,9 +53,22 @@ import (
 // User names the user a ticket is delegated for.
 type User struct {
 	// Name is "alice@example.test" when Enterprise (resolved by the KDC as a UPN,
-	// NT-ENTERPRISE), otherwise an account name like "alice" in the service's realm.
+	// NT-ENTERPRISE), otherwise an account name like "alice" in Realm.
 	Name       string
 	Enterprise bool
+	// Realm is the user's realm, sent as PA-FOR-USER's userRealm (MS-SFU 2.2.1);
+	// the service's realm (Config.Realm) when empty. A user of a trusted realm must
+	// carry theirs: with the service's realm, a bare name is the local account of
+	// that name.
+	Realm string
+}
+
+// realm is the user's realm, the service's when the user names none.
+func (u User) realm(service string) string {
+	if u.Realm != "" {
+		return u.Realm
+	}
+	return service
 }
 
 // Config is the service identity and the KDCs.
@@ -200,7 +213,7 @@ func (c *Client) Credential(ctx context.Context, user User, spn string) (*initia
 }
 
 func (c *Client) credential(ctx context.Context, user User, spn string) (*initiator.Credential, bool, error) {
-	key := cacheKey(user, spn)
+	key := c.cacheKey(user, spn)
 	now := c.now()
 	if cr, ok := c.cache.get(key, now); ok {
 		c.count(func(s *Stats) { s.CacheHits++ })
@@ -226,12 +239,14 @@ func (c *Client) credential(ctx context.Context, user User, spn string) (*initia
 	return cr, exchanged, nil
 }
 
-func cacheKey(u User, spn string) string {
+// cacheKey keeps users apart by name form, name and realm (alice of another realm
+// is another user), and tickets apart by SPN.
+func (c *Client) cacheKey(u User, spn string) string {
 	e := "p"
 	if u.Enterprise {
 		e = "e"
 	}
-	return e + "\x00" + strings.ToLower(u.Name) + "\x00" + strings.ToLower(spn)
+	return e + "\x00" + strings.ToLower(u.Name) + "\x00" + u.realm(c.cfg.Realm) + "\x00" + strings.ToLower(spn)
 }
 
 // refreshBefore is how long before its end a ticket is replaced: the larger of 5
@@ -320,14 +335,14 @@ func (c *Client) s4u2self(ctx context.Context, t *tgt, user User) (*messages.TGS
 	if err != nil {
 		return nil, err
 	}
-	pa, err := paForUser(user, c.cfg.Realm, t.key)
+	pa, err := c.paForUser(user, t.key)
 	if err != nil {
 		return nil, reason.New(reason.Internal, "cannot build PA-FOR-USER", "error", err.Error())
 	}
 	req.PAData = append(req.PAData, pa)
 	rep, err := c.tgsExchange(ctx, req, t.key)
 	if err != nil {
-		return nil, c.kdcError("s4u2self", err, "user", user.Name)
+		return nil, c.kdcError("s4u2self", err, "user", user.Name, "user_realm", user.realm(c.cfg.Realm))
 	}
 	if !rep.Ticket.SName.Equal(self) && !strings.EqualFold(rep.Ticket.SName.PrincipalNameString(), c.cfg.Principal) {
 		return nil, reason.New(reason.Internal, "S4U2Self reply is for another service", "sname", rep.Ticket.SName.PrincipalNameString())
@@ -562,7 +577,13 @@ func krbErrorIn(err error) (messages.KRBError, bool) {
 	return messages.KRBError{}, false
 }
 
-// paForUser builds PA-FOR-USER (MS-SFU 2.2.1): the user's name and realm, the
+// paForUser is the PA-FOR-USER of S4U2Self for user, in the user's own realm.
+func (c *Client) paForUser(user User, key types.EncryptionKey) (types.PAData, error) {
+	return paForUser(user, user.realm(c.cfg.Realm), key)
+}
+
+// paForUser builds PA-FOR-USER (MS-SFU 2.2.1): the user's name and realm (realm is
+// the user's own, not necessarily the service's), the
 // authentication package "Kerberos", and a KERB_CHECKSUM_HMAC_MD5 checksum over them
 // keyed with the TGT session key (key usage 17).
 func paForUser(u User, realm string, key types.EncryptionKey) (types.PAData, error) {

@@ -1,6 +1,7 @@
 package s4u
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/iana/patype"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/types"
 
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
@@ -37,6 +44,57 @@ func TestForUserChecksumVector(t *testing.T) {
 	got := ForUserChecksum(10, []string{"alice@example.test"}, "EXAMPLE.TEST", key)
 	if hex.EncodeToString(got) != "a6b1927a2c051630bd9e9f8186ed8508" {
 		t.Fatalf("checksum %x", got)
+	}
+}
+
+// Issue 13, item 2: PA-FOR-USER carries the user's own realm, and the ticket cache
+// keeps a user of another realm apart from the local user of the same name.
+func TestPAForUserCarriesTheUsersRealm(t *testing.T) {
+	c, err := New(Config{Keytab: keytab.New(), Principal: "svc-gw", Realm: "EXAMPLE.TEST", KDCs: []string{"127.0.0.1:88"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := types.EncryptionKey{KeyType: 18, KeyValue: make([]byte, 32)}
+	for _, tc := range []struct {
+		user      User
+		realm     string
+		nameType  int32
+		component string
+	}{
+		{User{Name: "administrator", Realm: "PARTNER.TEST"}, "PARTNER.TEST", nametype.KRB_NT_PRINCIPAL, "administrator"},
+		{User{Name: "administrator@partner.test", Enterprise: true, Realm: "PARTNER.TEST"}, "PARTNER.TEST", nametype.KRB_NT_ENTERPRISE, "administrator@partner.test"},
+		{User{Name: "administrator"}, "EXAMPLE.TEST", nametype.KRB_NT_PRINCIPAL, "administrator"},
+	} {
+		pa, err := c.paForUser(tc.user, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct {
+			UserName    types.PrincipalName `asn1:"explicit,tag:0"`
+			UserRealm   string              `asn1:"generalstring,explicit,tag:1"`
+			Cksum       types.Checksum      `asn1:"explicit,tag:2"`
+			AuthPackage string              `asn1:"generalstring,explicit,tag:3"`
+		}
+		if pa.PADataType != patype.PA_FOR_USER {
+			t.Fatalf("padata type %d", pa.PADataType)
+		}
+		if _, err := asn1.Unmarshal(pa.PADataValue, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.UserRealm != tc.realm || v.UserName.NameType != tc.nameType || len(v.UserName.NameString) != 1 ||
+			v.UserName.NameString[0] != tc.component || v.AuthPackage != "Kerberos" {
+			t.Errorf("%+v: PA-FOR-USER %+v", tc.user, v)
+		}
+		if want := ForUserChecksum(tc.nameType, []string{tc.component}, tc.realm, key.KeyValue); !bytes.Equal(v.Cksum.Checksum, want) {
+			t.Errorf("%+v: checksum does not cover realm %s", tc.user, tc.realm)
+		}
+	}
+	spn := "HTTP/app.example.test"
+	if c.cacheKey(User{Name: "administrator"}, spn) == c.cacheKey(User{Name: "administrator", Realm: "PARTNER.TEST"}, spn) {
+		t.Error("the cache key does not tell the realms apart")
+	}
+	if c.cacheKey(User{Name: "alice"}, spn) != c.cacheKey(User{Name: "alice", Realm: "EXAMPLE.TEST"}, spn) {
+		t.Error("the service's realm spelled out is another cache entry")
 	}
 }
 
