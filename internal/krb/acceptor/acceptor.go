@@ -142,7 +142,8 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	spn := tkt.SName.String()
 	if !a.spnAccepted(spn) {
 		return nil, reason.New(reason.SPNMismatch, "ticket is for a service name this server does not accept",
-			"ticket_spn", spn, "accepted_spns", strings.Join(a.spns, ","))
+			"ticket_spn", spn, "accepted_spns", strings.Join(a.spns, ","), "setting", "kerberos.spns").
+			WithFix(reason.FixKerberosSPNs)
 	}
 	if !strings.EqualFold(tkt.Realm, a.cfg.Realm) {
 		return nil, reason.New(reason.RealmMismatch, "ticket is from another realm",
@@ -209,6 +210,9 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	if !auth.CName.Equal(etp.CName) || auth.CRealm != etp.CRealm {
 		return nil, reason.New(reason.ClientMismatch, "authenticator names another client than the ticket",
 			"ticket_client", client, "authenticator_client", auth.CName.String()+"@"+auth.CRealm)
+	}
+	if err := checkClientTarget(&auth, tkt, client); err != nil {
+		return nil, err
 	}
 
 	now := a.now()

@@ -91,3 +91,14 @@ func decodeClientTarget(b []byte) (string, bool) {
 	}
 	return s, true
 }
+
+// TargetNames reports whether a KERB_AUTH_DATA_CLIENT_TARGET name
+// ("HTTP/sso.example.test@EXAMPLE.TEST", realm optional) names spn ("HTTP/sso.example.test")
+// in realm, case-insensitively as AD compares SPNs.
+func TargetNames(target, spn, realm string) bool {
+	name, r := target, ""
+	if i := strings.LastIndex(target, "@"); i >= 0 {
+		name, r = target[:i], target[i+1:]
+	}
+	return strings.EqualFold(name, spn) && (r == "" || strings.EqualFold(r, realm))
+}
