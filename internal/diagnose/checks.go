@@ -27,6 +27,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
@@ -81,6 +82,9 @@ func Run(ctx context.Context, env *Env) []Finding {
 		if Worst(dirOK) != Fail {
 			if kr != nil {
 				out = append(out, CheckSPNs(ctx, env.Dir, kr, env.Cfg.Kerberos.Realm, env.Cfg.Kerberos.SPNs)...)
+			}
+			if p := env.Cfg.EPA.Policy; p.TokenChecking != epa.None && p.Flags&epa.NoServiceNameCheck == 0 {
+				out = append(out, CheckEPAAccounts(ctx, env.Dir, p.SPNs)...)
 			}
 			if env.User != "" {
 				out = append(out, CheckTokenSize(ctx, env))

@@ -1,14 +1,18 @@
 package server
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
+	"github.com/kerbgate/kerbgate/testrealm"
 )
 
 // refusalText sends a token built by the Go initiator to g and returns the status,
@@ -106,5 +110,44 @@ func TestSPNMismatchNamesTheRefusingSetting(t *testing.T) {
 	}
 	if !strings.Contains(g.logs.String(), `"setting":"epa.spns"`) {
 		t.Errorf("log does not name epa.spns:\n%s", g.logs.String())
+	}
+}
+
+// When the account holding epa.spns also holds SPNs this gateway does not accept,
+// service binding cannot tell a relayed token whose clear-text server name was
+// rewritten from clients that send no authenticator target name: kerbgate warns at
+// start-up, naming the account, the other SPNs and the fix.
+func TestStartupWarnsWhenEPASPNsShareAnAccount(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	other := "HTTP/" + randomHost(t, "epashare")
+	r.SambaTool(t, "spn", "add", other, "svc-gw")
+	t.Cleanup(func() {
+		if out, err := exec.Command("samba-tool", "spn", "delete", other, "svc-gw", "-s", r.SmbConf).CombinedOutput(); err != nil {
+			t.Logf("samba-tool spn delete %s: %v\n%s", other, err, out)
+		}
+	})
+
+	cfg := handoffConfig(t, r, "http://app.example.test:1")
+	cfg.EPA.Policy = epa.Policy{TokenChecking: epa.Allow, Flags: epa.Proxy | epa.ProxyCohosting, SPNs: []string{"HTTP/sso.example.test"}}
+	g := startGateway(t, cfg)
+	var line map[string]any
+	for _, l := range strings.Split(g.logs.String(), "\n") {
+		if strings.Contains(l, `"check":"epa_shared_account"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line == nil || line["level"] != "WARN" || line["account"] != "svc-gw" ||
+		!strings.Contains(fmt.Sprint(line["other_spns"]), other) || !strings.Contains(fmt.Sprint(line["fix"]), "own service account") {
+		t.Fatalf("no start-up warning naming svc-gw and %s:\n%s", other, g.logs.String())
+	}
+
+	// With EPA off there is no service binding to weaken: no warning.
+	cfg = handoffConfig(t, r, "http://app.example.test:1")
+	g = startGateway(t, cfg)
+	if strings.Contains(g.logs.String(), "epa_shared_account") {
+		t.Fatalf("warning without EPA:\n%s", g.logs.String())
 	}
 }

@@ -229,12 +229,20 @@ func checkSPNs(cfg *config.Config, log *slog.Logger, dir *directory.Directory, k
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	findings := diagnose.CheckSPNs(ctx, dir, kr, cfg.Kerberos.Realm, cfg.Kerberos.SPNs)
+	if p := cfg.EPA.Policy; p.TokenChecking != epa.None && p.Flags&epa.NoServiceNameCheck == 0 {
+		// A warning only: it describes what service binding can prove, not a fault.
+		findings = append(findings, diagnose.CheckEPAAccounts(ctx, dir, p.SPNs)...)
+	}
 	var problems []string
 	for _, f := range findings {
 		if f.Status == diagnose.OK {
 			continue
 		}
-		attrs := []any{"check", f.Check, "spn", f.Subject, "status", string(f.Status), "fix", f.Fix}
+		subject := "spn"
+		if f.Check == "epa_shared_account" {
+			subject = "subject"
+		}
+		attrs := []any{"check", f.Check, subject, f.Subject, "status", string(f.Status), "fix", f.Fix}
 		for k, v := range f.Facts {
 			attrs = append(attrs, k, v)
 		}
