@@ -281,7 +281,7 @@ var Catalog = map[Code]Entry{
 	OIDCTokenInvalid: {http.StatusBadGateway, "Sign-in not accepted",
 		"The identity provider's answer could not be verified.",
 		"Try again; if it persists, contact your administrator.",
-		"The code exchange or the ID token failed (the log names it): check proxy.apps[].oidc.client_id and its secret, the issuer URL, and the clocks."},
+		"The code exchange or the ID token failed, or the UserInfo answer named another subject than the ID token (the log names which): check proxy.apps[].oidc.client_id and its secret, the issuer URL, and the clocks; a UserInfo sub that differs (facts id_token_sub, userinfo_sub) is a provider fault to take to its administrator."},
 	OIDCClaimMissing: {http.StatusForbidden, "No user name from the identity provider",
 		"The identity provider did not say who you are in the way this application needs.",
 		"Contact your administrator.",
