@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kerbgate/kerbgate/internal/diagnose"
 	"github.com/kerbgate/kerbgate/testrealm"
@@ -75,5 +76,44 @@ func TestDoctorWithSambaProvisionedCA(t *testing.T) {
 	t.Logf("Samba's CA: %s", strings.TrimSpace(string(serial)))
 	if strings.Contains(string(serial), "serial=-") {
 		want(t, fs, diagnose.Warn, "directory_ca", samba, "RFC 5280")
+	}
+}
+
+// kerbgate serve (the real binary) starts with a negative-serial CA in
+// directory.ca_file and logs the same warning the doctor gives.
+func TestServeStartsWithNegativeSerialCA(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	ca := negativeSerialCA(t)
+	bin := filepath.Join(t.TempDir(), "kerbgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfg := doctorConfig(t, r, []string{r.GatewayKeytab}, []string{"HTTP/sso.example.test"}, "listen:\n  address: 127.0.0.1:0\n")
+	data, _ := os.ReadFile(cfg)
+	data = bytes.Replace(data, []byte("ca_file: "+r.CACert), []byte("ca_file: "+ca), 1)
+	data = bytes.Replace(data, []byte("kerberos:\n"), []byte("kerberos:\n  spn_check: off\n"), 1)
+	if err := os.WriteFile(cfg, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	srv := exec.Command(bin, "serve", "--config", cfg)
+	srv.Stdout, srv.Stderr = logFile, logFile
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !strings.Contains(logs(), "kerbgate listening"); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.Process.Kill()
+	srv.Wait()
+	out := logs()
+	if !strings.Contains(out, "kerbgate listening") || !strings.Contains(out, "negative serial number") || !strings.Contains(out, "RFC 5280") {
+		t.Fatalf("serve with a negative-serial CA:\n%s", out)
 	}
 }

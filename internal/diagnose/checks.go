@@ -27,7 +27,6 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
-	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
@@ -83,9 +82,7 @@ func Run(ctx context.Context, env *Env) []Finding {
 			if kr != nil {
 				out = append(out, CheckSPNs(ctx, env.Dir, kr, env.Cfg.Kerberos.Realm, env.Cfg.Kerberos.SPNs)...)
 			}
-			if p := env.Cfg.EPA.Policy; p.TokenChecking != epa.None && p.Flags&epa.NoServiceNameCheck == 0 {
-				out = append(out, CheckEPAAccounts(ctx, env.Dir, p.SPNs)...)
-			}
+			out = append(out, CheckEPAAccounts(ctx, env.Dir, env.Cfg.EPA.Policy)...)
 			if env.User != "" {
 				out = append(out, CheckTokenSize(ctx, env))
 			}

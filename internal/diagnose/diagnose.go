@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 )
 
@@ -186,7 +187,15 @@ func kvnoList(ks []uint32) string {
 // clients that send none (MIT, Heimdal, Chromium on Linux) leave service binding
 // nothing but the clear-text name. It matters most with the flag Proxy, where service
 // binding is the only Extended Protection check.
-func CheckEPAAccounts(ctx context.Context, dir Directory, epaSPNs []string) []Finding {
+func CheckEPAAccounts(ctx context.Context, dir Directory, p epa.Policy) []Finding {
+	if p.TokenChecking == epa.None || p.Flags&epa.NoServiceNameCheck != 0 {
+		return nil // no service binding to weaken
+	}
+	epaSPNs := p.SPNs
+	deployment := "channel binding still protects clients that bind to kerbgate's TLS; clients that send no bindings (curl, Chromium on Linux) are accepted on service binding alone"
+	if p.Flags&epa.Proxy != 0 {
+		deployment = "with the flag Proxy service binding is the only Extended Protection check, for every client"
+	}
 	var out []Finding
 	seen := map[string]bool{}
 	for _, spn := range epaSPNs {
@@ -209,8 +218,8 @@ func CheckEPAAccounts(ctx context.Context, dir Directory, epaSPNs []string) []Fi
 				continue
 			}
 			out = append(out, Finding{Status: Warn, Check: "epa_shared_account", Subject: o.SAMAccountName,
-				Message: fmt.Sprintf("the account holding %s also holds SPNs epa.spns does not accept: a token made for one of them by a client that sends no authenticator target name (MIT, Heimdal, Chromium on Linux) can be relayed here with its clear-text server name rewritten, and service binding cannot tell (Windows clients are protected: docs/epa.md)", spn),
-				Facts:   map[string]any{"account": o.SAMAccountName, "epa_spn": spn, "other_spns": strings.Join(others, ",")},
+				Message: fmt.Sprintf("the account holding %s also holds SPNs epa.spns does not accept: a token made for one of them by a client that sends no authenticator target name (MIT, Heimdal, Chromium on Linux) can be relayed here with its clear-text server name rewritten, and service binding cannot tell (Windows clients send the name encrypted, MS-KILE §3.2.5.8, and are protected: docs/epa.md); %s", spn, deployment),
+				Facts:   map[string]any{"account": o.SAMAccountName, "epa_spn": spn, "other_spns": strings.Join(others, ","), "epa_flags": p.Flags.String()},
 				Fix:     fmt.Sprintf("give kerbgate its own service account holding only the SPNs in epa.spns (move %s to another account: setspn -D / samba-tool spn delete, then register it there), or bind to the channel (TLS at kerbgate or epa.channel_binding_certificates) instead of flag Proxy", strings.Join(others, ", "))})
 		}
 	}

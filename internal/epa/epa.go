@@ -404,7 +404,7 @@ func (p *Policy) checkServiceName(res *Token) error {
 	}
 	if IsDotless(name) && p.Flags&AllowDotlessSpn == 0 {
 		return reason.New(reason.SPNDotless, "ticket is for a dotless (NetBIOS) service name",
-			"client", res.Client, "ticket_spn", name, "name_source", source)
+			"client", res.Client, "ticket_spn", name, "name_source", source, "setting", "epa.flags AllowDotlessSpn")
 	}
 	if p.Flags&NoServiceNameCheck != 0 {
 		return nil
