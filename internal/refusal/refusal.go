@@ -131,6 +131,9 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	for _, f := range e.Facts {
 		attrs = append(attrs, f)
 	}
+	if e.Fix != "" {
+		attrs = append(attrs, slog.String("fix", e.Fix))
+	}
 	level := slog.LevelWarn
 	switch {
 	case entry.Status >= 500:

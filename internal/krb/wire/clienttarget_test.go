@@ -49,3 +49,28 @@ func TestClientTarget(t *testing.T) {
 		t.Error("TargetNames")
 	}
 }
+
+// The target name comes from the network (inside an authenticator that decrypted):
+// decoding never panics, and a name it returns round-trips.
+func FuzzClientTarget(f *testing.F) {
+	f.Add(EncodeClientTarget("HTTP/sso.example.test@EXAMPLE.TEST"))
+	f.Add([]byte{0x00, 0xd8})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inner, err := MarshalAuthorizationData([]AuthorizationData{{Type: ADClientTarget, Data: data}})
+		if err != nil {
+			return
+		}
+		name, present, err := ClientTarget([]AuthorizationData{{Type: ADIfRelevant, Data: inner}})
+		if !present {
+			t.Fatal("element present but reported absent")
+		}
+		trimmed := data
+		for len(trimmed) >= 2 && trimmed[len(trimmed)-1] == 0 && trimmed[len(trimmed)-2] == 0 {
+			trimmed = trimmed[:len(trimmed)-2] // terminating NULs are tolerated
+		}
+		if err == nil && string(EncodeClientTarget(name)) != string(trimmed) {
+			t.Fatalf("%q does not round-trip to % x", name, data)
+		}
+	})
+}
