@@ -5,8 +5,9 @@
 // AllowDotlessSpn and ProxyCohosting.
 //
 // It owns the channel-binding arithmetic (RFC 5929 tls-server-end-point, the MD5 of
-// the GSS channel-bindings structure, RFC 4121 §4.1.1), reading the client's bindings
-// and its "I support channel binding" signal (MS-KILE KERB_AP_OPTIONS_CBT) out of the
+// the GSS channel-bindings structure, RFC 4121 §4.1.1), reading the client's bindings,
+// its "I support channel binding" signal (KERB_AP_OPTIONS_CBT) and the service name it
+// asked for (KERB_AUTH_DATA_CLIENT_TARGET, both MS-KILE §3.2.5.8) out of the
 // authenticator, and the policy. It must not verify tickets (the acceptor does), read
 // configuration files, or know about HTTP beyond the facts of one connection that the
 // caller hands it as a Channel. It depends on the wire types only, so that the

@@ -2,7 +2,8 @@
 // service's keys only, no call to the KDC.
 //
 // It owns the checks between "bytes of an AP-REQ" and "this is alice, in these groups":
-// accepted SPN and realm, enctype policy, key lookup across keytabs and key versions,
+// accepted SPN (checked against the name a Windows client authenticates in the
+// authenticator when it sends one, MS-KILE §3.2.5.8) and realm, enctype policy, key lookup across keytabs and key versions,
 // ticket and authenticator decryption, ticket lifetime, clock skew, client name
 // agreement, replay detection, PAC verification, and the AP-REP for mutual
 // authentication. Every refusal is a *reason.Error carrying the facts an administrator
