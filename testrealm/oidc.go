@@ -20,6 +20,9 @@ type OIDCOptions struct {
 	// User is the account the provider signs in (alice when empty): its claims are
 	// sub, upn (alice@example.test), preferred_username and email.
 	User string
+	// UserInfoSub, when set, is the sub the UserInfo endpoint answers instead of the
+	// ID token's (a provider OIDC Core §5.3.2 says must not be trusted).
+	UserInfoSub string
 }
 
 // OIDCProvider is npm's oidc-provider (testrealm/oidc/provider.mjs) under the
@@ -51,7 +54,7 @@ func StartOIDC(t testing.TB, o OIDCOptions) *OIDCProvider {
 	p.cmd = exec.Command("node", filepath.Join(dir, "provider.mjs"))
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "ISSUER="+p.Issuer, "CLIENT_ID="+o.ClientID,
-		"CLIENT_SECRET="+o.ClientSecret, "REDIRECT_URIS="+strings.Join(o.RedirectURIs, ","), "USER_ID="+o.User)
+		"CLIENT_SECRET="+o.ClientSecret, "REDIRECT_URIS="+strings.Join(o.RedirectURIs, ","), "USER_ID="+o.User, "USERINFO_SUB="+o.UserInfoSub)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kerbgate/kerbgate/internal/oidcauth"
 )
 
 // Proxy is the proxy section: internal web applications published through kerbgate,
@@ -294,11 +296,15 @@ func decodeProxyApp(m *mapping, trusted []string) ProxyApp {
 
 func decodeProxyOIDC(m *mapping) *ProxyOIDC {
 	o := &ProxyOIDC{UsernameClaim: "upn", Scopes: []string{"openid", "profile", "email"}}
-	f := m.field("issuer", "the OpenID provider's issuer URL, like https://login.example.com")
+	f := m.field("issuer", "the OpenID provider's issuer URL, https, like https://login.example.com")
 	if f.required() {
 		if s, ok := f.str(); ok {
 			if u, err := url.Parse(s); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				f.invalid("%s is not an http(s) URL", describe(f.val))
+			} else if u.Scheme == "http" && !oidcauth.PlainHTTPAllowed(u.Hostname()) {
+				// Discovery, the JWKS that verifies ID tokens and the code exchange all
+				// come from the issuer: over plain http anyone on the path signs users in.
+				f.errorf("%s is plain http; expected an https URL (http only for a provider on loopback or in a .test domain)", describe(f.val))
 			} else {
 				o.Issuer = s
 			}

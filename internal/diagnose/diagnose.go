@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 )
 
@@ -175,4 +176,52 @@ func kvnoList(ks []uint32) string {
 		s[i] = fmt.Sprint(k)
 	}
 	return strings.Join(s, ",")
+}
+
+// CheckEPAAccounts warns about each account that holds an SPN of epa.spns and also
+// SPNs that epa.spns does not list. The account's one key opens tickets for all of
+// them, and a ticket's server name travels in clear (RFC 4120 §5.3): a token a client
+// made for one of the other SPNs can be relayed here with its server name rewritten.
+// Windows clients put the name they asked for in the authenticator, encrypted
+// (KERB_AUTH_DATA_CLIENT_TARGET, MS-KILE §3.2.5.8), and kerbgate refuses the rewrite;
+// clients that send none (MIT, Heimdal, Chromium on Linux) leave service binding
+// nothing but the clear-text name. It matters most with the flag Proxy, where service
+// binding is the only Extended Protection check.
+func CheckEPAAccounts(ctx context.Context, dir Directory, p epa.Policy) []Finding {
+	if p.TokenChecking == epa.None || p.Flags&epa.NoServiceNameCheck != 0 {
+		return nil // no service binding to weaken
+	}
+	epaSPNs := p.SPNs
+	deployment := "channel binding still protects clients that bind to kerbgate's TLS; clients that send no bindings (curl, Chromium on Linux) are accepted on service binding alone"
+	if p.Flags&epa.Proxy != 0 {
+		deployment = "with the flag Proxy service binding is the only Extended Protection check, for every client"
+	}
+	var out []Finding
+	seen := map[string]bool{}
+	for _, spn := range epaSPNs {
+		owners, err := dir.SPNOwners(ctx, spn)
+		if err != nil {
+			continue // CheckSPNs reports an unreadable directory
+		}
+		for _, o := range owners {
+			if seen[o.DN] {
+				continue
+			}
+			seen[o.DN] = true
+			var others []string
+			for _, s := range o.SPNs {
+				if !slices.ContainsFunc(epaSPNs, func(e string) bool { return strings.EqualFold(e, s) }) {
+					others = append(others, s)
+				}
+			}
+			if len(others) == 0 {
+				continue
+			}
+			out = append(out, Finding{Status: Warn, Check: "epa_shared_account", Subject: o.SAMAccountName,
+				Message: fmt.Sprintf("the account holding %s also holds SPNs epa.spns does not accept: a token made for one of them by a client that sends no authenticator target name (MIT, Heimdal, Chromium on Linux) can be relayed here with its clear-text server name rewritten, and service binding cannot tell (Windows clients send the name encrypted, MS-KILE §3.2.5.8, and are protected: docs/epa.md); %s", spn, deployment),
+				Facts:   map[string]any{"account": o.SAMAccountName, "epa_spn": spn, "other_spns": strings.Join(others, ","), "epa_flags": p.Flags.String()},
+				Fix:     fmt.Sprintf("give kerbgate its own service account holding only the SPNs in epa.spns (move %s to another account: setspn -D / samba-tool spn delete, then register it there), or bind to the channel (TLS at kerbgate or epa.channel_binding_certificates) instead of flag Proxy", strings.Join(others, ", "))})
+		}
+	}
+	return out
 }

@@ -5,8 +5,9 @@
 // AllowDotlessSpn and ProxyCohosting.
 //
 // It owns the channel-binding arithmetic (RFC 5929 tls-server-end-point, the MD5 of
-// the GSS channel-bindings structure, RFC 4121 §4.1.1), reading the client's bindings
-// and its "I support channel binding" signal (MS-KILE KERB_AP_OPTIONS_CBT) out of the
+// the GSS channel-bindings structure, RFC 4121 §4.1.1), reading the client's bindings,
+// its "I support channel binding" signal (KERB_AP_OPTIONS_CBT) and the service name it
+// asked for (KERB_AUTH_DATA_CLIENT_TARGET, both MS-KILE §3.2.5.8) out of the
 // authenticator, and the policy. It must not verify tickets (the acceptor does), read
 // configuration files, or know about HTTP beyond the facts of one connection that the
 // caller hands it as a Channel. It depends on the wire types only, so that the
@@ -182,11 +183,11 @@ func BindingHash(b Binding) [16]byte {
 	return out
 }
 
-// Authorization data types of MS-KILE §2.2.8 (inside AD-IF-RELEVANT).
+// Authorization data of MS-KILE §3.2.5.8 (inside AD-IF-RELEVANT).
 const (
-	adIfRelevant     = 1
-	adAuthDataAPOpts = 143
-	apOptionsCBT     = 0x4000 // KERB_AP_OPTIONS_CBT
+	adIfRelevant     = wire.ADIfRelevant
+	adAuthDataAPOpts = wire.ADAuthDataAPOptions
+	apOptionsCBT     = wire.APOptionsCBT
 )
 
 // ClientBindings is what a client said about channel binding in its authenticator.
@@ -375,19 +376,46 @@ func (p *Policy) missing(res *Token, cb ClientBindings, ch Channel, why string) 
 // checkServiceName is service binding: the ticket must be for a name this service is
 // reached by. It matters most with a shared service account, whose one key opens
 // tickets for every SPN on that account.
+//
+// The ticket's server name travels in clear (RFC 4120 §5.3): whoever relays a token can
+// rewrite it to any other name on the same account. A Windows client also puts the
+// name it asked for in the authenticator, encrypted with the session key
+// (KERB_AUTH_DATA_CLIENT_TARGET, MS-KILE §3.2.5.8); when it is there, that name is
+// the one checked, and a ticket whose clear-text name differs is refused. Without it
+// (MIT, Heimdal, Chromium on Linux) the clear-text name is all there is: see
+// docs/epa.md, "What service binding can prove".
 func (p *Policy) checkServiceName(res *Token) error {
-	if IsDotless(res.SPN) && p.Flags&AllowDotlessSpn == 0 {
+	name, source := res.SPN, "ticket (clear text)"
+	target, present, err := wire.ClientTarget(res.AuthenticatorAD)
+	if err != nil {
+		return reason.New(reason.MalformedToken, "authenticator's target name (KERB_AUTH_DATA_CLIENT_TARGET) does not decode",
+			"client", res.Client, "ticket_spn", res.SPN, "error", err.Error())
+	}
+	if present {
+		svc := target
+		if i := strings.LastIndex(target, "@"); i >= 0 {
+			svc = target[:i]
+		}
+		if !strings.EqualFold(svc, res.SPN) {
+			return reason.New(reason.SPNMismatch, "ticket's clear-text server name differs from the name the client asked for (authenticator target name)",
+				"client", res.Client, "ticket_spn", res.SPN, "authenticator_target", target, "setting", "authenticator target name").
+				WithFix(reason.FixSPNRewritten)
+		}
+		name, source = svc, "authenticator target name"
+	}
+	if IsDotless(name) && p.Flags&AllowDotlessSpn == 0 {
 		return reason.New(reason.SPNDotless, "ticket is for a dotless (NetBIOS) service name",
-			"client", res.Client, "ticket_spn", res.SPN)
+			"client", res.Client, "ticket_spn", name, "name_source", source, "setting", "epa.flags AllowDotlessSpn")
 	}
 	if p.Flags&NoServiceNameCheck != 0 {
 		return nil
 	}
 	for _, s := range p.SPNs {
-		if strings.EqualFold(s, res.SPN) {
+		if strings.EqualFold(s, name) {
 			return nil
 		}
 	}
 	return reason.New(reason.SPNMismatch, "ticket is for a service name not in epa.spns (service binding)",
-		"client", res.Client, "ticket_spn", res.SPN, "epa_spns", strings.Join(p.SPNs, ","))
+		"client", res.Client, "ticket_spn", name, "name_source", source, "epa_spns", strings.Join(p.SPNs, ","), "setting", "epa.spns").
+		WithFix(reason.FixEPASPNs)
 }

@@ -216,3 +216,53 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+func targetAD(t *testing.T, name []byte) []wire.AuthorizationData {
+	t.Helper()
+	inner, err := wire.MarshalAuthorizationData([]wire.AuthorizationData{{Type: wire.ADClientTarget, Data: name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []wire.AuthorizationData{{Type: wire.ADIfRelevant, Data: inner}}
+}
+
+// Service binding judges the name the client put in its authenticator
+// (KERB_AUTH_DATA_CLIENT_TARGET, MS-KILE §3.2.5.8) when there is one, and refuses a
+// ticket whose clear-text name differs from it; each spn_mismatch names its setting.
+func TestServiceNameFromAuthenticatorTarget(t *testing.T) {
+	p := &Policy{TokenChecking: Allow, Flags: Proxy | ProxyCohosting, SPNs: []string{"HTTP/sso.example.test"}}
+	check := func(spn string, ad []wire.AuthorizationData) *reason.Error {
+		_, err := p.Check(&Token{SPN: spn, Client: "alice@EXAMPLE.TEST", AuthenticatorAD: ad}, Channel{})
+		if err == nil {
+			return nil
+		}
+		return reason.Of(err)
+	}
+	fact := func(e *reason.Error, k string) string {
+		for _, f := range e.Facts {
+			if f.Key == k {
+				return f.Value.String()
+			}
+		}
+		return ""
+	}
+	if e := check("HTTP/sso.example.test", targetAD(t, wire.EncodeClientTarget("HTTP/SSO.example.test@EXAMPLE.TEST"))); e != nil {
+		t.Fatalf("matching target: %v", e)
+	}
+	e := check("HTTP/sso.example.test", targetAD(t, wire.EncodeClientTarget("HTTP/other.example.test@EXAMPLE.TEST")))
+	if e == nil || e.Code != reason.SPNMismatch || fact(e, "authenticator_target") != "HTTP/other.example.test@EXAMPLE.TEST" || e.Fix != reason.FixSPNRewritten {
+		t.Fatalf("rewritten name: %v", e)
+	}
+	e = check("HTTP/sso.example.test", targetAD(t, []byte{0x48, 0x00, 0x54})) // odd length
+	if e == nil || e.Code != reason.MalformedToken {
+		t.Fatalf("malformed target: %v", e)
+	}
+	e = check("HTTP/other.example.test", nil)
+	if e == nil || e.Code != reason.SPNMismatch || fact(e, "setting") != "epa.spns" || e.Admin() != reason.FixEPASPNs {
+		t.Fatalf("epa.spns refusal: %v (%s)", e, e.Admin())
+	}
+	e = check("HTTP/sso", targetAD(t, wire.EncodeClientTarget("HTTP/sso@EXAMPLE.TEST")))
+	if e == nil || e.Code != reason.SPNDotless || fact(e, "name_source") != "authenticator target name" {
+		t.Fatalf("dotless target: %v", e)
+	}
+}

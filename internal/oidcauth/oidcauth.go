@@ -16,7 +16,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +60,9 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Issuer == "" || cfg.ClientID == "" || cfg.CookieKeys == nil || cfg.CallbackPath == "" {
 		return nil, errors.New("oidcauth: issuer, client id, cookie keys and callback path are required")
 	}
+	if why := insecureURL(cfg.Issuer); why != "" {
+		return nil, fmt.Errorf("oidcauth: issuer %s", why)
+	}
 	if cfg.UsernameClaim == "" {
 		cfg.UsernameClaim = "upn"
 	}
@@ -87,8 +93,52 @@ func (a *Authenticator) discover(ctx context.Context) (*oidc.Provider, error) {
 	if err != nil {
 		return nil, reason.New(reason.OIDCProviderUnavailable, "OpenID provider discovery failed", "issuer", a.cfg.Issuer, "error", err.Error())
 	}
+	// Every endpoint discovery names must be as safe as the issuer: the JWKS verifies
+	// ID tokens, and the token and UserInfo endpoints answer who signed in.
+	var meta struct {
+		JWKS string `json:"jwks_uri"`
+	}
+	_ = p.Claims(&meta)
+	for _, e := range []struct{ name, url string }{{"authorization_endpoint", p.Endpoint().AuthURL},
+		{"token_endpoint", p.Endpoint().TokenURL}, {"userinfo_endpoint", p.UserInfoEndpoint()}, {"jwks_uri", meta.JWKS}} {
+		if e.url == "" {
+			continue
+		}
+		if why := insecureURL(e.url); why != "" {
+			return nil, reason.New(reason.OIDCProviderUnavailable, "OpenID provider discovery names an endpoint that is not https",
+				"issuer", a.cfg.Issuer, "endpoint", e.name, "url", truncate(e.url), "problem", why)
+		}
+	}
 	a.provider = p
 	return p, nil
+}
+
+// insecureURL says why u cannot be trusted to reach an OpenID provider, or "": it
+// must be https, except for a provider on loopback or in a .test domain.
+func insecureURL(u string) string {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil || pu.Host == "":
+		return fmt.Sprintf("%q is not a URL", truncate(u))
+	case pu.Scheme == "https":
+		return ""
+	case pu.Scheme == "http" && PlainHTTPAllowed(pu.Hostname()):
+		return ""
+	}
+	return fmt.Sprintf("%q is not https (plain http only for a provider on loopback or in a .test domain)", truncate(u))
+}
+
+// PlainHTTPAllowed reports whether host may serve an OpenID provider over plain http:
+// loopback (127.0.0.0/8, ::1, localhost, RFC 6761 §6.3) or the .test top-level domain
+// (RFC 6761 §6.2), where tests run. Anywhere else a plain-http provider lets anyone on
+// the path sign users in.
+func PlainHTTPAllowed(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || strings.HasSuffix(host, ".test") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (a *Authenticator) oauth(p *oidc.Provider, r *http.Request) *oauth2.Config {
@@ -176,6 +226,12 @@ func (a *Authenticator) callback(r *http.Request, p *oidc.Provider) (*identity.I
 	if name == "" && a.cfg.UsernameClaim != "sub" {
 		// Providers put profile claims in the UserInfo answer rather than the ID token.
 		if ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			// The answer is about this user only if its sub is the ID token's
+			// (OIDC Core §5.3.2: otherwise "the UserInfo Response values MUST NOT be used").
+			if subtle.ConstantTimeCompare([]byte(ui.Subject), []byte(idt.Subject)) != 1 {
+				return nil, "", reason.New(reason.OIDCTokenInvalid, "the UserInfo answer names another subject than the ID token",
+					"issuer", a.cfg.Issuer, "id_token_sub", idt.Subject, "userinfo_sub", truncate(ui.Subject))
+			}
 			var uc map[string]any
 			if ui.Claims(&uc) == nil {
 				name, _ = uc[a.cfg.UsernameClaim].(string)

@@ -134,7 +134,7 @@ var Catalog = map[Code]Entry{
 	SPNMismatch: {http.StatusUnauthorized, "Ticket for another service",
 		"The Kerberos ticket was issued for a service name this server does not accept.",
 		"Contact your administrator.",
-		"Add the SPN the client asked for to kerberos.spns (with its keys in a keytab), or fix the DNS name / SPN registration that sent the client there."},
+		"The logged fact setting names the list that refused the ticket's service name: kerberos.spns (the names this server has keys for), epa.spns (Extended Protection service binding), or the name the client put in its authenticator (a ticket whose clear-text name was rewritten). Add the SPN to that list if clients may reach this service by it, or fix the DNS name / SPN registration that sent the client there."},
 	RealmMismatch: {http.StatusUnauthorized, "Ticket from another realm",
 		"The service ticket was issued by a realm this server does not accept.",
 		"Contact your administrator.",
@@ -298,7 +298,7 @@ var Catalog = map[Code]Entry{
 	OIDCTokenInvalid: {http.StatusBadGateway, "Sign-in not accepted",
 		"The identity provider's answer could not be verified.",
 		"Try again; if it persists, contact your administrator.",
-		"The code exchange or the ID token failed (the log names it): check proxy.apps[].oidc.client_id and its secret, the issuer URL, and the clocks."},
+		"The code exchange or the ID token failed, or the UserInfo answer named another subject than the ID token (the log names which): check proxy.apps[].oidc.client_id and its secret, the issuer URL, and the clocks; a UserInfo sub that differs (facts id_token_sub, userinfo_sub) is a provider fault to take to its administrator."},
 	OIDCClaimMissing: {http.StatusForbidden, "No user name from the identity provider",
 		"The identity provider did not say who you are in the way this application needs.",
 		"Contact your administrator.",
@@ -317,12 +317,38 @@ var Catalog = map[Code]Entry{
 		"kerbgate could not reach store.redis in time (the logged facts name the operation and the error): check that Redis is running and reachable from this node, its TLS certificate, and the ACL user and password. kerbgate refuses rather than skip the replay check or lose a token, and recovers on its own when Redis answers."},
 }
 
+// Fixes for spn_mismatch, which three checks give: each names the setting that refused.
+const (
+	FixKerberosSPNs = "kerberos.spns refused the ticket's service name (the fact ticket_spn): add the SPN the client asked for to kerberos.spns (with its keys in a keytab), or fix the DNS name / SPN registration that sent the client there."
+	FixEPASPNs      = "epa.spns (Extended Protection service binding) refused the ticket's service name (the fact ticket_spn), which kerberos.spns accepts: add it to epa.spns if clients may reach this service by that name; otherwise the token was made for another service on the same account and relayed here."
+	FixSPNRewritten = "The ticket's clear-text server name (ticket_spn) was changed after the client asked for authenticator_target: a token made for another service on the same service account was relayed here. There is nothing to add to kerberos.spns or epa.spns; give each service its own account (kerbgate doctor names accounts that share)."
+)
+
 // Error is a refusal: a code, a one-line detail for logs, and facts as slog
 // key-value pairs (never secrets).
 type Error struct {
 	Code   Code
 	Detail string
 	Facts  []slog.Attr
+	// Fix, when set, replaces the catalog's advice to the administrator for this one
+	// refusal: when one code has several causes (spn_mismatch from kerberos.spns or
+	// from epa.spns), it names the setting that refused.
+	Fix string
+}
+
+// WithFix sets the administrator's fix for this refusal and returns e.
+func (e *Error) WithFix(fix string) *Error {
+	e.Fix = fix
+	return e
+}
+
+// Admin is what the administrator should do about this refusal: its own fix, or the
+// catalog's.
+func (e *Error) Admin() string {
+	if e.Fix != "" {
+		return e.Fix
+	}
+	return Lookup(e.Code).Admin
 }
 
 // New returns a refusal with the given code and facts (alternating key, value).

@@ -131,6 +131,9 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	for _, f := range e.Facts {
 		attrs = append(attrs, f)
 	}
+	if e.Fix != "" {
+		attrs = append(attrs, slog.String("fix", e.Fix))
+	}
 	level := slog.LevelWarn
 	switch {
 	case entry.Status >= 500:
@@ -167,7 +170,7 @@ func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Err
 	page := pageData{Title: entry.Title, Cause: entry.Cause, User: entry.User, Ref: ref}
 	if rp.exposeReasons {
 		page.Code = string(e.Code)
-		page.Admin = entry.Admin
+		page.Admin = e.Admin()
 	}
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		h.Set("Content-Type", "text/html; charset=utf-8")

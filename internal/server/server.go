@@ -173,6 +173,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		}
 		closers = append(closers, d)
 		dir, dirImpl = d, d
+		for _, f := range diagnose.CheckDirectoryCA(cfg.Directory.CAFile) {
+			log.Warn("directory CA: "+f.Message, "check", f.Check, "ca_file", f.Subject, "status", string(f.Status), "fix", f.Fix)
+		}
 	}
 	if dirImpl != nil && cfg.Kerberos.SPNCheck != "off" {
 		if err := checkSPNs(cfg, log, dirImpl, kr); err != nil {
@@ -231,12 +234,18 @@ func checkSPNs(cfg *config.Config, log *slog.Logger, dir *directory.Directory, k
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	findings := diagnose.CheckSPNs(ctx, dir, kr, cfg.Kerberos.Realm, cfg.Kerberos.SPNs)
+	// A warning only: it describes what service binding can prove, not a fault.
+	findings = append(findings, diagnose.CheckEPAAccounts(ctx, dir, cfg.EPA.Policy)...)
 	var problems []string
 	for _, f := range findings {
 		if f.Status == diagnose.OK {
 			continue
 		}
-		attrs := []any{"check", f.Check, "spn", f.Subject, "status", string(f.Status), "fix", f.Fix}
+		subject := "spn"
+		if f.Check == "epa_shared_account" {
+			subject = "subject"
+		}
+		attrs := []any{"check", f.Check, subject, f.Subject, "status", string(f.Status), "fix", f.Fix}
 		for k, v := range f.Facts {
 			attrs = append(attrs, k, v)
 		}

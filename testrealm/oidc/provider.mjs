@@ -22,6 +22,18 @@ const provider = new Provider(issuer, {
   cookies: { keys: ['kerbgate-test-provider-cookie-key'] },
 });
 provider.proxy = true;
+// USERINFO_SUB makes the UserInfo answer name another subject than the ID token: a
+// misbehaving or mixed-up provider, which OIDC Core §5.3.2 says the client must refuse.
+if (process.env.USERINFO_SUB) {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/me' && ctx.status === 200 && ctx.body) {
+      const body = typeof ctx.body === 'string' ? JSON.parse(ctx.body) : { ...ctx.body };
+      body.sub = process.env.USERINFO_SUB;
+      ctx.body = body;
+    }
+  });
+}
 provider.use(async (ctx, next) => {
   const m = ctx.path.match(/^\/interaction\/([^/]+)$/);
   if (!m) return next();

@@ -2,15 +2,17 @@
 // service's keys only, no call to the KDC.
 //
 // It owns the checks between "bytes of an AP-REQ" and "this is alice, in these groups":
-// accepted SPN and realm, the client's realm (own or trusted), enctype policy (for the
-// ticket, its session key and the authenticator's subkey), key lookup across keytabs
-// and key versions, ticket and authenticator decryption, the ticket's INVALID flag,
-// ticket lifetime, clock skew, client name agreement, replay detection, PAC
-// verification (server signature, PAC_CLIENT_INFO name and time), and the AP-REP for
-// mutual authentication.
+// accepted SPN (checked against the name a Windows client authenticates in the
+// authenticator when it sends one, MS-KILE §3.2.5.8) and realm, the client's realm
+// (own or trusted), enctype policy (for the ticket, its session key and the
+// authenticator's subkey), key lookup across keytabs and key versions, ticket and
+// authenticator decryption, the ticket's INVALID flag, ticket lifetime, clock skew,
+// client name agreement, replay detection, PAC verification (server signature,
+// PAC_CLIENT_INFO name and time), and the AP-REP for mutual authentication.
 //
 // Realms are compared exactly, case included: RFC 4120 §6.1 makes realm names case
-// sensitive, and AD writes its realms in upper case (configuration insists on it). Every refusal is a *reason.Error carrying the facts an administrator
+// sensitive, and AD writes its realms in upper case (configuration insists on it).
+// Every refusal is a *reason.Error carrying the facts an administrator
 // needs. It must not know about HTTP, SPNEGO framing or configuration files: callers
 // hand it policy as a Config.
 package acceptor
@@ -151,7 +153,8 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	spn := tkt.SName.String()
 	if !a.spnAccepted(spn) {
 		return nil, reason.New(reason.SPNMismatch, "ticket is for a service name this server does not accept",
-			"ticket_spn", spn, "accepted_spns", strings.Join(a.spns, ","))
+			"ticket_spn", spn, "accepted_spns", strings.Join(a.spns, ","), "setting", "kerberos.spns").
+			WithFix(reason.FixKerberosSPNs)
 	}
 	if !strings.EqualFold(tkt.Realm, a.cfg.Realm) {
 		return nil, reason.New(reason.RealmMismatch, "ticket is from another realm",
@@ -242,6 +245,9 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 			"client", client, "client_realm", etp.CRealm, "realm", a.cfg.Realm,
 			"trusted_realms", strings.Join(a.cfg.TrustedRealms, ","),
 			"fix", "add the realm to kerberos.trusted_realms if its users may sign in")
+	}
+	if err := checkClientTarget(&auth, tkt, client); err != nil {
+		return nil, err
 	}
 
 	now := a.now()

@@ -90,6 +90,16 @@ type Options struct {
 	Client *wire.PrincipalName
 	// SubKey, when set, is sent as the authenticator's subkey (RFC 4120 §5.5.1).
 	SubKey *kcrypto.Key
+	// TargetName, when set, is sent as a Windows client sends the name it asked a
+	// ticket for: KERB_AUTH_DATA_CLIENT_TARGET (144), the server's name qualified with
+	// the realm ("HTTP/sso.example.test@EXAMPLE.TEST"), inside the first
+	// AD-IF-RELEVANT element of the authenticator (MS-KILE §3.2.5.8). It is encrypted
+	// with the session key, unlike the ticket's server name.
+	TargetName string
+	// TicketServerName, when set, rewrites the ticket's server name ("HTTP/host"), which
+	// travels in clear outside the ticket's encrypted part (RFC 4120 §5.3): what a
+	// relaying attacker can do. Tests of service binding only.
+	TicketServerName string
 	// Rand supplies the confounder and sequence number; crypto/rand when nil.
 	Rand io.Reader
 }
@@ -126,6 +136,16 @@ func (c *Credential) APReq(o Options) ([]byte, error) {
 	if o.Client != nil {
 		cname = *o.Client
 	}
+	ads, err := withTarget(o.AuthorizationData, o.TargetName)
+	if err != nil {
+		return nil, err
+	}
+	ticket := c.Ticket
+	if o.TicketServerName != "" {
+		if ticket, err = rewriteServerName(ticket, o.TicketServerName); err != nil {
+			return nil, err
+		}
+	}
 	auth := wire.Authenticator{
 		CRealm:        c.ClientRealm,
 		CName:         cname,
@@ -134,7 +154,7 @@ func (c *Credential) APReq(o Options) ([]byte, error) {
 		CTime:         now.Truncate(time.Second),
 		SeqNumber:     binary.BigEndian.Uint32(seq[:]) & 0x3fffffff,
 		HasSeqNumber:  true,
-		Authorization: o.AuthorizationData,
+		Authorization: ads,
 	}
 	if o.SubKey != nil {
 		auth.SubKey = &wire.EncryptionKey{KeyType: o.SubKey.EType(), Value: o.SubKey.Value()}
@@ -147,5 +167,51 @@ func (c *Credential) APReq(o Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wire.MarshalAPReq(apOptions, c.Ticket, wire.EncryptedData{EType: c.SessionKey.EType(), Cipher: ct})
+	return wire.MarshalAPReq(apOptions, ticket, wire.EncryptedData{EType: c.SessionKey.EType(), Cipher: ct})
+}
+
+// withTarget adds KERB_AUTH_DATA_CLIENT_TARGET to the first AD-IF-RELEVANT element of
+// ads (one is added first when there is none), as MS-KILE §3.2.5.8 places it.
+func withTarget(ads []wire.AuthorizationData, target string) ([]wire.AuthorizationData, error) {
+	if target == "" {
+		return ads, nil
+	}
+	elem := wire.AuthorizationData{Type: wire.ADClientTarget, Data: wire.EncodeClientTarget(target)}
+	out := append([]wire.AuthorizationData(nil), ads...)
+	for i, ad := range out {
+		if ad.Type != wire.ADIfRelevant {
+			continue
+		}
+		inner, err := wire.ParseAuthorizationData(ad.Data)
+		if err != nil {
+			return nil, fmt.Errorf("initiator: AD-IF-RELEVANT: %w", err)
+		}
+		data, err := wire.MarshalAuthorizationData(append(inner, elem))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = wire.AuthorizationData{Type: wire.ADIfRelevant, Data: data}
+		return out, nil
+	}
+	data, err := wire.MarshalAuthorizationData([]wire.AuthorizationData{elem})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, wire.AuthorizationData{Type: wire.ADIfRelevant, Data: data}), nil
+}
+
+// rewriteServerName replaces the clear-text server name of a DER ticket.
+func rewriteServerName(ticketDER []byte, spn string) ([]byte, error) {
+	// The ticket is decoded through an AP-REQ, the only envelope wire reads it from.
+	ap, err := wire.MarshalAPReq(0, ticketDER, wire.EncryptedData{EType: 18, Cipher: []byte{0}})
+	if err != nil {
+		return nil, err
+	}
+	var req wire.APReq
+	if err := req.Unmarshal(ap); err != nil {
+		return nil, fmt.Errorf("initiator: ticket does not decode: %w", err)
+	}
+	t := req.Ticket
+	t.SName = wire.PrincipalName{NameType: t.SName.NameType, Components: strings.Split(spn, "/")}
+	return wire.MarshalTicket(&t)
 }

@@ -1,5 +1,6 @@
 // Package wire decodes and encodes the Kerberos (RFC 4120) messages an acceptor handles:
-// AP-REQ, Ticket, EncTicketPart, Authenticator, AP-REP and EncAPRepPart.
+// AP-REQ, Ticket, EncTicketPart, Authenticator, AP-REP and EncAPRepPart, and the
+// authorization data Windows clients put in the authenticator (MS-KILE §3.2.5.8).
 //
 // It owns DER only. It must not decrypt, look up keys, read the clock or decide policy:
 // callers hand it bytes and get typed values (or an error) back. Every input may come
