@@ -69,6 +69,7 @@ const (
 	UpstreamUnavailable   Code = "upstream_unavailable"
 	UpstreamRefusedTicket Code = "upstream_refused_ticket"
 	LoginIdentityMissing  Code = "login_identity_missing"
+	PathNotCanonical      Code = "path_not_canonical"
 )
 
 // The KDC's refusals of constrained delegation (application proxy).
@@ -250,6 +251,10 @@ var Catalog = map[Code]Entry{
 		"Your account has no value for the name this application signs you in with.",
 		"Contact your administrator.",
 		"proxy.apps[].kerberos.login_identity names an attribute the account lacks (UPN, or alternate_upn_attribute): set it in AD or pick another login identity."},
+	PathNotCanonical: {http.StatusBadRequest, "Address not accepted",
+		"The address's path is written in a way that web servers read differently (an encoded / or \\, a NUL, double encoding, a disguised dot segment, or a spelling that names another application when case or trailing dots are ignored).",
+		"Use the link as the application gives it; do not edit the address by hand.",
+		"kerbgate routes proxy.apps on one canonical path (dot segments removed, slashes collapsed) and refuses paths that web servers decode in different ways, and paths that would select another proxy.apps route if compared as IIS does (without case, trailing dots and spaces, ;parameters or :streams); the log line has the raw path (truncated) and why. Ordinary links are never refused; an application that needs such paths must not share its path_prefix tree with an app of another pre_auth."},
 	DelegationNotAllowed: {http.StatusBadGateway, "Single sign-on to the application is not allowed",
 		"The domain does not allow this gateway to sign you in to the application.",
 		"Contact your administrator.",
