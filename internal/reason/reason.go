@@ -254,7 +254,7 @@ var Catalog = map[Code]Entry{
 	PathNotCanonical: {http.StatusBadRequest, "Address not accepted",
 		"The address's path is written in a way that web servers read differently (an encoded / or \\, a NUL, double encoding, a disguised dot segment, or a spelling that names another application when case or trailing dots are ignored).",
 		"Use the link as the application gives it; do not edit the address by hand.",
-		"kerbgate routes proxy.apps on one canonical path (dot segments removed, slashes collapsed) and refuses paths that web servers decode in different ways, and paths that would select another proxy.apps route if compared as IIS does (without case, trailing dots and spaces, ;parameters or :streams); the log line has the raw path (truncated) and why. Ordinary links are never refused; an application that needs such paths must not share its path_prefix tree with an app of another pre_auth."},
+		"kerbgate routes proxy.apps on one canonical path (dot segments removed, slashes collapsed) and refuses paths that web servers decode in different ways, and paths that would select another proxy.apps route if compared as IIS does (without case, trailing dots and spaces, ;parameters or :streams); the log line has the raw path (truncated) and why. Ordinary links are never refused; an application that needs such paths must not nest its path_prefix with another app's on the same host."},
 	DelegationNotAllowed: {http.StatusBadGateway, "Single sign-on to the application is not allowed",
 		"The domain does not allow this gateway to sign you in to the application.",
 		"Contact your administrator.",

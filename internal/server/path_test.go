@@ -216,7 +216,7 @@ func TestProxyPathVariantsGetPreAuthentication(t *testing.T) {
 	r.LockGateway(t, false)
 	ups := startPathUpstreams(t, r)
 	g := pathTestGateway(t, r, ups)
-	n := 0
+	n, outcomes := 0, map[string]int{}
 	for _, u := range ups {
 		before := u.accessLog()
 		sub, root := "sub-"+u.name+".test", "root-"+u.name+".test"
@@ -228,6 +228,10 @@ func TestProxyPathVariantsGetPreAuthentication(t *testing.T) {
 			for _, target := range targets[host] {
 				n++
 				got := rawGet(t, g, host, target, "")
+				outcomes[fmt.Sprintf("%d %s", got.status, got.reason)]++
+				if testing.Verbose() {
+					t.Logf("%s GET %s: %d %s", host, target, got.status, got.reason)
+				}
 				switch {
 				case got.status == 401 && got.reason == "no_token" && got.negoAll == "Negotiate":
 				case got.status == 400 && got.reason == "path_not_canonical":
@@ -244,7 +248,7 @@ func TestProxyPathVariantsGetPreAuthentication(t *testing.T) {
 			t.Errorf("%s received requests without sign-in:\n%s", u.name, seen)
 		}
 	}
-	t.Logf("%d variants of a protected path, on 2 upstreams", n)
+	t.Logf("%d requests (variants of a protected path on 2 hosts, 2 upstreams): %v", n, outcomes)
 }
 
 // allowed_groups is the protected route's check too: alice (not in staff) signs in,
