@@ -131,9 +131,9 @@ type route struct {
 	config.ProxyApp
 	foldPrefix string // httppath.FoldKey(PathPrefix)
 	rp         *httputil.ReverseProxy
-	preauth   PreAuthenticator
-	groupsMu  sync.Mutex
-	groupSIDs []string
+	preauth    PreAuthenticator
+	groupsMu   sync.Mutex
+	groupSIDs  []string
 }
 
 // New builds the service.
