@@ -248,6 +248,14 @@ func TestProxyPathVariantsGetPreAuthentication(t *testing.T) {
 			t.Errorf("%s received requests without sign-in:\n%s", u.name, seen)
 		}
 	}
+	// Every refusal is logged with the raw path and why.
+	logs := g.logs.String()
+	for _, want := range []string{`"reason":"path_not_canonical"`, `"raw_path":"/app%2fadmin/secret"`, `"detail":"path not canonical: encoded / (%2F)"`,
+		`"raw_path":"/app/ADMIN/secret"`, `"detail":"the path selects app sub-open-apache, but app sub-admin-apache where case`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %s in the gateway log", want)
+		}
+	}
 	t.Logf("%d requests (variants of a protected path on 2 hosts, 2 upstreams): %v", n, outcomes)
 }
 
