@@ -248,6 +248,18 @@ func TestProxyPathVariantsGetPreAuthentication(t *testing.T) {
 			t.Errorf("%s received requests without sign-in:\n%s", u.name, seen)
 		}
 	}
+	// kerbgate's own endpoints (a host with no app): net/http's ServeMux redirects
+	// unclean paths to the clean one, and each endpoint checks its own sign-in, so no
+	// spelling of /whoami answers without a ticket.
+	for _, target := range []string{"/whoami", "//whoami", "/./whoami", "/x/../whoami", "/%77hoami", "/whoami/", "/WHOAMI", "/whoami%2f", "/whoami;x"} {
+		got := rawGet(t, g, "sso.example.test", target, "")
+		if testing.Verbose() {
+			t.Logf("sso.example.test GET %s: %d %s", target, got.status, got.reason)
+		}
+		if got.status == 200 {
+			t.Errorf("kerbgate's own GET %s answered without sign-in: %q", target, firstLine(got.body))
+		}
+	}
 	// Every refusal is logged with the raw path and why.
 	logs := g.logs.String()
 	for _, want := range []string{`"reason":"path_not_canonical"`, `"raw_path":"/app%2fadmin/secret"`, `"detail":"path not canonical: encoded / (%2F)"`,
