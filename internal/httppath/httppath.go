@@ -189,9 +189,9 @@ func disguisedDot(seg string) bool {
 // FoldKey returns the key under which a lenient upstream compares a canonical path:
 // each segment fully decoded, cut at ";" (path parameters) and ":" (NTFS streams such
 // as "::$INDEX_ALLOCATION"), stripped of trailing dots and spaces, dropped if then
-// empty, and case-folded (Unicode simple folding: "ſ", "s" and "S" are one). Two
-// paths with the same key are the same file to IIS on NTFS. The key is for
-// comparison only, never for forwarding.
+// empty, and case-folded (upper case, then Unicode simple folding: "ſ", "s" and "S"
+// are one, and so are "ı", "i" and "I"). Two paths with the same key are the same
+// file to IIS on NTFS. The key is for comparison only, never for forwarding.
 func FoldKey(canonical string) string {
 	var b strings.Builder
 	b.Grow(len(canonical))
@@ -226,8 +226,11 @@ func FoldKey(canonical string) string {
 	return b.String()
 }
 
-// fold returns the smallest rune of r's case-folding orbit.
+// fold returns the smallest rune of the case-folding orbit of r's upper case: the
+// upper case first, as Windows compares names by upper-casing them ("ı", U+0131,
+// has no folding partner but is "I" in upper case).
 func fold(r rune) rune {
+	r = unicode.ToUpper(r)
 	min := r
 	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 		if f < min {

@@ -95,6 +95,8 @@ func TestFoldKey(t *testing.T) {
 		"/admin::$INDEX_ALLOCATION/": "/admin/",
 		"/app/":                      "/app/",
 		"/%C5%BFecure":               "/secure", // ſ (U+017F) folds with s and S
+		"/adm%C4%B1n":                "/admin",  // ı (U+0131) is I in upper case
+		"/%E2%84%AAey":               "/key",    // the Kelvin sign K (U+212A) folds with k
 		"/a/%20/b":                   "/a/b",
 		"/a/;x":                      "/a/",
 		"/%FF":                       "/\xff",
