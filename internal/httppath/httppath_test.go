@@ -211,3 +211,23 @@ func mustUnescape(t *testing.T, s string) string {
 	}
 	return u
 }
+
+// BenchmarkRoutePath is what Match adds per request: the canonical path and its
+// fold key, for a clean path and for one with escapes and dot segments.
+func BenchmarkRoutePath(b *testing.B) {
+	for name, p := range map[string]string{
+		"clean":   "/apps/intranet/reports/2026/q4/summary.html",
+		"unclean": "/apps//intranet/./reports/x/../2026/%71%34/summary%20final.html",
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c, err := Canonical(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = FoldKey(c)
+			}
+		})
+	}
+}
