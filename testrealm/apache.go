@@ -25,7 +25,11 @@ type ApacheOptions struct {
 //   - /whoami (Kerberos required): a CGI answering "user=<REMOTE_USER>", the
 //     request method and the request body, with the header X-User;
 //   - /private/ (Kerberos required): a static page, for benchmarks;
-//   - /public/ (no authentication): a static page.
+//   - /public/ (no authentication): a static page;
+//   - /admin/secret (no authentication): a static page ("admin secret"), the file
+//     a proxy test protects with kerbgate's pre-authentication.
+//
+// Every request is in its access log (AccessLog).
 type Apache struct {
 	Port int
 	URL  string // http://127.0.0.1:PORT
@@ -48,7 +52,7 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	// Apache's children run as www-data: everything they read or write is theirs.
-	for _, d := range []string{"htdocs", "htdocs/public", "htdocs/private", "cgi", "rcache", "run"} {
+	for _, d := range []string{"htdocs", "htdocs/public", "htdocs/private", "htdocs/admin", "cgi", "rcache", "run"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -65,6 +69,7 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	write("http.keytab", string(kt), 0o640)
 	write("htdocs/public/index.html", "public page\n", 0o644)
 	write("htdocs/private/index.html", "private page\n", 0o644)
+	write("htdocs/admin/secret", "admin secret\n", 0o644)
 	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-User: %s\\r\\n\\r\\n' \"$REMOTE_USER\"\n"+
 		"printf 'user=%s\\nmethod=%s\\nbody=' \"$REMOTE_USER\" \"$REQUEST_METHOD\"\ncat\n", 0o755)
 	run := func(args ...string) {
@@ -96,6 +101,8 @@ ScriptSock %[2]s/run/cgisock
 User www-data
 Group www-data
 ErrorLog %[2]s/error.log
+LogFormat "%%>s \"%%r\"" kerbgate
+CustomLog %[2]s/access.log kerbgate
 LogLevel warn auth_gssapi:info
 TypesConfig /etc/mime.types
 DocumentRoot %[2]s/htdocs
@@ -175,6 +182,13 @@ ScriptAlias /whoami %[2]s/cgi/whoami
 
 func (a *Apache) output() string {
 	b, _ := os.ReadFile(filepath.Join(a.dir, "stdout.log"))
+	return string(b)
+}
+
+// AccessLog returns Apache's access log: one line per request, `STATUS "REQUEST
+// LINE"`, the request line exactly as Apache received it.
+func (a *Apache) AccessLog() string {
+	b, _ := os.ReadFile(filepath.Join(a.dir, "access.log"))
 	return string(b)
 }
 

@@ -80,13 +80,14 @@ stool() { # samba-tool SUBCOMMAND... with our config (-s goes after the subcomma
 PACKAGES=(samba samba-ad-dc samba-ad-provision krb5-user winbind ldb-tools smbclient
   python3-gssapi chromium curl psmisc
   # Real peers for the other capabilities: an IWA upstream (proxy, benchmarks), a
-  # load balancer (farm, Extended Protection scenarios), Redis (farm), faketime (doctor).
-  apache2 libapache2-mod-auth-gssapi haproxy redis-server faketime)
+  # load balancer (farm, Extended Protection scenarios), Redis (farm), faketime (doctor),
+  # nginx (a second real upstream for the proxy's path tests).
+  apache2 libapache2-mod-auth-gssapi haproxy redis-server faketime nginx)
 
 packages_missing() {
   local b
   for b in samba samba-tool smbd winbindd kinit kvno klist ldbadd ldbmodify ldbsearch \
-    smbclient chromium curl killall apache2 haproxy redis-server faketime; do
+    smbclient chromium curl killall apache2 haproxy redis-server faketime nginx; do
     command -v "$b" >/dev/null 2>&1 || { echo "$b"; return 0; }
   done
   # samba-ad-dc only recommends the provisioning data; without it provision fails.
@@ -94,6 +95,21 @@ packages_missing() {
   /usr/bin/python3 -c 'import gssapi' >/dev/null 2>&1 || { echo python3-gssapi; return 0; }
   [ -f /usr/lib/apache2/modules/mod_auth_gssapi.so ] || { echo libapache2-mod-auth-gssapi; return 0; }
   return 1
+}
+
+# Debian's nginx package starts a system nginx on port 80 (unless policy-rc.d forbids
+# it). Tests run their own (testrealm.StartNginx); stop and disable the system one so
+# that nothing depends on it. Stopped by the pid in its own pid file only.
+stop_system_nginx() {
+  local pid
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  fi
+  pid=$(tr -dc 0-9 </run/nginx.pid 2>/dev/null) || true
+  if pid_alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ]; then
+    kill "$pid" 2>/dev/null || true
+    log "stopped the system nginx (pid $pid)"
+  fi
 }
 
 ensure_packages() {
@@ -115,6 +131,7 @@ EOF
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${PACKAGES[@]}" >&2 || die "apt-get install ${PACKAGES[*]} failed"
   missing=$(packages_missing) && die "still missing after install: $missing"
+  stop_system_nginx
   log "packages installed"
 }
 

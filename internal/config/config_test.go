@@ -1172,6 +1172,23 @@ func TestParseInvalidSections(t *testing.T) {
 			want: []string{`6:24: sso.browser_session_ttl: "1000h" is too long; expected a duration from 1m to 720h (30 days), like 8h`},
 		},
 		{
+			name: "proxy path_prefix not canonical",
+			src: valid + "proxy:\n  apps:\n    - id: a\n      host: app.example.test\n      path_prefix: /app//x/\n      upstream: http://127.0.0.1:8080\n      pre_auth: passthrough\n" +
+				"    - id: b\n      host: b.example.test\n      path_prefix: /b%2f/\n      upstream: http://127.0.0.1:8080\n      pre_auth: passthrough\n",
+			want: []string{
+				`9:20: proxy.apps[0].path_prefix: "/app//x/" is not a canonical path (its canonical form is /app/x/); expected a canonical path starting with "/", like /app/`,
+				`14:20: proxy.apps[1].path_prefix: "/b%2f/" is not a canonical path (encoded / (%2F)); expected a canonical path starting with "/", like /app/`,
+			},
+		},
+		{
+			name: "proxy path_prefixes differing only in case",
+			src: valid + "proxy:\n  apps:\n    - id: a\n      host: app.example.test\n      path_prefix: /app/\n      upstream: http://127.0.0.1:8080\n      pre_auth: passthrough\n" +
+				"    - id: b\n      host: APP.example.test\n      path_prefix: /App./\n      upstream: http://127.0.0.1:8080\n      pre_auth: passthrough\n",
+			want: []string{
+				`14:20: proxy.apps[1].path_prefix: /App./ on host app.example.test is /app/ of proxy.apps[0] to an upstream that ignores case and trailing dots (IIS); expected path prefixes that differ otherwise`,
+			},
+		},
+		{
 			name: "app not a mapping",
 			src:  valid + "sso:\n  apps: [demo]\n",
 			want: []string{`6:10: sso.apps[0]: got "demo"; expected an application: a mapping with at least id, redirect_uris and secret_hash`},

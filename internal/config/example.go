@@ -240,7 +240,8 @@ epa:
 #   apps:
 #     - id: intranet
 #       host: app.example.test          # the external name browsers use
-#       path_prefix: /
+#       path_prefix: /                 # compared exactly, case included, with the
+#                                       # request's canonical path (docs/proxy.md)
 #       upstream: http://intranet.internal:8080
 #       # upstream_ca_file: /etc/kerbgate/internal-ca.pem
 #       preserve_host: false

@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kerbgate/kerbgate/internal/httppath"
 	"github.com/kerbgate/kerbgate/internal/oidcauth"
 )
 
@@ -47,7 +48,11 @@ type ProxyApp struct {
 	ID string
 	// Host is the external host name browsers use (the Host header, without port).
 	Host string
-	// PathPrefix is the path under Host this app serves; "/" by default.
+	// PathPrefix is the path under Host this app serves; "/" by default. It is a
+	// canonical path (no "//", dot segments or lower-case escapes) compared with the
+	// request's canonical path exactly, case included (RFC 3986 paths are
+	// case-sensitive, as Apache and nginx treat them); a request that would pick
+	// another app if compared without case (IIS) is refused. See docs/proxy.md, Paths.
 	PathPrefix string
 	// Upstream is the internal application's base URL.
 	Upstream *url.URL
@@ -130,6 +135,7 @@ func decodeProxy(m *mapping, c *Config) {
 	items, _ := f.list(appExpect)
 	seenID := map[string]string{}
 	seenRoute := map[string]string{}
+	seenFold := map[string][2]string{} // host + httppath.FoldKey(path_prefix) -> prefix, app
 	needDelegation := false
 	for _, it := range items {
 		app := decodeProxyApp(it.mapping(appExpect), c.Kerberos.TrustedRealms)
@@ -141,10 +147,20 @@ func decodeProxy(m *mapping, c *Config) {
 		}
 		if app.Host != "" {
 			route := strings.ToLower(app.Host) + app.PathPrefix
-			if first, dup := seenRoute[route]; dup {
+			first, dup := seenRoute[route]
+			if dup {
 				it.d.errorAt(it.path+".host", posOf(it.at), "host %s and path_prefix %s are the route of %s too; expected each route once", app.Host, app.PathPrefix, first)
 			}
 			seenRoute[route] = it.path
+			// Prefixes are compared exactly; one that is another's to an upstream
+			// ignoring case (IIS) would make every request to it ambiguous.
+			fold := strings.ToLower(app.Host) + httppath.FoldKey(app.PathPrefix)
+			if first, seen := seenFold[fold]; seen && !dup {
+				it.d.errorAt(it.path+".path_prefix", posOf(it.at), "%s on host %s is %s of %s to an upstream that ignores case and trailing dots (IIS); expected path prefixes that differ otherwise",
+					app.PathPrefix, strings.ToLower(app.Host), first[0], first[1])
+			} else if !seen {
+				seenFold[fold] = [2]string{app.PathPrefix, it.path}
+			}
 		}
 		if app.Kerberos != nil {
 			needDelegation = true
@@ -221,10 +237,14 @@ func decodeProxyApp(m *mapping, trusted []string) ProxyApp {
 			}
 		}
 	}
-	f = m.field("path_prefix", `a path starting with "/", like /app/`)
+	f = m.field("path_prefix", `a canonical path starting with "/", like /app/`)
 	if s, ok := f.str(); ok {
 		if !strings.HasPrefix(s, "/") {
 			f.invalid("%s does not start with /", describe(f.val))
+		} else if c, err := httppath.Canonical(s); err != nil {
+			f.invalid("%s is not a canonical path (%s)", describe(f.val), err.(*httppath.Error).Why)
+		} else if c != s {
+			f.invalid("%s is not a canonical path (its canonical form is %s)", describe(f.val), c)
 		} else {
 			a.PathPrefix = s
 		}

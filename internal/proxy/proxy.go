@@ -9,6 +9,12 @@
 // 401), the proxy session cookie, the audit event per delegation, and the 502 pages
 // for failures. It must not talk to the KDC or the directory itself (Delegator and
 // Directory do), nor verify Kerberos tokens (the Negotiate middleware does).
+//
+// Routing is on the request's canonical path (package httppath), never on the raw
+// one: a path with no canonical form, or one that would select another app on an
+// upstream that ignores case, trailing dots or ;parameters (IIS), is refused with
+// path_not_canonical before any app sees it, and the upstream receives exactly the
+// canonical path that was routed, mapped under its base path.
 package proxy
 
 import (
@@ -25,7 +31,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +40,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/httppath"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
@@ -118,6 +124,9 @@ type Options struct {
 type Service struct {
 	opts   Options
 	routes map[string][]*route // by lower-case host, longest prefix first
+	// lenient holds the same routes by lower-case host, longest fold key of the
+	// prefix first: the route an IIS-like upstream would see.
+	lenient map[string][]*route
 
 	requests    *prometheus.CounterVec
 	delegations *prometheus.CounterVec
@@ -126,10 +135,11 @@ type Service struct {
 type route struct {
 	svc *Service
 	config.ProxyApp
-	rp        *httputil.ReverseProxy
-	preauth   PreAuthenticator
-	groupsMu  sync.Mutex
-	groupSIDs []string
+	foldPrefix string // httppath.FoldKey(PathPrefix)
+	rp         *httputil.ReverseProxy
+	preauth    PreAuthenticator
+	groupsMu   sync.Mutex
+	groupSIDs  []string
 }
 
 // New builds the service.
@@ -149,7 +159,7 @@ func New(o Options) (*Service, error) {
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 8 * time.Hour
 	}
-	s := &Service{opts: o, routes: map[string][]*route{}}
+	s := &Service{opts: o, routes: map[string][]*route{}, lenient: map[string][]*route{}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_proxy_requests_total", Help: "Requests to published applications, by app and outcome (forwarded, refused).",
 	}, []string{"app", "outcome"})
@@ -164,7 +174,12 @@ func New(o Options) (*Service, error) {
 		}
 	}
 	for _, a := range o.Apps {
-		rt := &route{svc: s, ProxyApp: a}
+		// Requests are routed on canonical paths: a prefix in another form would
+		// never match, or match what it does not say.
+		if c, err := httppath.Canonical(a.PathPrefix); err != nil || c != a.PathPrefix {
+			return nil, fmt.Errorf("proxy: app %s: path_prefix %q is not a canonical path (no //, dot segments, %%2F or lower-case escapes)", a.ID, a.PathPrefix)
+		}
+		rt := &route{svc: s, ProxyApp: a, foldPrefix: httppath.FoldKey(a.PathPrefix)}
 		switch a.PreAuth {
 		case "iwa":
 			if o.SignIn == nil {
@@ -194,17 +209,30 @@ func New(o Options) (*Service, error) {
 			ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 		}
 		host := strings.ToLower(a.Host)
-		s.routes[host] = append(s.routes[host], rt)
-	}
-	for _, rs := range s.routes {
-		// Longest prefix first, so /app/admin/ wins over /app/.
-		for i := 1; i < len(rs); i++ {
-			for j := i; j > 0 && len(rs[j].PathPrefix) > len(rs[j-1].PathPrefix); j-- {
-				rs[j], rs[j-1] = rs[j-1], rs[j]
+		for _, other := range s.routes[host] {
+			if other.foldPrefix == rt.foldPrefix {
+				return nil, fmt.Errorf("proxy: apps %s and %s: path_prefix %q and %q differ only in case, trailing dots or ;parameters; an upstream like IIS cannot tell them apart",
+					other.ID, a.ID, other.PathPrefix, a.PathPrefix)
 			}
 		}
+		s.routes[host] = append(s.routes[host], rt)
+		s.lenient[host] = append(s.lenient[host], rt)
+	}
+	for host := range s.routes {
+		// Longest prefix first, so /app/admin/ wins over /app/.
+		sortRoutes(s.routes[host], func(rt *route) string { return rt.PathPrefix })
+		sortRoutes(s.lenient[host], func(rt *route) string { return rt.foldPrefix })
 	}
 	return s, nil
+}
+
+// sortRoutes orders rs by the length of key, longest first (stable).
+func sortRoutes(rs []*route, key func(*route) string) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && len(key(rs[j])) > len(key(rs[j-1])); j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
 }
 
 func transport(a config.ProxyApp) (*http.Transport, error) {
@@ -232,18 +260,98 @@ func transport(a config.ProxyApp) (*http.Transport, error) {
 }
 
 // Match returns the handler of the app published at the request's host and path,
-// or nil.
+// or nil when the host publishes none at that path. On a published host, a path
+// with no canonical form, or whose app would differ on a lenient upstream, gets a
+// handler that refuses it with path_not_canonical.
+//
+// Prefixes compare with the canonical path exactly, case included: RFC 3986 paths
+// are case-sensitive and so are Apache and nginx, so /App/ is not /app/. An upstream
+// that ignores case (IIS) would serve /ADMIN/secret as /admin/secret, so a path
+// whose app under comparison by httppath.FoldKey is not its app under exact
+// comparison is refused rather than sent to either.
 func (s *Service) Match(r *http.Request) http.Handler {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	for _, rt := range s.routes[strings.ToLower(host)] {
-		if strings.HasPrefix(r.URL.Path, rt.PathPrefix) || r.URL.Path+"/" == rt.PathPrefix {
-			return rt
+	host = strings.ToLower(host)
+	routes := s.routes[host]
+	if len(routes) == 0 {
+		return nil
+	}
+	raw := httppath.Raw(r)
+	canon, err := httppath.Canonical(raw)
+	if err != nil {
+		return s.refusePath(raw, err.Error(), nil)
+	}
+	var exact, lenient *route
+	for _, rt := range routes {
+		if httppath.HasPrefix(canon, rt.PathPrefix) {
+			exact = rt
+			break
 		}
 	}
-	return nil
+	key := httppath.FoldKey(canon)
+	for _, rt := range s.lenient[host] {
+		if httppath.HasPrefix(key, rt.foldPrefix) {
+			lenient = rt
+			break
+		}
+	}
+	if lenient != exact {
+		why := fmt.Sprintf("the path selects app %s, but app %s where case, trailing dots and spaces, ;parameters or :streams are ignored (IIS)",
+			routeID(exact), routeID(lenient))
+		return s.refusePath(raw, why, exact)
+	}
+	if exact == nil {
+		return nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exact.ServeHTTP(w, withPath(r, canon))
+	})
+}
+
+func routeID(rt *route) string {
+	if rt == nil {
+		return "(none: kerbgate's own endpoints)"
+	}
+	return rt.ID
+}
+
+// withPath returns r with its URL's path replaced by the canonical path p, so that
+// pre-authentication, the session cookie, refusal logs and the upstream all see the
+// path that was routed. The query is the client's, unchanged.
+func withPath(r *http.Request, p string) *http.Request {
+	r2 := r.WithContext(context.WithValue(r.Context(), pathKey{}, p))
+	u := *r.URL
+	u.Path, u.RawPath = httppath.Decode(p), p
+	r2.URL = &u
+	r2.RequestURI = u.RequestURI()
+	return r2
+}
+
+// pathKey holds the canonical path a request was routed on.
+type pathKey struct{}
+
+// maxLoggedPath bounds the raw path in refusal logs.
+const maxLoggedPath = 256
+
+// refusePath answers path_not_canonical: the request reaches no app and no
+// upstream. The log has the raw path (truncated) and why; rt is the app the exact
+// path selected, if any, for its refused count.
+func (s *Service) refusePath(raw, why string, rt *route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		shown := raw
+		if len(shown) > maxLoggedPath {
+			shown = shown[:maxLoggedPath] + "..."
+		}
+		facts := []any{"raw_path", shown, "host", r.Host}
+		if rt != nil {
+			facts = append(facts, "app", rt.ID)
+			s.requests.WithLabelValues(rt.ID, "refused").Inc()
+		}
+		s.opts.Reporter.Refuse(w, r, reason.New(reason.PathNotCanonical, why, facts...))
+	})
 }
 
 // Wrap returns a handler that serves published apps and passes other requests to next.
@@ -265,6 +373,7 @@ type ctxKey struct{}
 // request is what a proxied request carries through the reverse proxy.
 type request struct {
 	in   *http.Request      // the browser's request
+	path string             // the canonical path it was routed on
 	id   *identity.Identity // nil for passthrough
 	user Principal
 }
@@ -526,22 +635,38 @@ func (rt *route) forward(w http.ResponseWriter, r *http.Request, req *request) {
 		req = &request{}
 	}
 	req.in = r
+	// Only the canonical path that was routed goes upstream. A request that did not
+	// come through Match is canonicalised here, and refused rather than forwarded
+	// when it has no canonical form or is not under this app's prefix.
+	p, ok := r.Context().Value(pathKey{}).(string)
+	if !ok {
+		var err error
+		if p, err = httppath.Canonical(httppath.Raw(r)); err != nil {
+			rt.refuse(w, r, reason.New(reason.PathNotCanonical, err.Error(), "app", rt.ID))
+			return
+		}
+	}
+	if !httppath.HasPrefix(p, rt.PathPrefix) {
+		rt.refuse(w, r, reason.New(reason.PathNotCanonical, "the path is not under the app's path_prefix", "app", rt.ID, "path_prefix", rt.PathPrefix))
+		return
+	}
+	req.path = p
 	rt.svc.requests.WithLabelValues(rt.ID, "forwarded").Inc()
 	rt.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, req)))
 }
 
 func (rt *route) rewrite(pr *httputil.ProxyRequest) {
-	// The path under the prefix maps onto the upstream's base path:
-	// https://app.example.test/apps/x/page -> http://internal/base/page.
-	if rt.PathPrefix != "/" {
-		// Cleaned, so that "/apps/x/../y" cannot climb above the upstream's base path.
-		suffix := path.Clean("/" + strings.TrimPrefix(pr.In.URL.Path, strings.TrimSuffix(rt.PathPrefix, "/")))
-		if strings.HasSuffix(pr.In.URL.Path, "/") && suffix != "/" {
-			suffix += "/"
-		}
-		pr.Out.URL.Path = suffix
-		pr.Out.URL.RawPath = ""
+	// The routed canonical path under the prefix maps onto the upstream's base path:
+	// https://app.example.test/apps/x/page -> http://internal/base/page. It has no
+	// dot segments, so it cannot climb above the base path; forward checked that it
+	// is under the prefix. Path and RawPath agree, so the upstream receives exactly
+	// this escaped form.
+	req := pr.In.Context().Value(ctxKey{}).(*request)
+	p := req.path[len(strings.TrimSuffix(rt.PathPrefix, "/")):]
+	if p == "" {
+		p = "/"
 	}
+	pr.Out.URL.Path, pr.Out.URL.RawPath = httppath.Decode(p), p
 	pr.SetURL(rt.Upstream)
 	pr.SetXForwarded()
 	if rt.PreserveHost {

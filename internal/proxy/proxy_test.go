@@ -7,6 +7,7 @@ package proxy
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -264,5 +265,103 @@ func TestLoginIdentitiesOfForeignRealmUsers(t *testing.T) {
 	send, d := route("sam_account_name")
 	if w := send("GET", "", alice); w.Code != 200 || len(d.calls) != 1 || d.calls[0] != (Principal{Name: "alice"}) {
 		t.Errorf("alice: got %d, delegations %+v", w.Code, d.calls)
+	}
+}
+
+// pathService publishes apps (iwa ones with a sign-in that always challenges) in
+// front of one upstream at its root, which answers the request target it received
+// (the path under the app's prefix).
+func pathService(t *testing.T, apps ...config.ProxyApp) (*Service, error) {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "upstream:"+r.RequestURI)
+	}))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	for i := range apps {
+		apps[i].Upstream, apps[i].Timeout = u, 5*time.Second
+	}
+	reg := prometheus.NewRegistry()
+	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
+	challenge := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", "Negotiate")
+			w.WriteHeader(401)
+		})
+	}
+	return New(Options{Apps: apps, SignIn: challenge, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+		Log: slog.New(slog.DiscardHandler), Registerer: reg})
+}
+
+func TestMatchRoutesOnTheCanonicalPath(t *testing.T) {
+	s, err := pathService(t,
+		config.ProxyApp{ID: "open", Host: "app.example.test", PathPrefix: "/app/", PreAuth: "passthrough"},
+		config.ProxyApp{ID: "admin", Host: "app.example.test", PathPrefix: "/app/admin/", PreAuth: "iwa"},
+		config.ProxyApp{ID: "exact", Host: "app.example.test", PathPrefix: "/x", PreAuth: "passthrough"},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]string{
+		"/app/page?q=%2e%2e":       "200 upstream:/page?q=%2e%2e",
+		"/app//page":               "200 upstream:/page",
+		"/app/a/../b/./c/":         "200 upstream:/b/c/",
+		"/app/%7e%61":              "200 upstream:/~a",
+		"/app/caf%c3%a9":           "200 upstream:/caf%C3%A9",
+		"/app//admin/secret":       "401 ",
+		"/app/x/%2E%2E/admin/":     "401 ",
+		"/app/admin":               "401 ",
+		"/app/Admin/secret":        "400 path_not_canonical",
+		"/app/admin./secret":       "400 path_not_canonical",
+		"/app/admin::$DATA/secret": "400 path_not_canonical",
+		"/app/admin%2Fsecret":      "400 path_not_canonical",
+		"/app/..;/app/admin/":      "400 path_not_canonical",
+		"/x":                       "200 upstream:/",
+		"/x/y":                     "200 upstream:/y",
+		"/xy":                      "404 ", // not under /x: kerbgate's own endpoints
+		"/app/../elsewhere":        "404 ",
+	} {
+		r := httptest.NewRequest("GET", "http://app.example.test"+target, nil)
+		w := httptest.NewRecorder()
+		h := s.Match(r)
+		if h == nil {
+			h = http.NotFoundHandler()
+		}
+		h.ServeHTTP(w, r)
+		got := fmt.Sprintf("%d %s", w.Code, w.Header().Get(refusal.HeaderReason))
+		if w.Code == 200 {
+			got = fmt.Sprintf("%d %s", w.Code, w.Body.String())
+		}
+		if got != want {
+			t.Errorf("GET %s: %q, want %q", target, got, want)
+		}
+	}
+	// Other hosts are not the proxy's: their paths are not looked at.
+	if s.Match(httptest.NewRequest("GET", "http://other.example.test/a%2Fb", nil)) != nil {
+		t.Error("a host with no app matched")
+	}
+}
+
+func TestPathPrefixesMustBeCanonicalAndDistinctWithoutCase(t *testing.T) {
+	for _, c := range []struct {
+		prefixes []string
+		err      string
+	}{
+		{[]string{"/app//"}, `path_prefix "/app//" is not a canonical path`},
+		{[]string{"/app/./x/"}, "not a canonical path"},
+		{[]string{"/app/%2e/"}, "not a canonical path"},
+		{[]string{"/a%2fb/"}, "not a canonical path"},
+		{[]string{"/app/", "/App/"}, "differ only in case"},
+		{[]string{"/app/", "/app./"}, "differ only in case"},
+		{[]string{"/app/", "/APP/x/"}, ""},
+	} {
+		var apps []config.ProxyApp
+		for i, p := range c.prefixes {
+			apps = append(apps, config.ProxyApp{ID: fmt.Sprint("a", i), Host: "app.example.test", PathPrefix: p, PreAuth: "passthrough"})
+		}
+		_, err := pathService(t, apps...)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%q: %v, want %q", c.prefixes, err, c.err)
+		}
 	}
 }

@@ -74,6 +74,7 @@ const (
 	// LoginIdentityForeignRealm: a name-only login identity for a user of
 	// another realm (it would name the local account of the same name).
 	LoginIdentityForeignRealm Code = "login_identity_foreign_realm"
+	PathNotCanonical          Code = "path_not_canonical"
 )
 
 // The KDC's refusals of constrained delegation (application proxy).
@@ -267,6 +268,10 @@ var Catalog = map[Code]Entry{
 		"This application signs you in by a bare account name, which for an account of another domain would name a different account of this domain.",
 		"Contact your administrator.",
 		"proxy.apps[].kerberos.login_identity is sam_account_name, upn_user_part or alternate_upn_user_part, and the user's realm (logged as user_realm) is not kerberos.realm: kerbgate would ask for the local account of the same name. Use login_identity upn or alternate_upn for users of trusted realms, or, if the upstream's realm really holds these users under these names, list the realm in proxy.apps[].kerberos.map_foreign_realms (the name is then delegated in that realm)."},
+	PathNotCanonical: {http.StatusBadRequest, "Address not accepted",
+		"The address's path is written in a way that web servers read differently (an encoded / or \\, a NUL, double encoding, a disguised dot segment, or a spelling that names another application when case or trailing dots are ignored).",
+		"Use the link as the application gives it; do not edit the address by hand.",
+		"kerbgate routes proxy.apps on one canonical path (dot segments removed, slashes collapsed) and refuses paths that web servers decode in different ways, and paths that would select another proxy.apps route if compared as IIS does (without case, trailing dots and spaces, ;parameters or :streams); the log line has the raw path (truncated) and why. Ordinary links are never refused; an application that needs such paths must not nest its path_prefix with another app's on the same host."},
 	DelegationNotAllowed: {http.StatusBadGateway, "Single sign-on to the application is not allowed",
 		"The domain does not allow this gateway to sign you in to the application.",
 		"Contact your administrator.",

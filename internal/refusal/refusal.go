@@ -126,7 +126,7 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		slog.String("ref", ref),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("path", loggedPath(r.URL.Path)),
 	)
 	for _, f := range e.Facts {
 		attrs = append(attrs, f)
@@ -146,12 +146,23 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
 	if e.Code != reason.NoToken {
 		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
-			Method: r.Method, Path: r.URL.Path, Facts: map[string]any{}}
+			Method: r.Method, Path: loggedPath(r.URL.Path), Facts: map[string]any{}}
 		for _, a := range e.Facts {
 			f.Facts[a.Key] = a.Value.Any()
 		}
 		rp.remember(f)
 	}
+}
+
+// maxLoggedPath bounds the request path in refusal logs: a refused request may
+// carry a path as long as the header limit.
+const maxLoggedPath = 256
+
+func loggedPath(p string) string {
+	if len(p) > maxLoggedPath {
+		return p[:maxLoggedPath] + "..."
+	}
+	return p
 }
 
 // Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be

@@ -66,3 +66,12 @@ func TestHTMLEscapesNothingFromTheRequest(t *testing.T) {
 		t.Fatal("request data reflected in the page")
 	}
 }
+
+func TestLoggedPathIsBounded(t *testing.T) {
+	if got := loggedPath(strings.Repeat("a", 1000)); len(got) != maxLoggedPath+3 {
+		t.Errorf("logged %d bytes", len(got))
+	}
+	if loggedPath("/short") != "/short" {
+		t.Error("short path changed")
+	}
+}

@@ -116,12 +116,20 @@ func TestProxyPreAuthRoutesAndSession(t *testing.T) {
 		t.Fatalf("upstream saw %+v", e)
 	}
 
-	// Path tricks stay under the upstream's base path.
-	resp = getURL(t, g.url("sso.example.test", "/apps/open/../../etc/passwd"))
+	// Routing is on the canonical path: dot segments inside the app stay under the
+	// upstream's base path; a path that climbs out of the app is another path
+	// (/etc/passwd, none of the apps), and the upstream never sees it.
+	resp = getURL(t, g.url("sso.example.test", "/apps/open/x/../y"))
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if e := decodeEcho(t, string(body)); e.Path != "/base/etc/passwd" {
-		t.Fatalf("climbing path reached %q", e.Path)
+	if e := decodeEcho(t, string(body)); e.Path != "/base/y" {
+		t.Fatalf("dot segments inside the app reached %q", e.Path)
+	}
+	resp = getURL(t, g.url("sso.example.test", "/apps/open/../../etc/passwd"))
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || strings.Contains(string(body), "{") {
+		t.Fatalf("climbing path: %d %q", resp.StatusCode, body)
 	}
 
 	// Groups: alice is not in staff; bob is, through a nested group.

@@ -1,0 +1,150 @@
+package testrealm
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Nginx is Debian's nginx serving static pages for one test on a loopback port, with
+// a private configuration (no file of the system's nginx is read or written):
+//
+//   - /admin/secret: a static page ("admin secret"), what a proxy test protects;
+//   - /public/: a static page ("public page").
+//
+// nginx normalises request paths before it serves them (merge_slashes, dot
+// segments, percent-decoding), as production upstreams do: that is what path tests
+// need from it. Its access log records every request line as received.
+type Nginx struct {
+	Port int
+	URL  string // http://127.0.0.1:PORT
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// StartNginx starts nginx in the foreground (daemon off) with its prefix, pid file,
+// logs and temporary directories in a directory of its own, and stops it by its pid
+// when the test ends.
+func StartNginx(t testing.TB) *Nginx {
+	t.Helper()
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Fatalf("testrealm: nginx is not installed (testrealm/realm.sh up installs it): %v", err)
+	}
+	dir, err := os.MkdirTemp("", "kerbgate-nginx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range []string{"htdocs/admin", "htdocs/public", "logs", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("htdocs/admin/secret", "admin secret\n")
+	write("htdocs/public/index.html", "public page\n")
+	// The workers run as www-data: they read htdocs and write the temporary files.
+	if out, err := exec.Command("chown", "-R", "www-data:www-data", filepath.Join(dir, "tmp")).CombinedOutput(); err != nil {
+		t.Fatalf("testrealm: chown: %v\n%s", err, out)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 1;
+user www-data;
+pid %[1]s/nginx.pid;
+error_log %[1]s/logs/error.log warn;
+events { worker_connections 256; }
+http {
+  default_type text/plain;
+  log_format kerbgate '$status "$request"';
+  access_log %[1]s/logs/access.log kerbgate;
+  client_body_temp_path %[1]s/tmp/body;
+  proxy_temp_path %[1]s/tmp/proxy;
+  fastcgi_temp_path %[1]s/tmp/fastcgi;
+  uwsgi_temp_path %[1]s/tmp/uwsgi;
+  scgi_temp_path %[1]s/tmp/scgi;
+  server {
+    listen 127.0.0.1:%[2]d;
+    server_name app.example.test;
+    root %[1]s/htdocs;
+    index index.html;
+  }
+}
+`, dir, port)
+	write("nginx.conf", conf)
+
+	n := &Nginx{Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), dir: dir}
+	n.cmd = exec.Command("nginx", "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "logs", "error.log"))
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	n.cmd.Stdout, n.cmd.Stderr = out, out
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("testrealm: nginx: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { n.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		// The master by its pid, then its process group (the workers), by number.
+		syscall.Kill(n.cmd.Process.Pid, syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("nginx output:\n%s\nerror.log:\n%s", n.read("stdout.log"), n.ErrorLog())
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return n
+		}
+		select {
+		case <-exited:
+			t.Fatalf("testrealm: nginx exited:\n%s\n%s", n.read("stdout.log"), n.ErrorLog())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testrealm: nginx did not listen on %d:\n%s\n%s", port, n.read("stdout.log"), n.ErrorLog())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (n *Nginx) read(name string) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, name))
+	return string(b)
+}
+
+// AccessLog returns nginx's access log: one line per request, `STATUS "REQUEST
+// LINE"`, the request line exactly as nginx received it.
+func (n *Nginx) AccessLog() string { return n.read("logs/access.log") }
+
+// ErrorLog returns nginx's error log.
+func (n *Nginx) ErrorLog() string { return n.read("logs/error.log") }
