@@ -399,10 +399,14 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.opts.Now()
-	t, err := s.opts.Store.TakeToken(r.Context(), token, now)
+	t, err := s.opts.Store.TakeToken(r.Context(), token, a.ID, now)
 	if err != nil {
 		cause := "unknown"
 		switch {
+		case errors.Is(err, store.ErrOtherApp):
+			// The store checked the app inside the atomic take: the token stays
+			// redeemable by the app it was issued to.
+			cause = "other_app"
 		case errors.Is(err, store.ErrTokenUsed):
 			cause = "used"
 		case errors.Is(err, store.ErrExpired):
@@ -414,7 +418,7 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token cannot be redeemed", "app", a.ID, "cause", cause))
 		return
 	}
-	if t.AppID != a.ID {
+	if t.AppID != a.ID { // the store guarantees it; fail closed all the same
 		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token belongs to another app",
 			"app", a.ID, "token_app", t.AppID, "cause", "other_app"))
 		return
