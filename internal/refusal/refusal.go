@@ -42,14 +42,16 @@ type Reporter struct {
 
 // Failure is one recent refusal with its facts.
 type Failure struct {
-	Time   time.Time      `json:"time"`
-	Ref    string         `json:"ref"`
-	Reason reason.Code    `json:"reason"`
-	Detail string         `json:"detail"`
-	Remote string         `json:"remote"`
-	Method string         `json:"method"`
-	Path   string         `json:"path"`
-	Facts  map[string]any `json:"facts,omitempty"`
+	Time   time.Time   `json:"time"`
+	Ref    string      `json:"ref"`
+	Reason reason.Code `json:"reason"`
+	Detail string      `json:"detail"`
+	Remote string      `json:"remote"`
+	Method string      `json:"method"`
+	// Route is the request's route pattern (Route), never its raw path: a path
+	// may carry a session id.
+	Route string         `json:"route"`
+	Facts map[string]any `json:"facts,omitempty"`
 }
 
 // recentSize bounds the failures kept.
@@ -126,7 +128,7 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		slog.String("ref", ref),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("route", Route(r)),
 	)
 	for _, f := range e.Facts {
 		attrs = append(attrs, f)
@@ -143,12 +145,55 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
 	if e.Code != reason.NoToken {
 		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
-			Method: r.Method, Path: r.URL.Path, Facts: map[string]any{}}
+			Method: r.Method, Route: Route(r), Facts: map[string]any{}}
 		for _, a := range e.Facts {
 			f.Facts[a.Key] = a.Value.Any()
 		}
 		rp.remember(f)
 	}
+}
+
+// Route names the request's route for logs: the pattern the ServeMux matched
+// ("GET /sso/sessions/{id}"), or, for a request no pattern routed (the application
+// proxy, an unknown path), the path with every segment that could be a secret (8
+// characters or more of the alphabets tokens, ids and keys are written in)
+// replaced by "{redacted}". Paths of refused requests can carry session ids and
+// tokens; logs and /debug/last-failures must not.
+func Route(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	segs := strings.Split(r.URL.Path, "/")
+	for i, s := range segs {
+		if secretLike(s) {
+			segs[i] = "{redacted}"
+		}
+	}
+	p := strings.Join(segs, "/")
+	if len(p) > 256 {
+		p = p[:256] + "…"
+	}
+	return r.Method + " " + p
+}
+
+// secretLike reports whether a path segment could be a token, id or key: 8 or
+// more characters, all of them base64 (standard or URL), hex or '.'/'~'/'%', and
+// at least one digit or one of -_+=% (plain words such as "callback" stay).
+func secretLike(s string) bool {
+	if len(s) < 8 {
+		return false
+	}
+	marked := false
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9', c == '-', c == '_', c == '+', c == '=', c == '%':
+			marked = true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '.', c == '~':
+		default:
+			return false
+		}
+	}
+	return marked || len(s) >= 24
 }
 
 // Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be

@@ -3,6 +3,7 @@ package refusal
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -64,5 +65,36 @@ func TestHTMLEscapesNothingFromTheRequest(t *testing.T) {
 	rp.Refuse(rec, req, reason.New(reason.MalformedToken, "<script>alert(1)</script>"))
 	if strings.Contains(rec.Body.String(), "<script>") {
 		t.Fatal("request data reflected in the page")
+	}
+}
+
+// Issue 13 item 9: a refusal logs the route, never a raw path that may carry a
+// session id or token, and the recent failures keep the route too.
+func TestRefusalLogsTheRouteNotThePath(t *testing.T) {
+	rp, logs, _ := reporter(t, true)
+	const id = "VKLdLnpKugxwhDuu3jyaFJoJRtaaYo8wkg-5o9Y2jWU"
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sso/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rp.RefuseJSON(w, r, reason.New(reason.SessionNotFound, "no such session"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		r.Pattern = "" // as the application proxy sees a request: no pattern
+		rp.Refuse(w, r, reason.New(reason.NoToken, "none"))
+		rp.Refuse(w, r, reason.New(reason.Replay, "again"))
+	})
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/sso/sessions/"+id, nil))
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/app/docs/"+id+"/callback?ssoToken="+id, nil))
+	if strings.Contains(logs.String(), id) {
+		t.Errorf("log holds the id:\n%s", logs)
+	}
+	for _, want := range []string{`"route":"GET /sso/sessions/{id}"`, `"route":"GET /app/docs/{redacted}/callback"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+	for _, f := range rp.Recent() {
+		if strings.Contains(f.Route, id) || !strings.Contains(f.Route, "{") {
+			t.Errorf("recent failure keeps %q", f.Route)
+		}
 	}
 }
