@@ -14,12 +14,14 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
@@ -47,7 +49,10 @@ type Failure struct {
 	Reason reason.Code `json:"reason"`
 	Detail string      `json:"detail"`
 	Remote string      `json:"remote"`
-	Method string      `json:"method"`
+	// ClientAddr is the client's address (frontend.View): behind a trusted
+	// proxy, from X-Forwarded-For.
+	ClientAddr string `json:"client_addr"`
+	Method     string `json:"method"`
 	// Route is the request's route pattern (Route), never its raw path: a path
 	// may carry a session id.
 	Route string         `json:"route"`
@@ -110,6 +115,7 @@ func (rp *Reporter) RefuseJSON(w http.ResponseWriter, r *http.Request, e *reason
 	if entry.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="kerbgate"`)
 	}
+	setRetryAfter(h, e)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(entry.Status)
@@ -127,6 +133,7 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		slog.String("detail", e.Detail),
 		slog.String("ref", ref),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("client_addr", frontend.From(r).ClientAddr()),
 		slog.String("method", r.Method),
 		slog.String("route", Route(r)),
 	)
@@ -145,11 +152,18 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
 	if e.Code != reason.NoToken {
 		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
-			Method: r.Method, Route: Route(r), Facts: map[string]any{}}
+			ClientAddr: frontend.From(r).ClientAddr(), Method: r.Method, Route: Route(r), Facts: map[string]any{}}
 		for _, a := range e.Facts {
 			f.Facts[a.Key] = a.Value.Any()
 		}
 		rp.remember(f)
+	}
+}
+
+// setRetryAfter sends e.RetryAfter in whole seconds, rounded up.
+func setRetryAfter(h http.Header, e *reason.Error) {
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 }
 
@@ -209,6 +223,7 @@ func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Err
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	setRetryAfter(h, e)
 	page := pageData{Title: entry.Title, Cause: entry.Cause, User: entry.User, Ref: ref}
 	if rp.exposeReasons {
 		page.Code = string(e.Code)
