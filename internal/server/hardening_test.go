@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -298,5 +297,58 @@ func TestCookiesAreSecureBehindATLSTerminatingBalancer(t *testing.T) {
 	})
 }
 
-var _ = url.Values{}
-var _ = time.Second
+
+// Item 5, the application proxy's cookie: behind an https front end it is Secure,
+// __Host- for an app published at "/", __Secure- at a path prefix, and it still
+// signs the browser in and never reaches the upstream.
+func TestProxyCookieIsSecureBehindATLSTerminatingBalancer(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	up := echoUpstream(t)
+	cfg := baseConfig(r)
+	cfg.Listen = listenFrom(t, r, "  external_url: https://sso.example.test\n")
+	base := config.ProxyApp{Upstream: mustURL(t, up.URL+"/base"), Timeout: 5 * time.Second, PreAuth: "iwa"}
+	prefixed, root := base, base
+	prefixed.ID, prefixed.Host, prefixed.PathPrefix = "echo", "sso.example.test", "/apps/echo/"
+	root.ID, root.Host, root.PathPrefix = "root", "app.example.test", "/"
+	cfg.Proxy = config.Proxy{CookieName: "kerbgate_proxy", SessionTTL: time.Hour, Apps: []config.ProxyApp{prefixed, root}}
+	g := startGateway(t, cfg)
+	cc := r.Kinit(t, "alice")
+	r.Kvno(t, cc, "HTTP/sso.example.test")
+	for _, c := range []struct{ host, path, name, cookiePath string }{
+		{"sso.example.test", "/apps/echo/page", "__Secure-kerbgate_proxy", "/apps/echo/"},
+		{"app.example.test", "/page", "__Host-kerbgate_proxy", "/"},
+	} {
+		req, _ := http.NewRequest("GET", g.url(c.host, c.path), nil)
+		req.Header.Set("Authorization", negotiateHeader(t, cc, "HTTP/sso.example.test", initiator.Options{}))
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var got *http.Cookie
+		for _, k := range resp.Cookies() {
+			if strings.HasSuffix(k.Name, "kerbgate_proxy") {
+				got = k
+			}
+		}
+		if resp.StatusCode != 200 || got == nil || got.Name != c.name || !got.Secure || got.Path != c.cookiePath || !got.HttpOnly {
+			t.Fatalf("%s%s: %d, cookie %+v", c.host, c.path, resp.StatusCode, got)
+		}
+		req, _ = http.NewRequest("GET", g.url(c.host, c.path), nil)
+		req.AddCookie(&http.Cookie{Name: got.Name, Value: got.Value})
+		req.AddCookie(&http.Cookie{Name: "other", Value: "1"})
+		resp, err = http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s with %s: %d %s", c.host, got.Name, resp.StatusCode, resp.Header.Get("Kerbgate-Reason"))
+		}
+		if e := decodeEcho(t, string(body)); strings.Join(e.Cookies, ",") != "other" {
+			t.Fatalf("upstream saw cookies %v", e.Cookies)
+		}
+	}
+}
