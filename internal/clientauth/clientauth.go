@@ -16,8 +16,8 @@
 //     full the answer is busy (503) with Retry-After, at once, rather than a queue.
 //
 // Unknown client ids are checked against a dummy hash, so that they take the time a
-// real check takes. Refusals are *reason.Error values naming the client id and
-// address, never the secret. The package must not know HTTP or where the clients
+// real check takes. Refusals are *reason.Error values naming the client id (the
+// refusal reporter adds the client's address), never the secret. The package must not know HTTP or where the clients
 // are configured: callers pass the id, the configured hash and the address.
 package clientauth
 
@@ -113,7 +113,7 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 	now := a.o.Now()
 	if wait := a.limited(now, idKey, addrKey); wait > 0 {
 		e := reason.New(reason.RateLimited, "too many failed client authentications",
-			"client_id", truncate(id, 64), "client_addr", addr, "retry_after_s", int((wait+time.Second-1)/time.Second))
+			"client_id", truncate(id, 64), "retry_after_s", int((wait+time.Second-1)/time.Second))
 		e.RetryAfter = wait
 		return e
 	}
@@ -121,7 +121,7 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 	case a.slots <- struct{}{}:
 	default:
 		e := reason.New(reason.Busy, "client secret checks at their bound", "client_id", truncate(id, 64),
-			"client_addr", addr, "max_concurrent", a.o.MaxConcurrent)
+			"max_concurrent", a.o.MaxConcurrent)
 		e.RetryAfter = a.o.BusyRetry
 		return e
 	}
@@ -140,13 +140,13 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 	a.fail(a.o.Now(), idKey, addrKey)
 	if !known {
 		return reason.New(reason.BadClientCredentials, "unknown app or missing credentials",
-			"client_id", truncate(id, 64), "client_addr", addr)
+			"client_id", truncate(id, 64))
 	}
 	if err != nil {
 		return reason.New(reason.BadClientCredentials, "configured secret hash does not verify",
-			"client_id", id, "client_addr", addr, "error", err.Error())
+			"client_id", id, "error", err.Error())
 	}
-	return reason.New(reason.BadClientCredentials, "wrong client secret", "client_id", id, "client_addr", addr)
+	return reason.New(reason.BadClientCredentials, "wrong client secret", "client_id", id)
 }
 
 // dummyHash is a valid hash of a random value, verified against when the client is

@@ -40,6 +40,8 @@ type Reporter struct {
 	mu     sync.Mutex
 	recent []Failure
 	next   int
+	// sampled is the log sampling of floodCodes.
+	sampled map[reason.Code]*sampling
 }
 
 // Failure is one recent refusal with its facts.
@@ -148,8 +150,18 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		// The first leg of every Negotiate sign-in: normal, so not a warning.
 		level = slog.LevelDebug
 	}
-	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
+	if floodCodes[e.Code] {
+		// A flood's refusals are counted one by one but logged (and kept for
+		// /debug/last-failures) at most once a second per code, with the number
+		// left out, so that the flood cannot become a log flood.
+		n, ok := rp.sample(e.Code)
+		if !ok {
+			return
+		}
+		attrs = append(attrs, slog.Int("suppressed_since_last", n))
+	}
+	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	if e.Code != reason.NoToken {
 		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
 			ClientAddr: frontend.From(r).ClientAddr(), Method: r.Method, Route: Route(r), Facts: map[string]any{}}
@@ -158,6 +170,37 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		}
 		rp.remember(f)
 	}
+}
+
+// floodCodes are the refusals a flood produces by the thousand: sampled in the log.
+var floodCodes = map[reason.Code]bool{reason.Busy: true, reason.RateLimited: true}
+
+// sample reports whether a refusal of code is to be logged now (at most once a
+// second per code), and how many were not logged since the last one.
+func (rp *Reporter) sample(code reason.Code) (int, bool) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.sampled == nil {
+		rp.sampled = map[reason.Code]*sampling{}
+	}
+	st := rp.sampled[code]
+	if st == nil {
+		st = &sampling{}
+		rp.sampled[code] = st
+	}
+	now := time.Now()
+	if now.Sub(st.last) < time.Second {
+		st.skipped++
+		return 0, false
+	}
+	n := st.skipped
+	st.last, st.skipped = now, 0
+	return n, true
+}
+
+type sampling struct {
+	last    time.Time
+	skipped int
 }
 
 // setRetryAfter sends e.RetryAfter in whole seconds, rounded up.

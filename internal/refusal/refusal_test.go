@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -96,5 +97,26 @@ func TestRefusalLogsTheRouteNotThePath(t *testing.T) {
 		if strings.Contains(f.Route, id) || !strings.Contains(f.Route, "{") {
 			t.Errorf("recent failure keeps %q", f.Route)
 		}
+	}
+}
+
+// A flood of busy or rate_limited refusals is counted in full but logged about once
+// a second, saying how many lines it left out.
+func TestFloodRefusalsAreSampledInTheLog(t *testing.T) {
+	rp, logs, _ := reporter(t, true)
+	for i := 0; i < 1000; i++ {
+		rec := httptest.NewRecorder()
+		rp.RefuseJSON(rec, httptest.NewRequest("POST", "/sso/redeem", nil), reason.New(reason.RateLimited, "too many"))
+	}
+	if n := testutil.ToFloat64(rp.refusals.WithLabelValues("rate_limited")); n != 1000 {
+		t.Errorf("counted %v, want 1000", n)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Errorf("%d log lines for a burst of 1000, want 1", n)
+	}
+	rp.sampled[reason.RateLimited].last = time.Now().Add(-time.Second)
+	rp.RefuseJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/sso/redeem", nil), reason.New(reason.RateLimited, "too many"))
+	if !strings.Contains(logs.String(), `"suppressed_since_last":999`) {
+		t.Errorf("log does not count the left-out lines:\n%s", logs)
 	}
 }
