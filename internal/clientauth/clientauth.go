@@ -10,7 +10,7 @@
 //     time), so that a client with the right secret never hashes again and never
 //     waits for the two limits below;
 //   - a rate limit on failed attempts, per client id (every unknown id shares one
-//     budget) and per source address: over budget, the answer is rate_limited (429)
+//     budget) and per source address (an IPv6 /64 counts as one): over budget, the answer is rate_limited (429)
 //     with Retry-After, before any hashing;
 //   - a bound on the hash checks running at once (GOMAXPROCS by default): when it is
 //     full the answer is busy (503) with Retry-After, at once, rather than a queue.
@@ -24,6 +24,7 @@ package clientauth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -109,7 +110,7 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 	if !known {
 		idKey = "id:?" // unknown ids share one budget, so they cannot fill the table
 	}
-	addrKey := "addr:" + addr
+	addrKey := "addr:" + addrBudget(addr)
 	now := a.o.Now()
 	if wait := a.limited(now, idKey, addrKey); wait > 0 {
 		e := reason.New(reason.RateLimited, "too many failed client authentications",
@@ -147,6 +148,18 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 			"client_id", id, "error", err.Error())
 	}
 	return reason.New(reason.BadClientCredentials, "wrong client secret", "client_id", id)
+}
+
+// addrBudget is the key of an address's failure budget: the address, or for IPv6
+// its /64 (one subscriber's usual allocation, so that walking through it does not
+// buy fresh budgets).
+func addrBudget(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return addr
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // dummyHash is a valid hash of a random value, verified against when the client is

@@ -121,3 +121,14 @@ func TestUnknownIDsShareOneBudget(t *testing.T) {
 		t.Fatalf("full table: %v", e)
 	}
 }
+
+func TestIPv6SubnetSharesOneBudget(t *testing.T) {
+	a := New(Options{Burst: 1})
+	a.Check("nope", "", "2001:db8:1:2::1", "x")
+	if e := a.Check("app", hash(t), "2001:db8:1:2:ffff::9", "wrong"); code(e) != reason.RateLimited {
+		t.Fatalf("same /64: %v", e)
+	}
+	if got := addrBudget("192.0.2.1"); got != "192.0.2.1" {
+		t.Errorf("IPv4 budget key %q", got)
+	}
+}
