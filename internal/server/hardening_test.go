@@ -297,7 +297,6 @@ func TestCookiesAreSecureBehindATLSTerminatingBalancer(t *testing.T) {
 	})
 }
 
-
 // Item 5, the application proxy's cookie: behind an https front end it is Secure,
 // __Host- for an app published at "/", __Secure- at a path prefix, and it still
 // signs the browser in and never reaches the upstream.
