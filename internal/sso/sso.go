@@ -7,7 +7,9 @@
 // It owns the /sso/ endpoints, the per-application policy (registered redirect URIs,
 // client secret, token and session lifetimes, allowed groups) and kerbgate's own
 // browser session. It must not verify Kerberos, speak LDAP or persist anything
-// itself: it composes the negotiate middleware, a Directory and a store.Store.
+// itself: it composes the negotiate middleware, a Directory and a store.Store. It
+// checks client secrets only through clientauth (bounded, rate-limited), and reads
+// the client's scheme, origin and address only through frontend.
 package sso
 
 import (
