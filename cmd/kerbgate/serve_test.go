@@ -86,6 +86,18 @@ log:
 		t.Errorf("sign-in not counted")
 	}
 
+	// A refused request whose path holds a session id: the log names the route,
+	// never the id (issue 13 item 9).
+	const sessionID = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE"
+	refused, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/sso/sessions/%s", port, sessionID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused.Body.Close()
+	if refused.StatusCode != 401 {
+		t.Errorf("session lookup without credentials: %d", refused.StatusCode)
+	}
+
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -98,5 +110,8 @@ log:
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("kerbgate did not stop on SIGTERM")
+	}
+	if l := logs.String(); strings.Contains(l, sessionID) || !strings.Contains(l, `"route":"GET /sso/sessions/{id}"`) {
+		t.Errorf("the log holds the session id, or not the route:\n%s", l)
 	}
 }

@@ -287,7 +287,9 @@ func (a *App) redeem(ctx context.Context, token string) (*redeemAnswer, int, *ap
 }
 
 // logout is GET /logout: it ends this app's session and sends the browser to
-// kerbgate's logout, which ends kerbgate's own browser session.
+// kerbgate's GET /sso/logout, which asks the user to confirm and then ends
+// kerbgate's own browser session with a same-origin POST (a cross-site request
+// cannot sign the browser out of kerbgate).
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		a.mu.Lock()

@@ -735,6 +735,30 @@ func TestParseInvalid(t *testing.T) {
 			want: []string{`2:12: listen.address: "localhost:99999" has port 99999, out of the range 0 to 65535; expected host:port to listen on`},
 		},
 		{
+			name: "external_url with a path",
+			src:  "listen:\n  external_url: https://sso.example.test/sso\n" + valid,
+			want: []string{`2:17: listen.external_url: "https://sso.example.test/sso" has a path, query or fragment; kerbgate's endpoints are at the root of its host; expected the URL clients use to reach kerbgate, scheme and host only, like "https://sso.example.test"`},
+		},
+		{
+			name: "external_url of another scheme",
+			src:  "listen:\n  external_url: sso.example.test\n" + valid,
+			want: []string{`2:17: listen.external_url: "sso.example.test" has scheme "", not https or http; expected the URL clients use`},
+		},
+		{
+			name: "trusted proxy not a CIDR",
+			src:  "listen:\n  trusted_proxies:\n    - 10.0.0.0/24\n    - 10.0.0.300/24\n    - lb.example.test\n    - 10.0.0.1/24\n" + valid,
+			want: []string{
+				`4:7: listen.trusted_proxies[1]: "10.0.0.300/24" is not a CIDR; expected a CIDR like "10.0.0.0/24", or one address`,
+				`5:7: listen.trusted_proxies[2]: "lb.example.test" is neither a CIDR nor an IP address; expected a CIDR like "10.0.0.0/24", or one address`,
+				`6:7: listen.trusted_proxies[3]: "10.0.0.1/24" has host bits set; did you mean 10.0.0.0/24?; expected a CIDR`,
+			},
+		},
+		{
+			name: "trusted_proxies not a list",
+			src:  "listen:\n  trusted_proxies: 10.0.0.0/24\n" + valid,
+			want: []string{`2:20: listen.trusted_proxies: got "10.0.0.0/24"; expected a list of the load balancers' and reverse proxies' addresses as CIDRs, like "10.0.0.0/24" or "192.0.2.7/32"`},
+		},
+		{
 			name: "unknown log level",
 			src:  valid + "log:\n  level: verbose\n",
 			want: []string{`6:10: log.level: "verbose" is not a log level; expected one of debug, info, warn, error`},
@@ -954,6 +978,8 @@ var exampleAlternatives = map[string]bool{
 	"tls.reload_interval":              true,
 	"epa.channel_binding_certificates": true, // only behind a TLS-terminating load balancer
 	"store.redis":                      true, // or path (TestExampleRedisParses checks its fields)
+	"listen.external_url":              true, // only behind a TLS-terminating load balancer
+	"listen.trusted_proxies":           true, // only behind a load balancer
 }
 
 // Every field of the schema appears in the example, so that it stays complete as
@@ -981,6 +1007,30 @@ func TestExampleIsComplete(t *testing.T) {
 				t.Errorf("Example lacks %s", m.child(k))
 			}
 		}
+	}
+}
+
+// Issue 13 item 5: the front end's scheme and the trusted proxies.
+func TestListenExternalURLAndTrustedProxies(t *testing.T) {
+	c, err, _, _ := parse(t, "listen:\n  external_url: HTTPS://SSO.example.test:8443/\n  trusted_proxies: [10.0.0.0/24, 192.0.2.7, \"2001:db8::/32\", \"::ffff:198.51.100.0/120\"]\n"+valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := c.Listen.ExternalURL; u == nil || u.String() != "https://sso.example.test:8443" {
+		t.Errorf("external_url %v", u)
+	}
+	var got []string
+	for _, p := range c.Listen.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "10.0.0.0/24 192.0.2.7/32 2001:db8::/32 198.51.100.0/24" {
+		t.Errorf("trusted_proxies %v", got)
+	}
+	if c, err, _, _ = parse(t, valid); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.ExternalURL != nil || c.Listen.TrustedProxies != nil {
+		t.Errorf("defaults: %+v", c.Listen)
 	}
 }
 

@@ -21,6 +21,15 @@ listen:
   # kerberos.max_token_bytes + 32768. If set, it must be at least
   # max_token_bytes + 1024 so that the largest allowed token fits.
   max_header_bytes: 0
+  # Behind a TLS-terminating load balancer or reverse proxy: the URL clients use
+  # (scheme and host). With https here, kerbgate's cookies are Secure (and
+  # __Host- or __Secure- prefixed) even though the balancer speaks plain HTTP to
+  # kerbgate.
+  # external_url: https://sso.example.test
+  # The balancers' addresses: their X-Forwarded-Proto and X-Forwarded-For are
+  # believed (the scheme without external_url, the client's address in logs and
+  # rate limits). Those headers from any other address are ignored.
+  # trusted_proxies: [10.0.0.0/24]
 
 kerberos:
   # The realm of the gateway's service principals, in upper case.

@@ -3,7 +3,10 @@ package config
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -16,6 +19,13 @@ type Listen struct {
 	// MaxHeaderBytes bounds the size of a request's headers. It is never 0 in a loaded
 	// Config: by default it is Kerberos.MaxTokenBytes + 32768.
 	MaxHeaderBytes int
+	// ExternalURL is the scheme and host clients use to reach kerbgate (through a
+	// TLS-terminating load balancer, say); nil when the file sets none, and then the
+	// scheme is the connection's, or X-Forwarded-Proto from a trusted proxy.
+	ExternalURL *url.URL
+	// TrustedProxies are the addresses whose X-Forwarded-Proto, X-Forwarded-For
+	// (and the other X-Forwarded-* headers) are believed; none by default.
+	TrustedProxies []netip.Prefix
 }
 
 const (
@@ -47,6 +57,66 @@ func decodeListen(m *mapping, c *Config) {
 	if v, ok := f.intIn(0, maxMaxHeaderBytes); ok {
 		l.MaxHeaderBytes = v
 	}
+
+	f = m.field("external_url", `the URL clients use to reach kerbgate, scheme and host only, like "https://sso.example.test"`)
+	if s, ok := f.str(); ok {
+		l.ExternalURL = parseExternalURL(f, s)
+	}
+
+	f = m.field("trusted_proxies", `a list of the load balancers' and reverse proxies' addresses as CIDRs, like "10.0.0.0/24" or "192.0.2.7/32"`)
+	ps, items := f.strings(`a CIDR like "10.0.0.0/24", or one address`)
+	for i, s := range ps {
+		if p, ok := parseTrustedProxy(items[i], s); ok {
+			l.TrustedProxies = append(l.TrustedProxies, p)
+		}
+	}
+}
+
+// parseExternalURL checks listen.external_url: an http or https URL of a host,
+// without path, query, fragment or user information.
+func parseExternalURL(f *field, s string) *url.URL {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		f.invalid("%s is not a URL", describe(f.val))
+	case u.Scheme != "https" && u.Scheme != "http":
+		f.invalid("%s has scheme %q, not https or http", describe(f.val), u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		f.invalid("%s has no host", describe(f.val))
+	case u.User != nil:
+		f.invalid("%s holds user information", describe(f.val))
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.ForceQuery:
+		f.invalid("%s has a path, query or fragment; kerbgate's endpoints are at the root of its host", describe(f.val))
+	default:
+		return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
+	}
+	return nil
+}
+
+// parseTrustedProxy accepts a CIDR, or one address (a /32 or /128).
+func parseTrustedProxy(f *field, s string) (netip.Prefix, bool) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			f.invalid("%s is neither a CIDR nor an IP address", describe(f.val))
+			return netip.Prefix{}, false
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		f.invalid("%s is not a CIDR", describe(f.val))
+		return netip.Prefix{}, false
+	}
+	if p.Masked() != p {
+		f.invalid("%s has host bits set; did you mean %s?", describe(f.val), p.Masked())
+		return netip.Prefix{}, false
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p, true
 }
 
 // checkAddress reports whether s is host:port with a numeric port, reporting why not.

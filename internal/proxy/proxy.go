@@ -40,6 +40,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/httppath"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
@@ -435,10 +436,17 @@ const cookiePurpose = "kerbgate-proxy-session"
 
 func (rt *route) sessionAppID() string { return "proxy:" + rt.ID }
 
+// cookieName is the session cookie's name for the client of r: __Host- prefixed
+// when the client uses https and the app is at "/", __Secure- at a path prefix
+// (frontend.View.CookieName).
+func (rt *route) cookieName(r *http.Request) string {
+	return frontend.From(r).CookieName(rt.svc.opts.CookieName, rt.PathPrefix)
+}
+
 // sessionIdentity returns the identity of the request's proxy session, nil without
 // a valid one, or a store_unavailable refusal when the store cannot be asked.
 func (rt *route) sessionIdentity(r *http.Request) (*identity.Identity, error) {
-	c, err := r.Cookie(rt.svc.opts.CookieName)
+	c, err := r.Cookie(rt.cookieName(r))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil, nil
 	}
@@ -474,9 +482,9 @@ func (rt *route) startSession(w http.ResponseWriter, r *http.Request, id *identi
 		return reason.New(reason.Internal, "cannot store the proxy session", "error", err.Error())
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: rt.svc.opts.CookieName, Value: rt.svc.opts.CookieKeys.Seal(cookiePurpose, sid), Path: rt.PathPrefix,
+		Name: rt.cookieName(r), Value: rt.svc.opts.CookieKeys.Seal(cookiePurpose, sid), Path: rt.PathPrefix,
 		MaxAge: int(rt.svc.opts.SessionTTL / time.Second), HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
@@ -678,12 +686,15 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	stripCookie(pr.Out, rt.svc.opts.CookieName)
 }
 
-// stripCookie removes kerbgate's session cookie from what goes upstream.
+// stripCookie removes kerbgate's session cookie from what goes upstream, under
+// its plain, __Host- and __Secure- names.
 func stripCookie(r *http.Request, name string) {
 	cookies := r.Cookies()
 	r.Header.Del("Cookie")
+	var plain frontend.View // http: CookieName strips the prefixes
+	bare := plain.CookieName(name, "/")
 	for _, c := range cookies {
-		if c.Name != name {
+		if plain.CookieName(c.Name, "/") != bare {
 			r.AddCookie(c)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Code is a stable, machine-readable refusal reason. Codes are part of the public
@@ -57,6 +58,14 @@ const (
 	BadClientCredentials  Code = "bad_client_credentials"
 	SessionNotFound       Code = "session_not_found"
 	BadRequest            Code = "bad_request"
+	CrossSiteRequest      Code = "cross_site_request"
+)
+
+// The refusals that protect kerbgate's resources from a flood of client
+// authentications (their answers carry Retry-After).
+const (
+	Busy        Code = "busy"
+	RateLimited Code = "rate_limited"
 )
 
 // The Extended Protection refusals.
@@ -240,6 +249,18 @@ var Catalog = map[Code]Entry{
 		"The request is missing a parameter or is malformed.",
 		"Go back and start again.",
 		"See the logged detail."},
+	CrossSiteRequest: {http.StatusForbidden, "Request from another site",
+		"Another site tried to make your browser do this, so it was not done.",
+		"If you meant to do it, use the button on this site's own page.",
+		"State-changing browser endpoints (POST /sso/logout) accept only same-origin requests: the Origin header (else Sec-Fetch-Site, else Referer) must name kerbgate's own origin. Behind a TLS-terminating balancer set listen.external_url (or listen.trusted_proxies for X-Forwarded-Proto) so that kerbgate knows its https origin."},
+	Busy: {http.StatusServiceUnavailable, "Server busy",
+		"Too many client secret checks are running at once.",
+		"Retry after the time in the Retry-After header.",
+		"Each check of a client secret that is not cached runs argon2id (19 MiB); kerbgate runs about GOMAXPROCS of them at a time and answers the rest busy rather than exhaust memory. An application with the right secret is served from the cache and never waits. Many busy answers mean a flood of wrong secrets: see rate_limited and the logged client addresses."},
+	RateLimited: {http.StatusTooManyRequests, "Too many failed attempts",
+		"Too many failed client authentications came from this address or for this client id.",
+		"Retry after the time in the Retry-After header.",
+		"Failed client authentications are limited per client id and per source address (behind a balancer, the X-Forwarded-For client of listen.trusted_proxies). Check the application's configured secret against sso.apps[].secret_hash; an attacker guessing secrets shows as many failures from one address."},
 	CBTMissing: {http.StatusUnauthorized, "Secure connection binding required",
 		"This site requires sign-in tokens bound to the secure (TLS) connection, and your client sent none.",
 		"Use a browser or client that supports Extended Protection (Windows clients do), over https.",
@@ -339,6 +360,9 @@ type Error struct {
 	// refusal: when one code has several causes (spn_mismatch from kerberos.spns or
 	// from epa.spns), it names the setting that refused.
 	Fix string
+	// RetryAfter, when positive, is sent as the Retry-After header (whole seconds,
+	// at least 1): how long the client should wait (busy, rate_limited).
+	RetryAfter time.Duration
 }
 
 // WithFix sets the administrator's fix for this refusal and returns e.

@@ -14,12 +14,14 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
@@ -38,18 +40,25 @@ type Reporter struct {
 	mu     sync.Mutex
 	recent []Failure
 	next   int
+	// sampled is the log sampling of floodCodes.
+	sampled map[reason.Code]*sampling
 }
 
 // Failure is one recent refusal with its facts.
 type Failure struct {
-	Time   time.Time      `json:"time"`
-	Ref    string         `json:"ref"`
-	Reason reason.Code    `json:"reason"`
-	Detail string         `json:"detail"`
-	Remote string         `json:"remote"`
-	Method string         `json:"method"`
-	Path   string         `json:"path"`
-	Facts  map[string]any `json:"facts,omitempty"`
+	Time   time.Time   `json:"time"`
+	Ref    string      `json:"ref"`
+	Reason reason.Code `json:"reason"`
+	Detail string      `json:"detail"`
+	Remote string      `json:"remote"`
+	// ClientAddr is the client's address (frontend.View): behind a trusted
+	// proxy, from X-Forwarded-For.
+	ClientAddr string `json:"client_addr"`
+	Method     string `json:"method"`
+	// Route is the request's route pattern (Route), never its raw path: a path
+	// may carry a session id.
+	Route string         `json:"route"`
+	Facts map[string]any `json:"facts,omitempty"`
 }
 
 // recentSize bounds the failures kept.
@@ -108,6 +117,7 @@ func (rp *Reporter) RefuseJSON(w http.ResponseWriter, r *http.Request, e *reason
 	if entry.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="kerbgate"`)
 	}
+	setRetryAfter(h, e)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(entry.Status)
@@ -125,8 +135,9 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		slog.String("detail", e.Detail),
 		slog.String("ref", ref),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("client_addr", frontend.From(r).ClientAddr()),
 		slog.String("method", r.Method),
-		slog.String("path", loggedPath(r.URL.Path)),
+		slog.String("route", Route(r)),
 	)
 	for _, f := range e.Facts {
 		attrs = append(attrs, f)
@@ -142,11 +153,21 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		// The first leg of every Negotiate sign-in: normal, so not a warning.
 		level = slog.LevelDebug
 	}
-	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
+	if floodCodes[e.Code] {
+		// A flood's refusals are counted one by one but logged (and kept for
+		// /debug/last-failures) at most once a second per code, with the number
+		// left out, so that the flood cannot become a log flood.
+		n, ok := rp.sample(e.Code)
+		if !ok {
+			return
+		}
+		attrs = append(attrs, slog.Int("suppressed_since_last", n))
+	}
+	rp.log.Log(r.Context(), level, "request refused", attrs...)
 	if e.Code != reason.NoToken {
 		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
-			Method: r.Method, Path: loggedPath(r.URL.Path), Facts: map[string]any{}}
+			ClientAddr: frontend.From(r).ClientAddr(), Method: r.Method, Route: Route(r), Facts: map[string]any{}}
 		for _, a := range e.Facts {
 			f.Facts[a.Key] = a.Value.Any()
 		}
@@ -154,15 +175,85 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	}
 }
 
-// maxLoggedPath bounds the request path in refusal logs: a refused request may
-// carry a path as long as the header limit.
-const maxLoggedPath = 256
+// floodCodes are the refusals a flood produces by the thousand: sampled in the log.
+var floodCodes = map[reason.Code]bool{reason.Busy: true, reason.RateLimited: true}
 
-func loggedPath(p string) string {
-	if len(p) > maxLoggedPath {
-		return p[:maxLoggedPath] + "..."
+// sample reports whether a refusal of code is to be logged now (at most once a
+// second per code), and how many were not logged since the last one.
+func (rp *Reporter) sample(code reason.Code) (int, bool) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.sampled == nil {
+		rp.sampled = map[reason.Code]*sampling{}
 	}
-	return p
+	st := rp.sampled[code]
+	if st == nil {
+		st = &sampling{}
+		rp.sampled[code] = st
+	}
+	now := time.Now()
+	if now.Sub(st.last) < time.Second {
+		st.skipped++
+		return 0, false
+	}
+	n := st.skipped
+	st.last, st.skipped = now, 0
+	return n, true
+}
+
+type sampling struct {
+	last    time.Time
+	skipped int
+}
+
+// setRetryAfter sends e.RetryAfter in whole seconds, rounded up.
+func setRetryAfter(h http.Header, e *reason.Error) {
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+}
+
+// Route names the request's route for logs: the pattern the ServeMux matched
+// ("GET /sso/sessions/{id}"), or, for a request no pattern routed (the application
+// proxy, an unknown path), the path with every segment that could be a secret (8
+// characters or more of the alphabets tokens, ids and keys are written in)
+// replaced by "{redacted}". Paths of refused requests can carry session ids and
+// tokens; logs and /debug/last-failures must not.
+func Route(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	segs := strings.Split(r.URL.Path, "/")
+	for i, s := range segs {
+		if secretLike(s) {
+			segs[i] = "{redacted}"
+		}
+	}
+	p := strings.Join(segs, "/")
+	if len(p) > 256 {
+		p = p[:256] + "…"
+	}
+	return r.Method + " " + p
+}
+
+// secretLike reports whether a path segment could be a token, id or key: 8 or
+// more characters, all of them base64 (standard or URL), hex or '.'/'~'/'%', and
+// at least one digit or one of -_+=% (plain words such as "callback" stay).
+func secretLike(s string) bool {
+	if len(s) < 8 {
+		return false
+	}
+	marked := false
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9', c == '-', c == '_', c == '+', c == '=', c == '%':
+			marked = true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '.', c == '~':
+		default:
+			return false
+		}
+	}
+	return marked || len(s) >= 24
 }
 
 // Refuse writes the refusal. Extra headers (such as a Negotiate challenge) must be
@@ -178,6 +269,7 @@ func (rp *Reporter) Refuse(w http.ResponseWriter, r *http.Request, e *reason.Err
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	setRetryAfter(h, e)
 	page := pageData{Title: entry.Title, Cause: entry.Cause, User: entry.User, Ref: ref}
 	if rp.exposeReasons {
 		page.Code = string(e.Code)

@@ -3,9 +3,11 @@ package refusal
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -67,11 +69,54 @@ func TestHTMLEscapesNothingFromTheRequest(t *testing.T) {
 	}
 }
 
-func TestLoggedPathIsBounded(t *testing.T) {
-	if got := loggedPath(strings.Repeat("a", 1000)); len(got) != maxLoggedPath+3 {
-		t.Errorf("logged %d bytes", len(got))
+// Issue 13 item 9: a refusal logs the route, never a raw path that may carry a
+// session id or token, and the recent failures keep the route too.
+func TestRefusalLogsTheRouteNotThePath(t *testing.T) {
+	rp, logs, _ := reporter(t, true)
+	const id = "VKLdLnpKugxwhDuu3jyaFJoJRtaaYo8wkg-5o9Y2jWU"
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sso/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rp.RefuseJSON(w, r, reason.New(reason.SessionNotFound, "no such session"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		r.Pattern = "" // as the application proxy sees a request: no pattern
+		rp.Refuse(w, r, reason.New(reason.NoToken, "none"))
+		rp.Refuse(w, r, reason.New(reason.Replay, "again"))
+	})
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/sso/sessions/"+id, nil))
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/app/docs/"+id+"/callback?ssoToken="+id, nil))
+	if strings.Contains(logs.String(), id) {
+		t.Errorf("log holds the id:\n%s", logs)
 	}
-	if loggedPath("/short") != "/short" {
-		t.Error("short path changed")
+	for _, want := range []string{`"route":"GET /sso/sessions/{id}"`, `"route":"GET /app/docs/{redacted}/callback"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+	for _, f := range rp.Recent() {
+		if strings.Contains(f.Route, id) || !strings.Contains(f.Route, "{") {
+			t.Errorf("recent failure keeps %q", f.Route)
+		}
+	}
+}
+
+// A flood of busy or rate_limited refusals is counted in full but logged about once
+// a second, saying how many lines it left out.
+func TestFloodRefusalsAreSampledInTheLog(t *testing.T) {
+	rp, logs, _ := reporter(t, true)
+	for i := 0; i < 1000; i++ {
+		rec := httptest.NewRecorder()
+		rp.RefuseJSON(rec, httptest.NewRequest("POST", "/sso/redeem", nil), reason.New(reason.RateLimited, "too many"))
+	}
+	if n := testutil.ToFloat64(rp.refusals.WithLabelValues("rate_limited")); n != 1000 {
+		t.Errorf("counted %v, want 1000", n)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Errorf("%d log lines for a burst of 1000, want 1", n)
+	}
+	rp.sampled[reason.RateLimited].last = time.Now().Add(-time.Second)
+	rp.RefuseJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/sso/redeem", nil), reason.New(reason.RateLimited, "too many"))
+	if !strings.Contains(logs.String(), `"suppressed_since_last":999`) {
+		t.Errorf("log does not count the left-out lines:\n%s", logs)
 	}
 }

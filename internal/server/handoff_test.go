@@ -441,7 +441,10 @@ func TestBrowserSessionSparesNegotiateUntilLogout(t *testing.T) {
 	if again := get(""); again.StatusCode != 302 {
 		t.Fatalf("returning browser renegotiated: %d %s", again.StatusCode, again.Header.Get("Kerbgate-Reason"))
 	}
-	out, err := client.Get(g.url("127.0.0.1", "/sso/logout"))
+	// Sign-out is a same-origin POST (GET only shows the confirmation form).
+	req, _ := http.NewRequest("POST", g.url("127.0.0.1", "/sso/logout"), nil)
+	req.Header.Set("Origin", g.url("127.0.0.1", ""))
+	out, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type gateway struct {
 	port int
 	srv  *Server
 	logs *lockedBuffer
+	// seen holds the secrets that crossed the gateway's edge; no log line may
+	// hold one (checked at cleanup).
+	seen *secretSeen
 	stop func() // shuts the server down (idempotent)
 	ln   *trackingListener
 }
@@ -114,7 +117,7 @@ func startGateway(t testing.TB, cfg *config.Config) *gateway {
 
 func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	t.Helper()
-	g := &gateway{t: t, logs: &lockedBuffer{}}
+	g := &gateway{t: t, logs: &lockedBuffer{}, seen: &secretSeen{}}
 	if cfg.Store.Path == "" && cfg.Store.Redis == nil {
 		// Each gateway gets its own store unless the test shares one on purpose.
 		c := *cfg
@@ -126,6 +129,7 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.handler = g.seen.record(srv.handler)
 	g.srv = srv
 	raw, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
@@ -154,6 +158,7 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 	}
 	t.Cleanup(func() {
 		g.stop()
+		g.seen.check(t, g.logs.String())
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", g.logs.String())
 		}

@@ -56,7 +56,8 @@ func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) ht
 		}
 		auth, err := oidcauth.New(oidcauth.Config{Issuer: a.OIDC.Issuer, ClientID: a.OIDC.ClientID, ClientSecret: secret,
 			UsernameClaim: a.OIDC.UsernameClaim, Scopes: a.OIDC.Scopes, CallbackPath: strings.TrimSuffix(a.PathPrefix, "/") + "/_kerbgate/oidc/callback",
-			Realm: cfg.Kerberos.Realm, CookieKeys: cookieKeys, Secure: cfg.TLS.Enabled})
+			Realm: cfg.Kerberos.Realm, CookieKeys: cookieKeys,
+			Secure: cfg.TLS.Enabled || (cfg.Listen.ExternalURL != nil && cfg.Listen.ExternalURL.Scheme == "https")})
 		if err != nil {
 			return nil, fmt.Errorf("proxy.apps %s: %w", a.ID, err)
 		}

@@ -26,10 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kerbgate/kerbgate/internal/clientauth"
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/diagnose"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
@@ -198,6 +200,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		Log:               log,
 		Registerer:        reg,
 		Now:               opts.Now,
+		// One authenticator for every face that checks client secrets, so that
+		// the bound on hash checks and the failure budgets are process-wide.
+		Clients: clientauth.New(clientauth.Options{}),
 	})
 	if err != nil {
 		return fail(err)
@@ -224,6 +229,20 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		mux.Handle("GET /debug/last-failures", h)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// What the client sees (scheme, host, address) is worked out once per request,
+	// before any face: behind listen.trusted_proxies or listen.external_url.
+	handler = frontend.New(cfg.Listen.ExternalURL, cfg.Listen.TrustedProxies).Middleware(handler)
+	if cfg.Listen.ExternalURL != nil || len(cfg.Listen.TrustedProxies) > 0 {
+		var trusted []string
+		for _, p := range cfg.Listen.TrustedProxies {
+			trusted = append(trusted, p.String())
+		}
+		ext := ""
+		if cfg.Listen.ExternalURL != nil {
+			ext = cfg.Listen.ExternalURL.String()
+		}
+		log.Info("front end", "external_url", ext, "trusted_proxies", trusted)
+	}
 
 	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, Keys: keys, closers: closers}, nil
 }

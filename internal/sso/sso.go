@@ -7,13 +7,13 @@
 // It owns the /sso/ endpoints, the per-application policy (registered redirect URIs,
 // client secret, token and session lifetimes, allowed groups) and kerbgate's own
 // browser session. It must not verify Kerberos, speak LDAP or persist anything
-// itself: it composes the negotiate middleware, a Directory and a store.Store.
+// itself: it composes the negotiate middleware, a Directory and a store.Store. It
+// checks client secrets only through clientauth (bounded, rate-limited), and reads
+// the client's scheme, origin and address only through frontend.
 package sso
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,14 +27,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kerbgate/kerbgate/internal/clientauth"
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
-	"github.com/kerbgate/kerbgate/internal/secret"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	Store     store.Store
 	Reporter  *refusal.Reporter
 	Log       *slog.Logger
+	// Clients checks the apps' client secrets (bounded, rate-limited, cached);
+	// nil makes one with the defaults.
+	Clients *clientauth.Authenticator
 	// Registerer receives the handoff metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Now and Rand are injected for tests.
@@ -75,11 +79,6 @@ type Service struct {
 
 type app struct {
 	config.App
-	// verified holds SHA-256 of the last client secret that verified against
-	// SecretHash, so that argon2id runs once per secret, not once per redemption.
-	mu       sync.Mutex
-	verified [sha256.Size]byte
-	hasKnown bool
 
 	// groupSIDs are AllowedGroups resolved to SIDs (names through the directory,
 	// on first use, so kerbgate starts while the directory is down).
@@ -103,6 +102,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Clients == nil {
+		o.Clients = clientauth.New(clientauth.Options{})
 	}
 	s := &Service{opts: o, apps: map[string]*app{}}
 	for _, a := range o.Apps {
@@ -133,13 +135,24 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sso/redeem", s.redeem)
 	mux.HandleFunc("GET /sso/sessions/{id}", s.getSession)
 	mux.HandleFunc("DELETE /sso/sessions/{id}", s.deleteSession)
-	mux.HandleFunc("GET /sso/logout", s.logout)
+	mux.HandleFunc("GET /sso/logout", s.confirmLogout)
+	mux.HandleFunc("POST /sso/logout", s.logout)
 }
 
 const maxStateLen = 512
 
 // cookiePurpose binds the browser session cookie's MAC to its use.
 const cookiePurpose = "kerbgate-browser-session"
+
+// cookiePath is the browser session cookie's path: the cookie is kerbgate's own and
+// goes to no proxied application. Not being "/", its https name is
+// __Secure-<cookie_name> (a __Host- name requires Path=/).
+const cookiePath = "/sso/"
+
+// cookieName is the browser session cookie's name for the client of r.
+func (s *Service) cookieName(r *http.Request) string {
+	return frontend.From(r).CookieName(s.opts.CookieName, cookiePath)
+}
 
 // login is GET /sso/login?app=ID[&redirect_uri=URI][&state=S].
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +330,7 @@ func registered(uris []string, u string) bool {
 // if there is no valid one. The error is the store's when it cannot be asked
 // (store.ErrUnavailable): the caller refuses rather than sign in again.
 func (s *Service) browserIdentity(r *http.Request) (*identity.Identity, error) {
-	c, err := r.Cookie(s.opts.CookieName)
+	c, err := r.Cookie(s.cookieName(r))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil, nil
 	}
@@ -350,23 +363,53 @@ func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, i
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: s.opts.CookieName, Value: s.opts.CookieKeys.Seal(cookiePurpose, sid), Path: "/sso/",
+		Name: s.cookieName(r), Value: s.opts.CookieKeys.Seal(cookiePurpose, sid), Path: cookiePath,
 		MaxAge: int(s.opts.BrowserSessionTTL / time.Second), HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
 
-// logout ends kerbgate's browser session.
+// confirmLogout is GET /sso/logout: a link or an image on any site can make a
+// browser send it, so it changes nothing and shows a form that POSTs the sign-out.
+func (s *Service) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	_, _ = io.WriteString(w, confirmLogoutPage)
+}
+
+const confirmLogoutPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign out</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:3em auto">
+<h1>Sign out of kerbgate?</h1>
+<p>This ends your kerbgate sign-in in this browser. Applications you signed in to keep their own sessions until you sign out of them.</p>
+<form method="post" action="/sso/logout"><button type="submit">Sign out</button></form>
+</body></html>
+`
+
+// logout is POST /sso/logout: it ends kerbgate's browser session, for a same-origin
+// request only (frontend.View.SameOrigin), so that another site cannot sign the
+// browser out.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
+	v := frontend.From(r)
+	if ok, why := v.SameOrigin(r); !ok {
+		s.refuse(w, r, reason.New(reason.CrossSiteRequest, "sign-out not from kerbgate's own page",
+			"origin", v.Origin(), "seen", why))
+		return
+	}
 	var err error
-	if c, cerr := r.Cookie(s.opts.CookieName); cerr == nil && c.Value != "" && len(c.Value) <= 128 {
+	name := s.cookieName(r)
+	if c, cerr := r.Cookie(name); cerr == nil && c.Value != "" && len(c.Value) <= 128 {
 		if sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value); ok {
 			err = s.opts.Store.DeleteSession(r.Context(), sid)
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: s.opts.CookieName, Value: "", Path: "/sso/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: cookiePath, MaxAge: -1,
+		HttpOnly: true, Secure: v.Secure(), SameSite: http.SameSiteLaxMode})
 	if errors.Is(err, store.ErrUnavailable) {
 		// The cookie is gone from this browser, but the session could not be
 		// revoked: say so rather than claim a sign-out.
@@ -399,10 +442,14 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.opts.Now()
-	t, err := s.opts.Store.TakeToken(r.Context(), token, now)
+	t, err := s.opts.Store.TakeToken(r.Context(), token, a.ID, now)
 	if err != nil {
 		cause := "unknown"
 		switch {
+		case errors.Is(err, store.ErrOtherApp):
+			// The store checked the app inside the atomic take: the token stays
+			// redeemable by the app it was issued to.
+			cause = "other_app"
 		case errors.Is(err, store.ErrTokenUsed):
 			cause = "used"
 		case errors.Is(err, store.ErrExpired):
@@ -414,7 +461,7 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token cannot be redeemed", "app", a.ID, "cause", cause))
 		return
 	}
-	if t.AppID != a.ID {
+	if t.AppID != a.ID { // the store guarantees it; fail closed all the same
 		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token belongs to another app",
 			"app", a.ID, "token_app", t.AppID, "cause", "other_app"))
 		return
@@ -504,50 +551,22 @@ func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*app, stri
 }
 
 // authenticateApp checks the client id and secret (HTTP Basic, or client_id and
-// client_secret form fields).
+// client_secret form fields) through Options.Clients: bounded, rate-limited per
+// client id and per client address, and cached for the right secret.
 func (s *Service) authenticateApp(r *http.Request) (*app, error) {
 	id, sec, ok := r.BasicAuth()
 	if !ok {
 		id, sec = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 	}
 	a, known := s.apps[id]
-	if id == "" || sec == "" || !known {
-		// Spend the time a real check costs, so unknown ids are not told apart by timing.
-		_, _ = secret.Verify(dummyHash, sec)
-		return nil, reason.New(reason.BadClientCredentials, "unknown app or missing credentials", "client_id", truncate(id, 64))
+	hash := ""
+	if known {
+		hash = a.SecretHash
 	}
-	if !a.secretOK(sec) {
-		return nil, reason.New(reason.BadClientCredentials, "wrong client secret", "client_id", id)
+	if e := s.opts.Clients.Check(id, hash, frontend.From(r).ClientAddr(), sec); e != nil {
+		return nil, e
 	}
 	return a, nil
-}
-
-// dummyHash is a valid hash of a random value, verified against when the app is
-// unknown.
-var dummyHash = func() string {
-	h, err := secret.Hash("kerbgate-no-such-app")
-	if err != nil {
-		panic(err)
-	}
-	return h
-}()
-
-func (a *app) secretOK(sec string) bool {
-	sum := sha256.Sum256([]byte(sec))
-	a.mu.Lock()
-	known, verified := a.hasKnown, a.verified
-	a.mu.Unlock()
-	if known && subtle.ConstantTimeCompare(sum[:], verified[:]) == 1 {
-		return true
-	}
-	ok, err := secret.Verify(a.SecretHash, sec)
-	if err != nil || !ok {
-		return false
-	}
-	a.mu.Lock()
-	a.verified, a.hasKnown = sum, true
-	a.mu.Unlock()
-	return true
 }
 
 // storeRefusal is the refusal for a failed store operation: store_unavailable (503,

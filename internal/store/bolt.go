@@ -232,7 +232,7 @@ func (b *Bolt) PutToken(ctx context.Context, token string, t Token) error {
 
 // TakeToken implements Tokens. A successful take replaces the record with a
 // tombstone that lives until the token's ExpiresAt.
-func (b *Bolt) TakeToken(ctx context.Context, token string, now time.Time) (Token, error) {
+func (b *Bolt) TakeToken(ctx context.Context, token, appID string, now time.Time) (Token, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Token{}, err
 	}
@@ -269,6 +269,11 @@ func (b *Bolt) TakeToken(ctx context.Context, token string, now time.Time) (Toke
 		}
 		if err := json.Unmarshal(payload, &rec); err != nil {
 			outcome = fmt.Errorf("%w: %v", errCorrupt, err)
+			return nil
+		}
+		if rec.AppID != appID {
+			// Checked inside the transaction: the token stays live for its app.
+			rec, outcome = tokenRecord{}, ErrOtherApp
 			return nil
 		}
 		tomb := make([]byte, headerLen)

@@ -72,7 +72,7 @@ func TestBoltFileHoldsOnlyHashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%2 == 0 { // leave a mix of live tokens and tombstones
-			if _, err := b.TakeToken(ctx, tok, now); err != nil {
+			if _, err := b.TakeToken(ctx, tok, "wiki", now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -176,7 +176,7 @@ func TestBoltPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		if take {
-			if _, err := b.TakeToken(ctx, tok, t0); err != nil {
+			if _, err := b.TakeToken(ctx, tok, "wiki", t0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -212,17 +212,17 @@ func TestBoltPurge(t *testing.T) {
 
 	// Purged records are unknown; live ones are untouched.
 	for _, tok := range []string{deadTok, deadTomb} {
-		if _, err := b.TakeToken(ctx, tok, now); !errors.Is(err, store.ErrNotFound) {
+		if _, err := b.TakeToken(ctx, tok, "wiki", now); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("purged token: %v, want ErrNotFound", err)
 		}
 	}
 	if _, err := b.GetSession(ctx, deadSess, now); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("purged session: %v, want ErrNotFound", err)
 	}
-	if _, err := b.TakeToken(ctx, liveTomb, now); !errors.Is(err, store.ErrTokenUsed) {
+	if _, err := b.TakeToken(ctx, liveTomb, "wiki", now); !errors.Is(err, store.ErrTokenUsed) {
 		t.Errorf("live tombstone: %v, want ErrTokenUsed", err)
 	}
-	if _, err := b.TakeToken(ctx, liveTok, now); err != nil {
+	if _, err := b.TakeToken(ctx, liveTok, "wiki", now); err != nil {
 		t.Errorf("live token: %v", err)
 	}
 	if _, err := b.GetSession(ctx, liveSess, now); err != nil {
@@ -293,7 +293,7 @@ func BenchmarkPutTakeToken(b *testing.B) {
 		if err := s.PutToken(ctx, ids[i], tk); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.TakeToken(ctx, ids[i], now); err != nil {
+		if _, err := s.TakeToken(ctx, ids[i], "wiki", now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -92,7 +92,7 @@ func BenchmarkTokenIssueRedeem(b *testing.B) {
 			if err := s.PutToken(ctx, ids[i], tk); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.TakeToken(ctx, ids[i], now); err != nil {
+			if _, err := s.TakeToken(ctx, ids[i], "wiki", now); err != nil {
 				b.Fatal(err)
 			}
 		}

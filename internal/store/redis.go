@@ -354,10 +354,11 @@ local function before(a, b)
 end
 `
 
-// takeScript consumes a live token: KEYS[1] the token's key, ARGV[1] now. It
-// answers "N" (not found), "U" (used), "C" (corrupt), "E" (expired: refused, the
-// token stays live), or the live value it replaced with a tombstone that keeps the
-// key's lifetime.
+// takeScript consumes a live token: KEYS[1] the token's key, ARGV[1] now, ARGV[2]
+// the taking application's id. It answers "N" (not found), "U" (used), "C"
+// (corrupt), "E" (expired: refused, the token stays live), "A" (another
+// application's token: refused, the token stays live), or the live value it
+// replaced with a tombstone that keeps the key's lifetime.
 var takeScript = redis.NewScript(luaBefore + `
 local v = redis.call('GET', KEYS[1])
 if not v then return 'N' end
@@ -366,6 +367,11 @@ if kind == 'U' then return 'U' end
 if kind ~= 'L' or string.len(v) < 20 then return 'C' end
 local exp = string.sub(v, 2, 20)
 if not before(ARGV[1], exp) then return 'E' end
+local ok, rec = pcall(cjson.decode, string.sub(v, 21))
+if not ok or type(rec) ~= 'table' then return 'C' end
+local app = rec['app_id']
+if app == nil then app = '' end
+if app ~= ARGV[2] then return 'A' end
 redis.call('SET', KEYS[1], 'U' .. exp, 'KEEPTTL')
 return v
 `)
@@ -409,7 +415,7 @@ func (r *Redis) PutToken(ctx context.Context, token string, t Token) error {
 
 // TakeToken implements Tokens. A successful take replaces the record with a
 // tombstone that lives as long as the token would have (its ExpiresAt plus Grace).
-func (r *Redis) TakeToken(ctx context.Context, token string, now time.Time) (Token, error) {
+func (r *Redis) TakeToken(ctx context.Context, token, appID string, now time.Time) (Token, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Token{}, err
 	}
@@ -418,7 +424,7 @@ func (r *Redis) TakeToken(ctx context.Context, token string, now time.Time) (Tok
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	res, err := takeScript.Run(octx, r.client, []string{r.tokenKey(token)}, stamp(now)).Text()
+	res, err := takeScript.Run(octx, r.client, []string{r.tokenKey(token)}, stamp(now), appID).Text()
 	if err != nil {
 		return Token{}, r.fail(ctx, "take_token", err)
 	}
@@ -429,6 +435,8 @@ func (r *Redis) TakeToken(ctx context.Context, token string, now time.Time) (Tok
 		return Token{}, ErrTokenUsed
 	case "E":
 		return Token{}, ErrExpired
+	case "A":
+		return Token{}, ErrOtherApp
 	case "C":
 		return Token{}, errCorrupt
 	}

@@ -101,7 +101,7 @@ func TestRedisPrefixesAreSeparate(t *testing.T) {
 	if err := a.PutToken(ctx, tok, storetest.SampleToken(now, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.TakeToken(ctx, tok, now); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.TakeToken(ctx, tok, "wiki", now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("other farm's token: %v, want ErrNotFound", err)
 	}
 	var k replay.Key
@@ -129,7 +129,7 @@ func TestRedisHoldsOnlyHashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
-			if _, err := r.TakeToken(ctx, tok, now); err != nil {
+			if _, err := r.TakeToken(ctx, tok, "wiki", now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -186,7 +186,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	if err := r.PutToken(ctx, tok, storetest.SampleToken(now, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.TakeToken(ctx, tok, now); err != nil {
+	if _, err := r.TakeToken(ctx, tok, "wiki", now); err != nil {
 		t.Fatal(err)
 	}
 	th := sha256.Sum256([]byte(tok))
@@ -230,7 +230,7 @@ func TestRedisKeysExpire(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, serr := r.GetSession(ctx, sid, now)
-		_, terr := r.TakeToken(ctx, tok2, now)
+		_, terr := r.TakeToken(ctx, tok2, "wiki", now)
 		if n == 0 && errors.Is(serr, store.ErrNotFound) && errors.Is(terr, store.ErrNotFound) {
 			break
 		}
@@ -302,7 +302,7 @@ func TestRedisTLSNeedsTheCA(t *testing.T) {
 // allOps runs every store operation once and returns their errors.
 func allOps(s store.Store, tok string) []error {
 	now := time.Now()
-	_, errTake := s.TakeToken(ctx, tok, now)
+	_, errTake := s.TakeToken(ctx, tok, "wiki", now)
 	_, errGet := s.GetSession(ctx, "sid", now)
 	_, errSeen := s.SeenBefore(replay.Key{1}, now, now.Add(time.Minute))
 	return []error{
@@ -341,13 +341,13 @@ func TestRedisDownFailsClosedAndRecovers(t *testing.T) {
 	}
 
 	srv.Restart() // empty: the token is gone with the old process
-	if _, err := r.TakeToken(ctx, tok, time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := r.TakeToken(ctx, tok, "wiki", time.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("take after restart: %v, want ErrNotFound", err)
 	}
 	if err := r.PutToken(ctx, tok, storetest.SampleToken(time.Now(), time.Minute)); err != nil {
 		t.Fatalf("put after restart: %v", err)
 	}
-	if _, err := r.TakeToken(ctx, tok, time.Now()); err != nil {
+	if _, err := r.TakeToken(ctx, tok, "wiki", time.Now()); err != nil {
 		t.Fatalf("take after restart: %v", err)
 	}
 }
@@ -373,7 +373,7 @@ func TestRedisHungIsBounded(t *testing.T) {
 		name string
 		run  func() error
 	}{
-		{"take", func() error { _, err := r.TakeToken(ctx, "tok", time.Now()); return err }},
+		{"take", func() error { _, err := r.TakeToken(ctx, "tok", "wiki", time.Now()); return err }},
 		{"seen", func() error {
 			_, err := r.SeenBefore(replay.Key{2}, time.Now(), time.Now().Add(time.Minute))
 			return err
@@ -413,7 +413,7 @@ func TestRedisCallerCancelIsNotUnavailable(t *testing.T) {
 	defer srv.Resume()
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	_, err := r.TakeToken(cctx, "tok", time.Now())
+	_, err := r.TakeToken(cctx, "tok", "wiki", time.Now())
 	if err == nil || errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("take with the caller's deadline passed: %v, want context.DeadlineExceeded", err)
 	}

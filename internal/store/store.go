@@ -53,6 +53,9 @@ var (
 	ErrTokenUsed = errors.New("store: token already used")
 	// ErrExpired means the token or session exists but its ExpiresAt has passed.
 	ErrExpired = errors.New("store: expired")
+	// ErrOtherApp means the token was issued to another application than the one
+	// taking it. The token is left as it was: its own application can still take it.
+	ErrOtherApp = errors.New("store: token belongs to another application")
 	// ErrExists means PutToken was given a token that is already recorded (live or
 	// used); tokens are never overwritten, so a used token cannot be revived.
 	ErrExists = errors.New("store: token already exists")
@@ -72,10 +75,12 @@ type Tokens interface {
 	// PutToken records token until t.ExpiresAt. It fails with ErrExists if the token
 	// was recorded before.
 	PutToken(ctx context.Context, token string, t Token) error
-	// TakeToken atomically returns and consumes the token: of N concurrent calls at
-	// most one succeeds. It fails with ErrNotFound, ErrTokenUsed or ErrExpired
-	// (now at or after ExpiresAt).
-	TakeToken(ctx context.Context, token string, now time.Time) (Token, error)
+	// TakeToken atomically returns and consumes the token issued to appID: of N
+	// concurrent calls at most one succeeds. It fails with ErrNotFound,
+	// ErrTokenUsed, ErrExpired (now at or after ExpiresAt) or ErrOtherApp (the token
+	// is another application's; it is checked inside the atomic take and the token
+	// stays live for its own application).
+	TakeToken(ctx context.Context, token, appID string, now time.Time) (Token, error)
 }
 
 // Sessions records sessions by id.

@@ -102,16 +102,16 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.PutToken(ctx, tok, want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.TakeToken(ctx, tok, now.Add(time.Second))
+		got, err := s.TakeToken(ctx, tok, "wiki", now.Add(time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !EqualToken(got, want) {
 			t.Fatalf("took %+v, want %+v", got, want)
 		}
-		_, err = s.TakeToken(ctx, tok, now.Add(2*time.Second))
+		_, err = s.TakeToken(ctx, tok, "wiki", now.Add(2*time.Second))
 		wantErr(t, "second take", err, store.ErrTokenUsed)
-		_, err = s.TakeToken(ctx, tok, now.Add(3*time.Second))
+		_, err = s.TakeToken(ctx, tok, "wiki", now.Add(3*time.Second))
 		wantErr(t, "third take", err, store.ErrTokenUsed)
 	})
 
@@ -124,10 +124,10 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.PutToken(ctx, tok, tk); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.TakeToken(ctx, tok, now); err != nil {
+		if _, err := s.TakeToken(ctx, tok, "wiki", now); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.TakeToken(ctx, tok, tk.ExpiresAt.Add(time.Second))
+		_, err := s.TakeToken(ctx, tok, "wiki", tk.ExpiresAt.Add(time.Second))
 		wantErr(t, "take of a used token after ExpiresAt", err, store.ErrTokenUsed)
 	})
 
@@ -150,15 +150,42 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Fatalf("%s: error %v, want %v or %v", what, err, store.ErrExpired, store.ErrNotFound)
 			}
 		}
-		_, err := s.TakeToken(ctx, tok, now)
+		_, err := s.TakeToken(ctx, tok, "wiki", now)
 		expiredOrPurged("take of a token put expired", err)
 		_, err = s.GetSession(ctx, id, now)
 		expiredOrPurged("get of a session put expired", err)
 	})
 
+	t.Run("TokenOfAnotherAppStaysLive", func(t *testing.T) {
+		// An application that presents another's token neither gets it nor burns
+		// it: the app is checked inside the atomic take.
+		s := open(t)
+		now := base()
+		tok, want := newID(t), SampleToken(now, time.Minute)
+		if err := s.PutToken(ctx, tok, want); err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range []string{"payroll", "", "wiki2", "Wiki"} {
+			got, err := s.TakeToken(ctx, tok, other, now)
+			wantErr(t, "take by app "+other, err, store.ErrOtherApp)
+			if got.AppID != "" || got.Identity.Principal != "" {
+				t.Fatalf("take by another app returned %+v", got)
+			}
+		}
+		got, err := s.TakeToken(ctx, tok, "wiki", now)
+		if err != nil {
+			t.Fatalf("take by the token's own app after another's: %v", err)
+		}
+		if !EqualToken(got, want) {
+			t.Fatalf("took %+v, want %+v", got, want)
+		}
+		_, err = s.TakeToken(ctx, tok, "payroll", now)
+		wantErr(t, "another app's take of a used token", err, store.ErrTokenUsed)
+	})
+
 	t.Run("TokenUnknown", func(t *testing.T) {
 		s := open(t)
-		_, err := s.TakeToken(ctx, newID(t), base())
+		_, err := s.TakeToken(ctx, newID(t), "wiki", base())
 		wantErr(t, "unknown token", err, store.ErrNotFound)
 	})
 
@@ -169,12 +196,12 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.PutToken(ctx, tok, tk); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.TakeToken(ctx, tok, tk.ExpiresAt)
+		_, err := s.TakeToken(ctx, tok, "wiki", tk.ExpiresAt)
 		wantErr(t, "take at ExpiresAt", err, store.ErrExpired)
-		_, err = s.TakeToken(ctx, tok, tk.ExpiresAt.Add(time.Hour))
+		_, err = s.TakeToken(ctx, tok, "wiki", tk.ExpiresAt.Add(time.Hour))
 		wantErr(t, "take after ExpiresAt", err, store.ErrExpired)
 		// A refused take consumes nothing: just before expiry it still works.
-		if _, err := s.TakeToken(ctx, tok, tk.ExpiresAt.Add(-time.Millisecond)); err != nil {
+		if _, err := s.TakeToken(ctx, tok, "wiki", tk.ExpiresAt.Add(-time.Millisecond)); err != nil {
 			t.Fatalf("take just before expiry: %v", err)
 		}
 	})
@@ -186,12 +213,12 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.TakeToken(ctx, tok, now); err != nil {
+		if _, err := s.TakeToken(ctx, tok, "wiki", now); err != nil {
 			t.Fatal(err)
 		}
 		// Re-putting a used token must not revive it.
 		wantErr(t, "put of used token", s.PutToken(ctx, tok, SampleToken(now, time.Minute)), store.ErrExists)
-		_, err := s.TakeToken(ctx, tok, now)
+		_, err := s.TakeToken(ctx, tok, "wiki", now)
 		wantErr(t, "take after re-put", err, store.ErrTokenUsed)
 	})
 
@@ -213,7 +240,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = s.TakeToken(ctx, tok, now)
+				_, errs[i] = s.TakeToken(ctx, tok, "wiki", now)
 			}()
 		}
 		close(start)
@@ -241,7 +268,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.PutSession(ctx, id, SampleSession(now, time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.TakeToken(ctx, id, now)
+		_, err := s.TakeToken(ctx, id, "wiki", now)
 		wantErr(t, "session id taken as token", err, store.ErrNotFound)
 		tok := newID(t)
 		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
@@ -385,11 +412,11 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.TakeToken(cctx, tok, now); err == nil {
+		if _, err := s.TakeToken(cctx, tok, "wiki", now); err == nil {
 			t.Fatal("TakeToken with a cancelled context succeeded")
 		}
 		// The refused take consumed nothing.
-		if _, err := s.TakeToken(ctx, tok, now); err != nil {
+		if _, err := s.TakeToken(ctx, tok, "wiki", now); err != nil {
 			t.Fatalf("take after cancelled take: %v", err)
 		}
 	})
@@ -419,9 +446,9 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatal(err)
 		}
 		var errs []error
-		_, err := s.TakeToken(ctx, tok, now.Add(time.Hour))
+		_, err := s.TakeToken(ctx, tok, "wiki", now.Add(time.Hour))
 		errs = append(errs, err)
-		_, err = s.TakeToken(ctx, id, now)
+		_, err = s.TakeToken(ctx, id, "wiki", now)
 		errs = append(errs, err)
 		_, err = s.GetSession(ctx, id, now)
 		errs = append(errs, err, s.DeleteSession(ctx, id))
@@ -453,7 +480,7 @@ func RunPersistence(t *testing.T, open func(t *testing.T) (s store.Store, reopen
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.TakeToken(ctx, used, now); err != nil {
+	if _, err := s.TakeToken(ctx, used, "wiki", now); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutSession(ctx, sid, sess); err != nil {
@@ -476,14 +503,14 @@ func RunPersistence(t *testing.T, open func(t *testing.T) (s store.Store, reopen
 	if !EqualSession(gotS, sess) {
 		t.Fatalf("session after reopen %+v, want %+v", gotS, sess)
 	}
-	gotT, err := s.TakeToken(ctx, unused, now.Add(time.Minute))
+	gotT, err := s.TakeToken(ctx, unused, "wiki", now.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("unused token after reopen: %v", err)
 	}
 	if !EqualToken(gotT, tk) {
 		t.Fatalf("token after reopen %+v, want %+v", gotT, tk)
 	}
-	_, err = s.TakeToken(ctx, used, now.Add(time.Minute))
+	_, err = s.TakeToken(ctx, used, "wiki", now.Add(time.Minute))
 	wantErr(t, "used token after reopen", err, store.ErrTokenUsed)
 	seen, err := s.SeenBefore(k, now.Add(time.Minute), now.Add(time.Hour))
 	if err != nil {
@@ -507,14 +534,14 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 			t.Fatal(err)
 		}
 		wantErr(t, "put of the same token on the other node", b.PutToken(ctx, tok, want), store.ErrExists)
-		got, err := b.TakeToken(ctx, tok, now)
+		got, err := b.TakeToken(ctx, tok, "wiki", now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !EqualToken(got, want) {
 			t.Fatalf("took %+v, want %+v", got, want)
 		}
-		_, err = a.TakeToken(ctx, tok, now)
+		_, err = a.TakeToken(ctx, tok, "wiki", now)
 		wantErr(t, "second take on the issuing node", err, store.ErrTokenUsed)
 	})
 
@@ -540,7 +567,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = node.TakeToken(ctx, tok, now)
+				_, errs[i] = node.TakeToken(ctx, tok, "wiki", now)
 			}()
 		}
 		close(start)
