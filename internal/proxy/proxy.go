@@ -677,6 +677,15 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Path, pr.Out.URL.RawPath = httppath.Decode(p), p
 	pr.SetURL(rt.Upstream)
 	pr.SetXForwarded()
+	// What the browser used, not kerbgate's own connection: behind a TLS-terminating
+	// balancer in listen.trusted_proxies that is https and the browser's address.
+	if v := frontend.From(pr.In); v.Scheme != "" {
+		pr.Out.Header.Set("X-Forwarded-Proto", v.Scheme)
+		pr.Out.Header.Set("X-Forwarded-Host", v.Host)
+		if v.Client.IsValid() {
+			pr.Out.Header.Set("X-Forwarded-For", v.Client.String())
+		}
+	}
 	if rt.PreserveHost {
 		pr.Out.Host = pr.In.Host
 	}

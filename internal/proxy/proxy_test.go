@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
@@ -363,5 +365,44 @@ func TestPathPrefixesMustBeCanonicalAndDistinctWithoutCase(t *testing.T) {
 		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%q: %v, want %q", c.prefixes, err, c.err)
 		}
+	}
+}
+
+// Behind a TLS-terminating balancer listed in trusted_proxies, the upstream hears
+// what the browser used (https, its host, its address), as kerbgate's own cookies
+// do; from an untrusted peer, the forwarded headers it sent are not passed on.
+func TestUpstreamHearsTheClientsSchemeAndAddress(t *testing.T) {
+	heard := map[string]string{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-For", "X-Forwarded-Host"} {
+			heard[h] = r.Header.Get(h)
+		}
+	}))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	reg := prometheus.NewRegistry()
+	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
+	s, err := New(Options{Apps: []config.ProxyApp{{ID: "open", Host: "app.example.test", PathPrefix: "/", PreAuth: "passthrough",
+		Upstream: u, Timeout: 5 * time.Second}}, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+		Log: slog.New(slog.DiscardHandler), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := frontend.New(nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")})
+	send := func(peer string) {
+		r := httptest.NewRequest("GET", "http://app.example.test/page", nil)
+		r.RemoteAddr = peer + ":4242"
+		r.Header.Set("X-Forwarded-Proto", "https")
+		r.Header.Set("X-Forwarded-For", "203.0.113.9")
+		r.Header.Set("X-Forwarded-Host", "app.example.test")
+		fe.Middleware(s.Wrap(http.NotFoundHandler())).ServeHTTP(httptest.NewRecorder(), r)
+	}
+	send("192.0.2.10") // the balancer
+	if heard["X-Forwarded-Proto"] != "https" || heard["X-Forwarded-For"] != "203.0.113.9" || heard["X-Forwarded-Host"] != "app.example.test" {
+		t.Errorf("behind a trusted balancer the upstream heard %v", heard)
+	}
+	send("198.51.100.7") // anyone else
+	if heard["X-Forwarded-Proto"] != "http" || heard["X-Forwarded-For"] != "198.51.100.7" {
+		t.Errorf("from an untrusted peer the upstream heard %v", heard)
 	}
 }
