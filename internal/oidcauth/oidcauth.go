@@ -27,6 +27,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/reason"
@@ -44,7 +45,7 @@ type Config struct {
 	// Realm is the Kerberos realm of the identities made.
 	Realm      string
 	CookieKeys *keyset.Set
-	Secure     bool // the state cookie is Secure (the app is served over TLS)
+	Secure     bool // always https, whatever the request says (kerbgate serves TLS or external_url is https)
 }
 
 // Authenticator runs the flow for one application.
@@ -142,12 +143,20 @@ func PlainHTTPAllowed(host string) bool {
 }
 
 func (a *Authenticator) oauth(p *oidc.Provider, r *http.Request) *oauth2.Config {
-	scheme := "http"
-	if r.TLS != nil || a.cfg.Secure {
+	// The browser's own address (behind a TLS-terminating balancer: https), which is
+	// what the provider has registered.
+	v := frontend.From(r)
+	scheme := v.Scheme
+	if a.cfg.Secure {
 		scheme = "https"
 	}
 	return &oauth2.Config{ClientID: a.cfg.ClientID, ClientSecret: a.cfg.ClientSecret, Endpoint: p.Endpoint(),
-		RedirectURL: scheme + "://" + r.Host + a.cfg.CallbackPath, Scopes: a.cfg.Scopes}
+		RedirectURL: scheme + "://" + v.Host + a.cfg.CallbackPath, Scopes: a.cfg.Scopes}
+}
+
+// secure reports whether the state cookie is Secure: whenever the browser uses https.
+func (a *Authenticator) secure(r *http.Request) bool {
+	return a.cfg.Secure || frontend.From(r).Secure()
 }
 
 func random() string {
@@ -166,14 +175,14 @@ func (a *Authenticator) Authenticate(w http.ResponseWriter, r *http.Request) (id
 	}
 	if r.URL.Path == a.cfg.CallbackPath {
 		id, returnTo, err := a.callback(r, p)
-		http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: a.cfg.CallbackPath, MaxAge: -1, HttpOnly: true, Secure: a.cfg.Secure})
+		http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: a.cfg.CallbackPath, MaxAge: -1, HttpOnly: true, Secure: a.secure(r)})
 		return id, returnTo, err, false
 	}
 	st := flowState{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier(), ReturnTo: r.URL.RequestURI(),
 		Expires: time.Now().Add(stateTTL).Unix()}
 	raw, _ := json.Marshal(st)
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: a.cfg.CookieKeys.Seal(statePurpose, base64.RawURLEncoding.EncodeToString(raw)),
-		Path: a.cfg.CallbackPath, MaxAge: int(stateTTL / time.Second), HttpOnly: true, Secure: a.cfg.Secure, SameSite: http.SameSiteLaxMode})
+		Path: a.cfg.CallbackPath, MaxAge: int(stateTTL / time.Second), HttpOnly: true, Secure: a.secure(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, a.oauth(p, r).AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), http.StatusFound)
 	return nil, "", nil, true
 }
