@@ -122,13 +122,31 @@ func (u pathUpstream) received(t *testing.T, before string) string {
 	resp.Body.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		l := strings.TrimPrefix(u.accessLog(), before)
-		if i := strings.Index(l, "GET "+mark+" "); i >= 0 {
-			return l[:strings.LastIndex(l[:i], "\n")+1]
+		if strings.Contains(l, "GET "+mark+" ") {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s never logged %s:\n%s", u.name, mark, l)
 		}
 	}
+	// Apache's children log when a request ends, each on its own: the line of a
+	// request answered before the marker can still land after the marker's. Wait
+	// until the log has been quiet a moment, then take every line but the marker's.
+	l := u.accessLog()
+	for quiet := 0; quiet < 3; time.Sleep(50 * time.Millisecond) {
+		if now := u.accessLog(); now != l {
+			l, quiet = now, 0
+			continue
+		}
+		quiet++
+	}
+	var seen strings.Builder
+	for _, line := range strings.SplitAfter(strings.TrimPrefix(l, before), "\n") {
+		if line != "" && !strings.Contains(line, "GET "+mark+" ") {
+			seen.WriteString(line)
+		}
+	}
+	return seen.String()
 }
 
 func firstLine(s string) string {
