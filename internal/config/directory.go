@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -67,30 +66,10 @@ type Directory struct {
 // error for the password to be empty (an LDAP simple bind with an empty password is an
 // unauthenticated bind), or for the bind method not to use a password.
 func (d Directory) Password() (string, error) {
-	var pw string
-	switch {
-	case d.PasswordFile != "":
-		b, err := os.ReadFile(d.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("directory bind password: %w", err)
-		}
-		pw = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		if pw == "" {
-			return "", fmt.Errorf("directory bind password: %s is empty", d.PasswordFile)
-		}
-	case d.PasswordEnv != "":
-		v, ok := os.LookupEnv(d.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("directory bind password: environment variable %s is not set", d.PasswordEnv)
-		}
-		if v == "" {
-			return "", fmt.Errorf("directory bind password: environment variable %s is empty", d.PasswordEnv)
-		}
-		pw = v
-	default:
+	if d.PasswordFile == "" && d.PasswordEnv == "" {
 		return "", errors.New("directory bind password: none configured (bind.method is not simple)")
 	}
-	return pw, nil
+	return readSecret("directory bind password", d.PasswordFile, d.PasswordEnv)
 }
 
 const (
@@ -394,27 +373,10 @@ func decodeBind(m *mapping, d *Directory) {
 		}
 	}
 	if only(pwFile, bindSimple) {
-		if s, ok := pwFile.str(); ok {
-			if s == "" {
-				pwFile.invalid("empty path")
-			} else if abs, shown := resolvedPath(pwFile, s); checkPasswordFile(pwFile, abs, shown) {
-				d.PasswordFile = abs
-			}
-		}
+		d.PasswordFile = secretFile(pwFile)
 	}
 	if only(pwEnv, bindSimple) {
-		if s, ok := pwEnv.str(); ok {
-			switch v, set := os.LookupEnv(s); {
-			case !envName.MatchString(s):
-				pwEnv.invalid("%s is not an environment variable name", describe(pwEnv.val))
-			case !set:
-				pwEnv.errorf("%s is not set in kerbgate's environment; expected %s", describe(pwEnv.val), pwEnv.expect)
-			case v == "":
-				pwEnv.errorf("%s is set but empty; expected %s", describe(pwEnv.val), pwEnv.expect)
-			default:
-				d.PasswordEnv = s
-			}
-		}
+		d.PasswordEnv = secretEnv(pwEnv)
 	}
 
 	keytab := m.field("keytab", "a readable keytab file with the key of directory.bind.principal")
@@ -443,27 +405,4 @@ func decodeBind(m *mapping, d *Directory) {
 			}
 		}
 	}
-}
-
-// checkPasswordFile reports whether path is a readable, non-empty file that not
-// everyone can read, reporting why not.
-func checkPasswordFile(f *field, path, shown string) bool {
-	if !checkReadable(f, path, shown, f.expect) {
-		return false
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		f.errorf("%s cannot be read: %s; expected %s", shown, pathErrCause(err), f.expect).Err = err
-		return false
-	}
-	// Windows has no such permission bits: Go reports every file as readable by all.
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o004 != 0 {
-		f.errorf("%s is readable by everyone; chmod 600 it (expected a file only kerbgate's user can read)", shown)
-		return false
-	}
-	if st.Size() == 0 {
-		f.errorf("%s is empty; expected %s", shown, f.expect)
-		return false
-	}
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -295,9 +294,10 @@ func decodeProxyApp(m *mapping, trusted []string) ProxyApp {
 			}
 		}
 	}
-	f = m.field("allowed_groups", "a list of group SIDs or names")
-	if groups, _ := f.strings(f.expect); groups != nil {
-		a.AllowedGroups = groups
+	f = m.field("allowed_groups", groupsExpect)
+	a.AllowedGroups = decodeGroups(f)
+	if len(a.AllowedGroups) > 0 && a.PreAuth == "passthrough" {
+		f.errorf("set with pre_auth passthrough, which signs nobody in, so nobody could be let in; expected pre_auth iwa or oidc, or no allowed_groups")
 	}
 
 	om := m.section("oidc")
@@ -339,22 +339,11 @@ func decodeProxyOIDC(m *mapping) *ProxyOIDC {
 	sf := m.field("client_secret_file", "a file holding the client secret (or client_secret_env)")
 	ef := m.field("client_secret_env", "the name of an environment variable holding the client secret")
 	m.reject("client_secret", "secrets do not belong in the configuration file; expected client_secret_file or client_secret_env")
-	if s, ok := sf.str(); ok {
-		abs, shown := resolvedPath(sf, s)
-		if checkReadable(sf, abs, shown, sf.expect) {
-			o.ClientSecretFile = abs
-		}
-	}
-	if s, ok := ef.str(); ok {
-		if _, set := os.LookupEnv(s); !set {
-			ef.errorf("environment variable %s is not set; expected %s", s, ef.expect)
-		} else {
-			o.ClientSecretEnv = s
-		}
-	}
 	if sf.set() && ef.set() {
-		ef.errorf("both client_secret_file and client_secret_env are set; expected one")
+		ef.errorf("set together with client_secret_file; expected at most one of client_secret_file or client_secret_env")
 	}
+	o.ClientSecretFile = secretFile(sf)
+	o.ClientSecretEnv = secretEnv(ef)
 	f = m.field("username_claim", "the ID token claim holding the user's UPN, like upn or preferred_username")
 	if s, ok := f.str(); ok && s != "" {
 		o.UsernameClaim = s
@@ -366,19 +355,10 @@ func decodeProxyOIDC(m *mapping) *ProxyOIDC {
 	return o
 }
 
-// Secret returns the OIDC client secret from its file or environment variable.
+// Secret returns the OIDC client secret from its file or environment variable (the
+// file when both are set), or "" for a public client with neither.
 func (o *ProxyOIDC) Secret() (string, error) {
-	if o.ClientSecretEnv != "" {
-		return os.Getenv(o.ClientSecretEnv), nil
-	}
-	if o.ClientSecretFile == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(o.ClientSecretFile)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
+	return readSecret("oidc client secret", o.ClientSecretFile, o.ClientSecretEnv)
 }
 
 func decodeProxyKerberos(m *mapping, trusted []string) *ProxyKerberos {
@@ -456,6 +436,9 @@ func decodeProxyKerberos(m *mapping, trusted []string) *ProxyKerberos {
 // finishProxy checks what the proxy needs from other sections.
 func finishProxy(d *decoder, c *Config) {
 	for i, a := range c.Proxy.Apps {
+		if !c.Directory.Enabled {
+			checkGroupNames(d, fmt.Sprintf("proxy.apps[%d]", i), a.AllowedGroups)
+		}
 		if a.Kerberos == nil {
 			continue
 		}

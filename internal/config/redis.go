@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -55,28 +54,7 @@ type Redis struct {
 // newline, or the value of the environment variable PasswordEnv; "" when neither is
 // configured. It is an error for a configured password to be empty.
 func (r Redis) Password() (string, error) {
-	switch {
-	case r.PasswordFile != "":
-		b, err := os.ReadFile(r.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("store.redis password: %w", err)
-		}
-		pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		if pw == "" {
-			return "", fmt.Errorf("store.redis password: %s is empty", r.PasswordFile)
-		}
-		return pw, nil
-	case r.PasswordEnv != "":
-		v, ok := os.LookupEnv(r.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("store.redis password: environment variable %s is not set", r.PasswordEnv)
-		}
-		if v == "" {
-			return "", fmt.Errorf("store.redis password: environment variable %s is empty", r.PasswordEnv)
-		}
-		return v, nil
-	}
-	return "", nil
+	return readSecret("store.redis password", r.PasswordFile, r.PasswordEnv)
 }
 
 const (
@@ -159,25 +137,8 @@ func decodeRedis(m *mapping, s *Store, path *field) {
 	case user.set() && !pwFile.set() && !pwEnv.set():
 		user.errorf("set without password_file or password_env; expected the ACL user's password in one of them")
 	}
-	if v, ok := pwFile.str(); ok {
-		if v == "" {
-			pwFile.invalid("empty path")
-		} else if abs, shown := resolvedPath(pwFile, v); checkPasswordFile(pwFile, abs, shown) {
-			r.PasswordFile = abs
-		}
-	}
-	if v, ok := pwEnv.str(); ok {
-		switch val, set := os.LookupEnv(v); {
-		case !envName.MatchString(v):
-			pwEnv.invalid("%s is not an environment variable name", describe(pwEnv.val))
-		case !set:
-			pwEnv.errorf("%s is not set in kerbgate's environment; expected %s", describe(pwEnv.val), pwEnv.expect)
-		case val == "":
-			pwEnv.errorf("%s is set but empty; expected %s", describe(pwEnv.val), pwEnv.expect)
-		default:
-			r.PasswordEnv = v
-		}
-	}
+	r.PasswordFile = secretFile(pwFile)
+	r.PasswordEnv = secretEnv(pwEnv)
 
 	// TLS: rediss://, or a tls section (even an empty one) with addrs.
 	tlsKV, hasTLS := m.keys["tls"]

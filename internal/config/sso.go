@@ -202,26 +202,7 @@ func decodeApp(m *mapping) App {
 		app.SessionTTL = v
 	}
 
-	f = m.field("allowed_groups", "a list of groups, each a SID like S-1-5-21-…-1110 or a group name (empty or absent: any signed-in user)")
-	items, _ := f.list("a SID like S-1-5-21-…-1110, or a group name")
-	seen := map[string]string{} // lower-case group -> field path of its item
-	for _, it := range items {
-		if !it.set() {
-			it.errorf("empty item; expected %s", it.expect)
-			continue
-		}
-		g, ok := it.str()
-		if !ok || !checkGroup(it, g) {
-			continue
-		}
-		key := strings.ToLower(g)
-		if first, dup := seen[key]; dup {
-			it.errorf("%s is a duplicate of %s (groups compare case-insensitively); expected each group once", describe(it.val), first)
-			continue
-		}
-		seen[key] = it.path
-		app.AllowedGroups = append(app.AllowedGroups, g)
-	}
+	app.AllowedGroups = decodeGroups(m.field("allowed_groups", groupsExpect))
 
 	// The default depends on the directory section: see finishSSO.
 	f = m.field("require_directory", "true or false")
@@ -348,17 +329,51 @@ func finishSSO(d *decoder, c *Config) {
 		if app.RequireDirectory {
 			d.errorf(posOf(rd), path, "needs directory: require_directory is true but the file has no directory section; expected a directory section, or require_directory: false")
 		}
-		// Group names are looked up in the directory; SIDs come with the ticket.
-		for j := 0; ; j++ {
-			gp := fmt.Sprintf("%s.allowed_groups[%d]", path, j)
-			n := d.values[gp]
-			if n == nil {
-				break
-			}
-			g := deref(n)
-			if g.Kind == yaml.ScalarNode && !looksLikeSID(g.Value) && slices.Contains(app.AllowedGroups, g.Value) {
-				d.errorf(posOf(n), gp, "%s is a group name, and %s needs directory to look it up: the file has no directory section; expected a directory section, or the group's SID like S-1-5-21-…-1110", describe(g), path)
-			}
+		checkGroupNames(d, path, app.AllowedGroups)
+	}
+}
+
+// groupsExpect is what an allowed_groups field holds, in sso and proxy apps alike.
+const groupsExpect = "a list of groups, each a SID like S-1-5-21-…-1110 or a group name (empty or absent: any signed-in user)"
+
+// decodeGroups reads an app's allowed_groups: SIDs or group names, each once
+// (compared without case).
+func decodeGroups(f *field) []string {
+	var groups []string
+	items, _ := f.list("a SID like S-1-5-21-…-1110, or a group name")
+	seen := map[string]string{} // lower-case group -> field path of its item
+	for _, it := range items {
+		if !it.set() {
+			it.errorf("empty item; expected %s", it.expect)
+			continue
+		}
+		g, ok := it.str()
+		if !ok || !checkGroup(it, g) {
+			continue
+		}
+		key := strings.ToLower(g)
+		if first, dup := seen[key]; dup {
+			it.errorf("%s is a duplicate of %s (groups compare case-insensitively); expected each group once", describe(it.val), first)
+			continue
+		}
+		seen[key] = it.path
+		groups = append(groups, g)
+	}
+	return groups
+}
+
+// checkGroupNames reports each group name of the app at path, when the file has no
+// directory section to look names up in (SIDs come with the sign-in).
+func checkGroupNames(d *decoder, path string, groups []string) {
+	for j := 0; ; j++ {
+		gp := fmt.Sprintf("%s.allowed_groups[%d]", path, j)
+		n := d.values[gp]
+		if n == nil {
+			break
+		}
+		g := deref(n)
+		if g.Kind == yaml.ScalarNode && !looksLikeSID(g.Value) && slices.Contains(groups, g.Value) {
+			d.errorf(posOf(n), gp, "%s is a group name, and %s needs directory to look it up: the file has no directory section; expected a directory section, or the group's SID like S-1-5-21-…-1110", describe(g), path)
 		}
 	}
 }
