@@ -4,11 +4,13 @@
 // with a Kerberos ticket obtained on the user's behalf (constrained delegation),
 // like Microsoft Entra Application Proxy's connector.
 //
-// It owns the flow: which identity a request carries, the name kerbgate asks the KDC
-// for (the login identity), when the upstream gets the token (always, or after its
-// 401), the proxy session cookie, the audit event per delegation, and the 502 pages
-// for failures. It must not talk to the KDC or the directory itself (Delegator and
-// Directory do), nor verify Kerberos tokens (the Negotiate middleware does).
+// It owns the flow: routing, the name kerbgate asks the KDC for (the login identity),
+// when the upstream gets the token (always, or after its 401), the audit event per
+// delegation, and the 502 pages for failures, all from typed Options (package setup
+// makes them from the configuration file). It must not read configuration, talk to
+// the KDC or the directory itself (Delegator and Directory do), nor verify Kerberos
+// tokens: pre-authentication, the proxy session and its cookie, and the group policy
+// are the sign-in core's (package signin).
 //
 // Routing is on the request's canonical path (package httppath), never on the raw
 // one: a path with no canonical form, or one that would select another app on an
@@ -30,23 +32,23 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/httppath"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
-	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/krb/s4u"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
@@ -63,14 +65,89 @@ type Principal struct {
 
 func (p Principal) String() string { return p.Name }
 
-// TokenFormat is how the upstream wants the Kerberos token.
-type TokenFormat int
+// App is one published application: where browsers reach it (Host, PathPrefix, a
+// canonical path compared exactly, case included), who may (PreAuth, Groups), and
+// how kerbgate reaches it (Upstream, with UpstreamCAFile for https, or the system
+// roots; the browser's Host header when PreserveHost; Timeout for the response
+// headers; a Kerberos ticket when Kerberos is not nil).
+type App struct {
+	ID, Host, PathPrefix string
+
+	PreAuth signin.PreAuthenticator // signin.Negotiate, signin.OIDC or signin.Passthrough
+	Groups  *signin.Groups          // nil: anyone signed in
+
+	Upstream       *url.URL
+	UpstreamCAFile string
+	PreserveHost   bool
+	Timeout        time.Duration
+	Kerberos       *Kerberos
+}
+
+// Kerberos is how an app's upstream gets the user's Kerberos token.
+type Kerberos struct {
+	// SPN is the upstream's service principal name, like "HTTP/app.example.test".
+	SPN           string
+	LoginIdentity LoginIdentity
+	// AlternateUPNAttribute is the directory attribute AlternateUPN* read.
+	AlternateUPNAttribute string
+	TokenFormat           s4u.Format
+	Send                  SendMode
+	// MaxReplayBody bounds the request body kept to replay after a 401 (SendOn401);
+	// a larger body is sent with the token up front.
+	MaxReplayBody int
+	// MapForeignRealms are the trusted realms whose users a name-only login
+	// identity may be delegated for, in their own realm.
+	MapForeignRealms []string
+}
+
+// LoginIdentity is the name kerbgate asks the KDC to delegate for.
+type LoginIdentity int
 
 const (
-	// SPNEGO wraps the AP-REQ in a NegTokenInit, as browsers send it.
-	SPNEGO TokenFormat = iota
-	// RawKerberos is the GSS-API Kerberos token (RFC 4121 framing) alone.
-	RawKerberos
+	// LoginUPN is the userPrincipalName, as an enterprise name.
+	LoginUPN LoginIdentity = iota
+	// LoginAlternateUPN is a directory attribute holding another UPN.
+	LoginAlternateUPN
+	// LoginUPNUserPart is the UPN's part before "@", as an account name.
+	LoginUPNUserPart
+	// LoginAlternateUPNUserPart is the alternate UPN's part before "@".
+	LoginAlternateUPNUserPart
+	// LoginSAMAccountName is the pre-Windows 2000 logon name.
+	LoginSAMAccountName
+)
+
+// String is the login identity as proxy.apps[].kerberos.login_identity spells it.
+func (l LoginIdentity) String() string {
+	switch l {
+	case LoginUPN:
+		return "upn"
+	case LoginAlternateUPN:
+		return "alternate_upn"
+	case LoginUPNUserPart:
+		return "upn_user_part"
+	case LoginAlternateUPNUserPart:
+		return "alternate_upn_user_part"
+	case LoginSAMAccountName:
+		return "sam_account_name"
+	}
+	return "unknown"
+}
+
+// nameOnly reports whether the login identity is an account name without a realm,
+// which the KDC reads as an account of the realm it is asked in.
+func (l LoginIdentity) nameOnly() bool {
+	return l == LoginSAMAccountName || l == LoginUPNUserPart || l == LoginAlternateUPNUserPart
+}
+
+// SendMode is when the upstream gets the token.
+type SendMode int
+
+const (
+	// SendAlways sends the token with every request.
+	SendAlways SendMode = iota
+	// SendOn401 sends it only after the upstream answers 401 Negotiate, replaying
+	// the request (its body up to Kerberos.MaxReplayBody).
+	SendOn401
 )
 
 // Delegator obtains a fresh GSS token for user to spn (S4U2Self + S4U2Proxy, then a
@@ -78,7 +155,7 @@ const (
 // delegation, which the audit log records) rather than using a cached ticket.
 // Refusals are *reason.Error.
 type Delegator interface {
-	Token(ctx context.Context, user Principal, spn string, format TokenFormat) (token []byte, exchanged bool, err error)
+	Token(ctx context.Context, user Principal, spn string, format s4u.Format) (token []byte, exchanged bool, err error)
 }
 
 // Directory is what the proxy asks AD (the *directory.Directory in production).
@@ -87,34 +164,21 @@ type Directory interface {
 	// (see directory.Directory.LookupIdentity).
 	LookupIdentity(ctx context.Context, id *identity.Identity) (*directory.User, error)
 	Attribute(ctx context.Context, dn, attr string) (string, error)
-	GroupSID(ctx context.Context, name string) (string, error)
-}
-
-// PreAuthenticator signs a user in for pre_auth methods other than iwa (OIDC). On
-// the provider's callback it returns the identity and where to send the browser;
-// otherwise it answers the request itself (a redirect to the provider) and returns
-// handled. Refusals are *reason.Error.
-type PreAuthenticator interface {
-	Authenticate(w http.ResponseWriter, r *http.Request) (id *identity.Identity, returnTo string, err error, handled bool)
 }
 
 // Options configure the service.
 type Options struct {
-	Apps       []config.ProxyApp
+	Apps       []App
 	CookieName string
 	// CookieKeys authenticate the session cookie's value; shared by a farm.
 	CookieKeys *keyset.Set
 	SessionTTL time.Duration
 	Realm      string
-	// SignIn is the Negotiate middleware (pre_auth iwa).
-	SignIn func(http.Handler) http.Handler
-	// PreAuth holds the authenticator of each app with pre_auth oidc, by app id.
-	PreAuth   map[string]PreAuthenticator
-	Delegator Delegator // required when an app has a kerberos section
-	Directory Directory // nil without a directory section
-	Store     store.Sessions
-	Reporter  *refusal.Reporter
-	Log       *slog.Logger
+	Delegator  Delegator // required when an app has Kerberos
+	Directory  Directory // nil without a directory section
+	Store      store.Sessions
+	Reporter   *refusal.Reporter
+	Log        *slog.Logger
 	// Registerer receives the proxy metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -129,18 +193,21 @@ type Service struct {
 	// prefix first: the route an IIS-like upstream would see.
 	lenient map[string][]*route
 
+	// sessions is the proxy session, one scope per app.
+	sessions *signin.Sessions
+
 	requests    *prometheus.CounterVec
 	delegations *prometheus.CounterVec
 }
 
 type route struct {
 	svc *Service
-	config.ProxyApp
+	App
 	foldPrefix string // httppath.FoldKey(PathPrefix)
 	rp         *httputil.ReverseProxy
-	preauth    PreAuthenticator
-	groupsMu   sync.Mutex
-	groupSIDs  []string
+	// scope is the app's session: its cookie at the app's path, its store entries
+	// bound to the app.
+	scope signin.Scope
 }
 
 // New builds the service.
@@ -160,7 +227,10 @@ func New(o Options) (*Service, error) {
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 8 * time.Hour
 	}
-	s := &Service{opts: o, routes: map[string][]*route{}, lenient: map[string][]*route{}}
+	s := &Service{opts: o, routes: map[string][]*route{}, lenient: map[string][]*route{}, sessions: &signin.Sessions{
+		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
+		TTL: o.SessionTTL, Now: o.Now, Rand: o.Rand,
+	}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_proxy_requests_total", Help: "Requests to published applications, by app and outcome (forwarded, refused).",
 	}, []string{"app", "outcome"})
@@ -180,22 +250,13 @@ func New(o Options) (*Service, error) {
 		if c, err := httppath.Canonical(a.PathPrefix); err != nil || c != a.PathPrefix {
 			return nil, fmt.Errorf("proxy: app %s: path_prefix %q is not a canonical path (no //, dot segments, %%2F or lower-case escapes)", a.ID, a.PathPrefix)
 		}
-		rt := &route{svc: s, ProxyApp: a, foldPrefix: httppath.FoldKey(a.PathPrefix)}
-		switch a.PreAuth {
-		case "iwa":
-			if o.SignIn == nil {
-				return nil, fmt.Errorf("proxy: app %s: pre_auth iwa needs the Negotiate middleware", a.ID)
-			}
-		case "oidc":
-			if rt.preauth = o.PreAuth[a.ID]; rt.preauth == nil {
-				return nil, fmt.Errorf("proxy: app %s: pre_auth oidc has no authenticator", a.ID)
-			}
+		rt := &route{svc: s, App: a, foldPrefix: httppath.FoldKey(a.PathPrefix),
+			scope: signin.Scope{Path: a.PathPrefix, AppID: "proxy:" + a.ID}}
+		if a.PreAuth == nil {
+			return nil, fmt.Errorf("proxy: app %s: no pre-authenticator", a.ID)
 		}
 		if a.Kerberos != nil && o.Delegator == nil {
-			return nil, fmt.Errorf("proxy: app %s: kerberos needs proxy.delegation", a.ID)
-		}
-		if len(a.AllowedGroups) > 0 && a.PreAuth == "passthrough" {
-			return nil, fmt.Errorf("proxy: app %s: allowed_groups with pre_auth passthrough", a.ID)
+			return nil, fmt.Errorf("proxy: app %s: kerberos needs a delegator", a.ID)
 		}
 		tr, err := transport(a)
 		if err != nil {
@@ -236,7 +297,7 @@ func sortRoutes(rs []*route, key func(*route) string) {
 	}
 }
 
-func transport(a config.ProxyApp) (*http.Transport, error) {
+func transport(a App) (*http.Transport, error) {
 	tr := &http.Transport{
 		Proxy:                 nil, // never an environment proxy between kerbgate and its upstreams
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -380,123 +441,62 @@ type request struct {
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch rt.PreAuth {
-	case "passthrough":
-		rt.forward(w, r, nil)
-	case "oidc":
-		id, err := rt.sessionIdentity(r)
+	if rt.PreAuth.Method() == signin.MethodPassthrough {
+		// Nobody signs in, so there is no session to read or start.
+		rt.PreAuth.Authenticate(w, r, rt.signedIn)
+		return
+	}
+	id, err := rt.svc.sessions.Load(r, rt.scope)
+	if err != nil {
+		rt.refuse(w, r, err)
+		return
+	}
+	if id != nil {
+		rt.authorized(w, r, id)
+		return
+	}
+	rt.PreAuth.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
+		if err == nil && res.Identity == nil {
+			err = reason.New(reason.Internal, "sign-in passed without an identity", "app", rt.ID)
+		}
 		if err != nil {
 			rt.refuse(w, r, err)
 			return
 		}
-		if id != nil {
-			rt.authorized(w, r, id)
-			return
-		}
-		id, returnTo, err, handled := rt.preauth.Authenticate(w, r)
-		switch {
-		case handled:
-		case err != nil:
-			rt.refuse(w, r, err)
-		default:
-			if err := rt.startSession(w, r, id); err != nil {
-				rt.refuse(w, r, err)
-				return
-			}
-			http.Redirect(w, r, returnTo, http.StatusFound)
-		}
-	default: // iwa
-		id, err := rt.sessionIdentity(r)
-		if err != nil {
+		if err := rt.svc.sessions.Start(w, r, rt.scope, res.Identity); err != nil {
 			rt.refuse(w, r, err)
 			return
 		}
-		if id != nil {
-			rt.authorized(w, r, id)
-			return
-		}
-		rt.svc.opts.SignIn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			in, ok := negotiate.FromContext(r.Context())
-			if !ok {
-				rt.refuse(w, r, reason.New(reason.Internal, "sign-in passed without an identity"))
-				return
-			}
-			id := in.Identity
-			if err := rt.startSession(w, r, &id); err != nil {
-				rt.refuse(w, r, err)
-				return
-			}
-			rt.authorized(w, r, &id)
-		})).ServeHTTP(w, r)
+		rt.signedIn(w, r, res, nil)
+	})
+}
+
+// signedIn goes on after pre-authentication: to the page the browser first asked
+// for when the sign-in ended on a URL of its own (the OIDC callback), else to the
+// group check and the upstream.
+func (rt *route) signedIn(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
+	switch {
+	case err != nil:
+		rt.refuse(w, r, err)
+	case res.ReturnTo != "":
+		http.Redirect(w, r, res.ReturnTo, http.StatusFound)
+	default:
+		rt.authorized(w, r, res.Identity)
 	}
 }
 
 // cookiePurpose binds the proxy session cookie's MAC to its use.
 const cookiePurpose = "kerbgate-proxy-session"
 
-func (rt *route) sessionAppID() string { return "proxy:" + rt.ID }
-
-// cookieName is the session cookie's name for the client of r: __Host- prefixed
-// when the client uses https and the app is at "/", __Secure- at a path prefix
-// (frontend.View.CookieName).
-func (rt *route) cookieName(r *http.Request) string {
-	return frontend.From(r).CookieName(rt.svc.opts.CookieName, rt.PathPrefix)
-}
-
-// sessionIdentity returns the identity of the request's proxy session, nil without
-// a valid one, or a store_unavailable refusal when the store cannot be asked.
-func (rt *route) sessionIdentity(r *http.Request) (*identity.Identity, error) {
-	c, err := r.Cookie(rt.cookieName(r))
-	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return nil, nil
-	}
-	sid, ok := rt.svc.opts.CookieKeys.Open(cookiePurpose, c.Value)
-	if !ok {
-		return nil, nil
-	}
-	sess, err := rt.svc.opts.Store.GetSession(r.Context(), sid, rt.svc.opts.Now())
-	if errors.Is(err, store.ErrUnavailable) {
-		return nil, reason.New(reason.StoreUnavailable, "cannot read the proxy session", "app", rt.ID, "error", err.Error())
-	}
-	if err != nil || sess.AppID != rt.sessionAppID() {
-		return nil, nil
-	}
-	return &sess.Identity, nil
-}
-
-func (rt *route) startSession(w http.ResponseWriter, r *http.Request, id *identity.Identity) error {
-	sid, err := store.NewID(rt.svc.opts.Rand)
-	if err != nil {
-		return reason.New(reason.Internal, "cannot make a session id", "error", err.Error())
-	}
-	now := rt.svc.opts.Now()
-	if err := rt.svc.opts.Store.PutSession(r.Context(), sid, store.Session{
-		AppID: rt.sessionAppID(), Identity: *id, CreatedAt: now, ExpiresAt: now.Add(rt.svc.opts.SessionTTL),
-	}); err != nil {
-		if isReason(err) {
-			return err
-		}
-		if errors.Is(err, store.ErrUnavailable) {
-			return reason.New(reason.StoreUnavailable, "cannot store the proxy session", "app", rt.ID, "error", err.Error())
-		}
-		return reason.New(reason.Internal, "cannot store the proxy session", "error", err.Error())
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: rt.cookieName(r), Value: rt.svc.opts.CookieKeys.Seal(cookiePurpose, sid), Path: rt.PathPrefix,
-		MaxAge: int(rt.svc.opts.SessionTTL / time.Second), HttpOnly: true,
-		Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode,
-	})
-	return nil
-}
-
-// authorized checks the app's groups, works out the login identity and forwards.
+// authorized checks the app's groups, works out the login identity and forwards. A
+// nil id is an anonymous request (passthrough).
 func (rt *route) authorized(w http.ResponseWriter, r *http.Request, id *identity.Identity) {
-	if err := rt.checkGroups(r.Context(), id); err != nil {
+	if err := rt.Groups.Check(r.Context(), id); err != nil {
 		rt.refuse(w, r, err)
 		return
 	}
 	req := &request{id: id}
-	if rt.Kerberos != nil {
+	if rt.Kerberos != nil && id != nil {
 		user, err := rt.loginIdentity(r.Context(), id)
 		if err != nil {
 			rt.refuse(w, r, err)
@@ -505,51 +505,6 @@ func (rt *route) authorized(w http.ResponseWriter, r *http.Request, id *identity
 		req.user = user
 	}
 	rt.forward(w, r, req)
-}
-
-func (rt *route) checkGroups(ctx context.Context, id *identity.Identity) error {
-	if len(rt.AllowedGroups) == 0 {
-		return nil
-	}
-	sids, err := rt.allowedSIDs(ctx)
-	if err != nil {
-		return err
-	}
-	for _, s := range sids {
-		if id.InGroup(s) {
-			return nil
-		}
-	}
-	return reason.New(reason.NotInGroup, "user is in none of the app's allowed groups",
-		"app", rt.ID, "user", id.Principal, "allowed_groups", strings.Join(rt.AllowedGroups, ","))
-}
-
-func (rt *route) allowedSIDs(ctx context.Context) ([]string, error) {
-	rt.groupsMu.Lock()
-	defer rt.groupsMu.Unlock()
-	if rt.groupSIDs != nil {
-		return rt.groupSIDs, nil
-	}
-	var sids []string
-	for _, g := range rt.AllowedGroups {
-		if strings.HasPrefix(g, "S-1-") {
-			sids = append(sids, g)
-			continue
-		}
-		if rt.svc.opts.Directory == nil {
-			return nil, reason.New(reason.Internal, "group names need the directory section", "group", g)
-		}
-		sid, err := rt.svc.opts.Directory.GroupSID(ctx, g)
-		if err != nil {
-			if isReason(err) {
-				return nil, err
-			}
-			return nil, reason.New(reason.Internal, "allowed group not found in the directory", "group", g, "error", err.Error())
-		}
-		sids = append(sids, sid)
-	}
-	rt.groupSIDs = sids
-	return sids, nil
 }
 
 // loginIdentity is the name kerbgate asks the KDC for, per
@@ -564,19 +519,18 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 	k := rt.Kerberos
 	missing := func(what string) error {
 		return reason.New(reason.LoginIdentityMissing, "the account has no "+what,
-			"app", rt.ID, "user", id.Principal, "login_identity", k.LoginIdentity)
+			"app", rt.ID, "user", id.Principal, "login_identity", k.LoginIdentity.String())
 	}
 	var realm string // the user's realm when foreign
 	if id.Realm != rt.svc.opts.Realm {
 		realm = id.Realm
 	}
-	nameOnly := k.LoginIdentity == "sam_account_name" || strings.HasSuffix(k.LoginIdentity, "_user_part")
-	if realm != "" && nameOnly {
+	if realm != "" && k.LoginIdentity.nameOnly() {
 		if !slices.Contains(k.MapForeignRealms, realm) {
 			return Principal{}, reason.New(reason.LoginIdentityForeignRealm,
 				"a name-only login identity for a user of another realm would name the local account of the same name",
 				"app", rt.ID, "user", id.Principal, "user_realm", realm, "realm", rt.svc.opts.Realm,
-				"login_identity", k.LoginIdentity,
+				"login_identity", k.LoginIdentity.String(),
 				"fix", "use login_identity upn or alternate_upn, or list the realm in proxy.apps[].kerberos.map_foreign_realms")
 		}
 	}
@@ -586,7 +540,7 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 			return nil
 		}
 		if rt.svc.opts.Directory == nil {
-			return reason.New(reason.Internal, "login identity needs the directory section", "login_identity", k.LoginIdentity)
+			return reason.New(reason.Internal, "login identity needs the directory section", "login_identity", k.LoginIdentity.String())
 		}
 		u, err := rt.svc.opts.Directory.LookupIdentity(ctx, id)
 		if err != nil {
@@ -596,17 +550,17 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 		return nil
 	}
 	switch k.LoginIdentity {
-	case "upn", "upn_user_part":
+	case LoginUPN, LoginUPNUserPart:
 		upn := id.UPN
 		if upn == "" {
 			return Principal{}, missing("userPrincipalName")
 		}
-		if k.LoginIdentity == "upn" {
+		if k.LoginIdentity == LoginUPN {
 			return Principal{Name: upn, Enterprise: true, Realm: realm}, nil
 		}
 		part, _, _ := strings.Cut(upn, "@")
 		return Principal{Name: part, Realm: realm}, nil
-	case "sam_account_name":
+	case LoginSAMAccountName:
 		sam := id.SAMAccountName
 		if sam == "" {
 			if err := lookup(); err != nil {
@@ -618,7 +572,7 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 			return Principal{}, missing("sAMAccountName")
 		}
 		return Principal{Name: sam, Realm: realm}, nil
-	case "alternate_upn", "alternate_upn_user_part":
+	case LoginAlternateUPN, LoginAlternateUPNUserPart:
 		if err := lookup(); err != nil {
 			return Principal{}, err
 		}
@@ -629,13 +583,13 @@ func (rt *route) loginIdentity(ctx context.Context, id *identity.Identity) (Prin
 		if alt == "" {
 			return Principal{}, missing(k.AlternateUPNAttribute)
 		}
-		if k.LoginIdentity == "alternate_upn" {
+		if k.LoginIdentity == LoginAlternateUPN {
 			return Principal{Name: alt, Enterprise: true, Realm: realm}, nil
 		}
 		part, _, _ := strings.Cut(alt, "@")
 		return Principal{Name: part, Realm: realm}, nil
 	}
-	return Principal{}, reason.New(reason.Internal, "unknown login identity", "login_identity", k.LoginIdentity)
+	return Principal{}, reason.New(reason.Internal, "unknown login identity", "login_identity", k.LoginIdentity.String())
 }
 
 func (rt *route) forward(w http.ResponseWriter, r *http.Request, req *request) {
@@ -777,7 +731,7 @@ func (t *kerberosTransport) RoundTrip(out *http.Request) (*http.Response, error)
 	if k == nil || req == nil || req.id == nil {
 		return t.base.RoundTrip(out)
 	}
-	if k.Send == "always" {
+	if k.Send == SendAlways {
 		if err := t.authorize(out, req); err != nil {
 			return nil, err
 		}
@@ -841,11 +795,7 @@ func setBody(r *http.Request, body []byte) {
 // event of the delegation.
 func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
 	k := t.rt.Kerberos
-	format := SPNEGO
-	if k.TokenFormat == "kerberos" {
-		format = RawKerberos
-	}
-	tok, exchanged, err := t.rt.svc.opts.Delegator.Token(out.Context(), req.user, k.SPN, format)
+	tok, exchanged, err := t.rt.svc.opts.Delegator.Token(out.Context(), req.user, k.SPN, k.TokenFormat)
 	result := "ok"
 	if err != nil {
 		if !isReason(err) {
@@ -866,7 +816,7 @@ func (t *kerberosTransport) authorize(out *http.Request, req *request) error {
 // equivalent of the Application Proxy connector's event 24029. Requests served from a
 // cached ticket are logged at debug level only.
 func (t *kerberosTransport) audit(req *request, result string, exchanged bool, err error) {
-	attrs := []any{"app", t.rt.ID, "preauth", t.rt.PreAuth, "preauth_identity", req.id.Principal,
+	attrs := []any{"app", t.rt.ID, "preauth", t.rt.PreAuth.Method().String(), "preauth_identity", req.id.Principal,
 		"delegated_identity", req.user.Name, "enterprise_name", req.user.Enterprise, "delegated_realm", req.user.Realm,
 		"spn", t.rt.Kerberos.SPN, "result", result}
 	if err != nil {

@@ -21,13 +21,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/krb/s4u"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
-	"github.com/kerbgate/kerbgate/internal/store"
+	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/signin/signintest"
 )
 
 type recordingDelegator struct {
@@ -36,7 +37,7 @@ type recordingDelegator struct {
 	err   error
 }
 
-func (d *recordingDelegator) Token(_ context.Context, user Principal, spn string, f TokenFormat) ([]byte, bool, error) {
+func (d *recordingDelegator) Token(_ context.Context, user Principal, spn string, f s4u.Format) ([]byte, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, user)
@@ -45,28 +46,6 @@ func (d *recordingDelegator) Token(_ context.Context, user Principal, spn string
 	}
 	return []byte("token-for-" + user.Name + "-" + spn), true, nil
 }
-
-type memSessions struct {
-	mu sync.Mutex
-	m  map[string]store.Session
-}
-
-func (s *memSessions) PutSession(_ context.Context, id string, v store.Session) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[id] = v
-	return nil
-}
-func (s *memSessions) GetSession(_ context.Context, id string, _ time.Time) (store.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[id]
-	if !ok {
-		return store.Session{}, store.ErrNotFound
-	}
-	return v, nil
-}
-func (s *memSessions) DeleteSession(_ context.Context, id string) error { return nil }
 
 type fakeDirectory struct{ alt string }
 
@@ -108,14 +87,14 @@ func authOnly(t *testing.T) (*httptest.Server, *[]string) {
 
 // newTestRoute builds a service with one app and an identity injected as if
 // pre-authenticated, and returns a function that sends a request through it.
-func newTestRoute(t *testing.T, upstream string, k *config.ProxyKerberos, d Delegator, dir Directory) func(method, body string, id *identity.Identity) *httptest.ResponseRecorder {
+func newTestRoute(t *testing.T, upstream string, k *Kerberos, d Delegator, dir Directory) func(method, body string, id *identity.Identity) *httptest.ResponseRecorder {
 	t.Helper()
 	u, _ := url.Parse(upstream)
 	reg := prometheus.NewRegistry()
 	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
 	opts := Options{
-		Apps:  []config.ProxyApp{{ID: "app", Host: "app.example.test", PathPrefix: "/", Upstream: u, Timeout: 5 * time.Second, PreAuth: "passthrough", Kerberos: k}},
-		Realm: "EXAMPLE.TEST", Delegator: d, Directory: dir, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+		Apps:  []App{{ID: "app", Host: "app.example.test", PathPrefix: "/", Upstream: u, Timeout: 5 * time.Second, PreAuth: signin.Passthrough{}, Kerberos: k}},
+		Realm: "EXAMPLE.TEST", Delegator: d, Directory: dir, Store: signintest.NewSessions(), Reporter: rep,
 		Log: slog.New(slog.DiscardHandler), Registerer: reg,
 	}
 	s, err := New(opts)
@@ -141,7 +120,7 @@ var alice = &identity.Identity{Principal: "alice@EXAMPLE.TEST", UPN: "alice@exam
 func TestSendOn401ReplaysTheBody(t *testing.T) {
 	up, seen := authOnly(t)
 	d := &recordingDelegator{}
-	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", TokenFormat: "spnego", Send: "on_401", MaxReplayBody: 1024}, d, nil)
+	send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: LoginUPN, TokenFormat: s4u.SPNEGO, Send: SendOn401, MaxReplayBody: 1024}, d, nil)
 	w := send("POST", "form=data", alice)
 	if w.Code != 200 || w.Body.String() != "ok:form=data" {
 		t.Fatalf("got %d %q", w.Code, w.Body.String())
@@ -159,7 +138,7 @@ func TestSendOn401ReplaysTheBody(t *testing.T) {
 
 func TestSendOn401LargeBodyGoesWithTheTicket(t *testing.T) {
 	up, seen := authOnly(t)
-	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", Send: "on_401", MaxReplayBody: 4}, &recordingDelegator{}, nil)
+	send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: LoginUPN, Send: SendOn401, MaxReplayBody: 4}, &recordingDelegator{}, nil)
 	if w := send("POST", "longer than four", alice); w.Code != 200 {
 		t.Fatalf("got %d", w.Code)
 	}
@@ -170,7 +149,7 @@ func TestSendOn401LargeBodyGoesWithTheTicket(t *testing.T) {
 
 func TestSendAlways(t *testing.T) {
 	up, seen := authOnly(t)
-	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "sam_account_name", Send: "always"}, &recordingDelegator{}, nil)
+	send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: LoginSAMAccountName, Send: SendAlways}, &recordingDelegator{}, nil)
 	if w := send("GET", "", alice); w.Code != 200 {
 		t.Fatalf("got %d", w.Code)
 	}
@@ -183,7 +162,7 @@ func TestSendAlways(t *testing.T) {
 func TestUpstreamRefusingTheTicketIsNamed(t *testing.T) {
 	up, _ := authOnly(t)
 	nobody := &identity.Identity{Principal: "nobody@EXAMPLE.TEST", UPN: "nobody", Realm: "EXAMPLE.TEST"}
-	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", Send: "always"}, &recordingDelegator{}, nil)
+	send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: LoginUPN, Send: SendAlways}, &recordingDelegator{}, nil)
 	w := send("GET", "", nobody)
 	if w.Code != 502 || w.Header().Get(refusal.HeaderReason) != string(reason.UpstreamRefusedTicket) {
 		t.Fatalf("got %d %q", w.Code, w.Header().Get(refusal.HeaderReason))
@@ -193,7 +172,7 @@ func TestUpstreamRefusingTheTicketIsNamed(t *testing.T) {
 func TestDelegationFailureIsThePage(t *testing.T) {
 	up, seen := authOnly(t)
 	d := &recordingDelegator{err: reason.New(reason.DirectoryUnavailable, "no directory")}
-	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "upn", Send: "always"}, d, nil)
+	send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: LoginUPN, Send: SendAlways}, d, nil)
 	w := send("GET", "", alice)
 	if w.Header().Get(refusal.HeaderReason) != string(reason.DirectoryUnavailable) || len(*seen) != 0 {
 		t.Fatalf("got %d %q; upstream saw %q", w.Code, w.Header().Get(refusal.HeaderReason), *seen)
@@ -203,18 +182,19 @@ func TestDelegationFailureIsThePage(t *testing.T) {
 func TestLoginIdentities(t *testing.T) {
 	up, _ := authOnly(t)
 	for _, c := range []struct {
-		identity, alt string
-		want          Principal
+		identity LoginIdentity
+		alt      string
+		want     Principal
 	}{
-		{"upn", "", Principal{Name: "alice@example.test", Enterprise: true}},
-		{"upn_user_part", "", Principal{Name: "alice"}},
-		{"sam_account_name", "", Principal{Name: "alice"}},
-		{"alternate_upn", "alice.smith@corp.example", Principal{Name: "alice.smith@corp.example", Enterprise: true}},
-		{"alternate_upn_user_part", "alice.smith@corp.example", Principal{Name: "alice.smith"}},
+		{LoginUPN, "", Principal{Name: "alice@example.test", Enterprise: true}},
+		{LoginUPNUserPart, "", Principal{Name: "alice"}},
+		{LoginSAMAccountName, "", Principal{Name: "alice"}},
+		{LoginAlternateUPN, "alice.smith@corp.example", Principal{Name: "alice.smith@corp.example", Enterprise: true}},
+		{LoginAlternateUPNUserPart, "alice.smith@corp.example", Principal{Name: "alice.smith"}},
 	} {
 		d := &recordingDelegator{}
-		send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: c.identity,
-			AlternateUPNAttribute: "extensionAttribute1", Send: "always"}, d, fakeDirectory{alt: c.alt})
+		send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: c.identity,
+			AlternateUPNAttribute: "extensionAttribute1", Send: SendAlways}, d, fakeDirectory{alt: c.alt})
 		if w := send("GET", "", alice); w.Code != 200 {
 			t.Fatalf("%s: %d", c.identity, w.Code)
 		}
@@ -224,8 +204,8 @@ func TestLoginIdentities(t *testing.T) {
 	}
 	// No alternate UPN on the account: named, and no KDC request.
 	d := &recordingDelegator{}
-	send := newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: "alternate_upn",
-		AlternateUPNAttribute: "extensionAttribute1", Send: "always"}, d, fakeDirectory{})
+	send := newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: LoginAlternateUPN,
+		AlternateUPNAttribute: "extensionAttribute1", Send: SendAlways}, d, fakeDirectory{})
 	if w := send("GET", "", alice); w.Header().Get(refusal.HeaderReason) != string(reason.LoginIdentityMissing) || len(d.calls) != 0 {
 		t.Fatalf("missing alternate UPN: %d %q", w.Code, w.Header().Get(refusal.HeaderReason))
 	}
@@ -238,12 +218,12 @@ func TestLoginIdentitiesOfForeignRealmUsers(t *testing.T) {
 	up, _ := authOnly(t)
 	partner := &identity.Identity{Principal: "administrator@PARTNER.TEST", UPN: "administrator@partner.test",
 		SAMAccountName: "administrator", Realm: "PARTNER.TEST", SID: "S-1-5-21-1-2-3-500"}
-	route := func(identity string, mapped ...string) (func(string, string, *identity.Identity) *httptest.ResponseRecorder, *recordingDelegator) {
+	route := func(identity LoginIdentity, mapped ...string) (func(string, string, *identity.Identity) *httptest.ResponseRecorder, *recordingDelegator) {
 		d := &recordingDelegator{}
-		return newTestRoute(t, up.URL, &config.ProxyKerberos{SPN: "HTTP/app.example.test", LoginIdentity: identity,
-			AlternateUPNAttribute: "extensionAttribute1", Send: "always", MapForeignRealms: mapped}, d, fakeDirectory{alt: "admin@partner.example"}), d
+		return newTestRoute(t, up.URL, &Kerberos{SPN: "HTTP/app.example.test", LoginIdentity: identity,
+			AlternateUPNAttribute: "extensionAttribute1", Send: SendAlways, MapForeignRealms: mapped}, d, fakeDirectory{alt: "admin@partner.example"}), d
 	}
-	for _, li := range []string{"sam_account_name", "upn_user_part", "alternate_upn_user_part"} {
+	for _, li := range []LoginIdentity{LoginSAMAccountName, LoginUPNUserPart, LoginAlternateUPNUserPart} {
 		send, d := route(li)
 		w := send("GET", "", partner)
 		if w.Code != 403 || w.Header().Get(refusal.HeaderReason) != string(reason.LoginIdentityForeignRealm) || len(d.calls) != 0 {
@@ -254,9 +234,9 @@ func TestLoginIdentitiesOfForeignRealmUsers(t *testing.T) {
 			t.Errorf("%s mapped: got %d, delegations %+v", li, w.Code, d.calls)
 		}
 	}
-	for li, want := range map[string]Principal{
-		"upn":           {Name: "administrator@partner.test", Enterprise: true, Realm: "PARTNER.TEST"},
-		"alternate_upn": {Name: "admin@partner.example", Enterprise: true, Realm: "PARTNER.TEST"},
+	for li, want := range map[LoginIdentity]Principal{
+		LoginUPN:          {Name: "administrator@partner.test", Enterprise: true, Realm: "PARTNER.TEST"},
+		LoginAlternateUPN: {Name: "admin@partner.example", Enterprise: true, Realm: "PARTNER.TEST"},
 	} {
 		send, d := route(li)
 		if w := send("GET", "", partner); w.Code != 200 || len(d.calls) != 1 || d.calls[0] != want {
@@ -264,7 +244,7 @@ func TestLoginIdentitiesOfForeignRealmUsers(t *testing.T) {
 		}
 	}
 	// The own realm's users are unaffected, and carry no realm.
-	send, d := route("sam_account_name")
+	send, d := route(LoginSAMAccountName)
 	if w := send("GET", "", alice); w.Code != 200 || len(d.calls) != 1 || d.calls[0] != (Principal{Name: "alice"}) {
 		t.Errorf("alice: got %d, delegations %+v", w.Code, d.calls)
 	}
@@ -273,7 +253,7 @@ func TestLoginIdentitiesOfForeignRealmUsers(t *testing.T) {
 // pathService publishes apps (iwa ones with a sign-in that always challenges) in
 // front of one upstream at its root, which answers the request target it received
 // (the path under the app's prefix).
-func pathService(t *testing.T, apps ...config.ProxyApp) (*Service, error) {
+func pathService(t *testing.T, apps ...App) (*Service, error) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "upstream:"+r.RequestURI)
@@ -285,21 +265,23 @@ func pathService(t *testing.T, apps ...config.ProxyApp) (*Service, error) {
 	}
 	reg := prometheus.NewRegistry()
 	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
-	challenge := func(http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("WWW-Authenticate", "Negotiate")
-			w.WriteHeader(401)
-		})
-	}
-	return New(Options{Apps: apps, SignIn: challenge, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+	return New(Options{Apps: apps, Store: signintest.NewSessions(), Reporter: rep,
 		Log: slog.New(slog.DiscardHandler), Registerer: reg})
 }
 
+// challengeIWA is IWA whose sign-in always challenges.
+var challengeIWA = signin.Negotiate{Middleware: func(http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", "Negotiate")
+		w.WriteHeader(401)
+	})
+}}
+
 func TestMatchRoutesOnTheCanonicalPath(t *testing.T) {
 	s, err := pathService(t,
-		config.ProxyApp{ID: "open", Host: "app.example.test", PathPrefix: "/app/", PreAuth: "passthrough"},
-		config.ProxyApp{ID: "admin", Host: "app.example.test", PathPrefix: "/app/admin/", PreAuth: "iwa"},
-		config.ProxyApp{ID: "exact", Host: "app.example.test", PathPrefix: "/x", PreAuth: "passthrough"},
+		App{ID: "open", Host: "app.example.test", PathPrefix: "/app/", PreAuth: signin.Passthrough{}},
+		App{ID: "admin", Host: "app.example.test", PathPrefix: "/app/admin/", PreAuth: challengeIWA},
+		App{ID: "exact", Host: "app.example.test", PathPrefix: "/x", PreAuth: signin.Passthrough{}},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -357,9 +339,9 @@ func TestPathPrefixesMustBeCanonicalAndDistinctWithoutCase(t *testing.T) {
 		{[]string{"/app/", "/app./"}, "differ only in case"},
 		{[]string{"/app/", "/APP/x/"}, ""},
 	} {
-		var apps []config.ProxyApp
+		var apps []App
 		for i, p := range c.prefixes {
-			apps = append(apps, config.ProxyApp{ID: fmt.Sprint("a", i), Host: "app.example.test", PathPrefix: p, PreAuth: "passthrough"})
+			apps = append(apps, App{ID: fmt.Sprint("a", i), Host: "app.example.test", PathPrefix: p, PreAuth: signin.Passthrough{}})
 		}
 		_, err := pathService(t, apps...)
 		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
@@ -382,8 +364,8 @@ func TestUpstreamHearsTheClientsSchemeAndAddress(t *testing.T) {
 	u, _ := url.Parse(up.URL)
 	reg := prometheus.NewRegistry()
 	rep, _ := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
-	s, err := New(Options{Apps: []config.ProxyApp{{ID: "open", Host: "app.example.test", PathPrefix: "/", PreAuth: "passthrough",
-		Upstream: u, Timeout: 5 * time.Second}}, Store: &memSessions{m: map[string]store.Session{}}, Reporter: rep,
+	s, err := New(Options{Apps: []App{{ID: "open", Host: "app.example.test", PathPrefix: "/", PreAuth: signin.Passthrough{},
+		Upstream: u, Timeout: 5 * time.Second}}, Store: signintest.NewSessions(), Reporter: rep,
 		Log: slog.New(slog.DiscardHandler), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)

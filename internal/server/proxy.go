@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,29 +12,21 @@ import (
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
-	"github.com/kerbgate/kerbgate/internal/oidcauth"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/setup"
+	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
 // newProxy builds the application proxy of cfg.Proxy.
 func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) http.Handler, dir *directory.Directory,
 	st store.Store, cookieKeys *keyset.Set, rep *refusal.Reporter, reg prometheus.Registerer, opts Options) (*proxy.Service, error) {
-	o := proxy.Options{
-		Apps:       cfg.Proxy.Apps,
-		CookieName: cfg.Proxy.CookieName,
-		CookieKeys: cookieKeys,
-		SessionTTL: cfg.Proxy.SessionTTL,
-		Realm:      cfg.Kerberos.Realm,
-		SignIn:     signIn,
-		Delegator:  opts.Delegator,
-		Store:      st,
-		Reporter:   rep,
-		Log:        log,
-		Registerer: reg,
-		Now:        opts.Now,
+	o, err := setup.Proxy(cfg, signin.Negotiate{Middleware: signIn}, dir, cookieKeys)
+	if err != nil {
+		return nil, err
 	}
+	o.CookieKeys, o.Delegator, o.Store, o.Reporter, o.Log, o.Registerer, o.Now = cookieKeys, opts.Delegator, st, rep, log, reg, opts.Now
 	if dir != nil {
 		o.Directory = dir
 	}
@@ -46,38 +37,14 @@ func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) ht
 		}
 		o.Delegator = d
 	}
-	for _, a := range cfg.Proxy.Apps {
-		if a.PreAuth != "oidc" {
-			continue
-		}
-		secret, err := a.OIDC.Secret()
-		if err != nil {
-			return nil, fmt.Errorf("proxy.apps %s oidc client secret: %w", a.ID, err)
-		}
-		auth, err := oidcauth.New(oidcauth.Config{Issuer: a.OIDC.Issuer, ClientID: a.OIDC.ClientID, ClientSecret: secret,
-			UsernameClaim: a.OIDC.UsernameClaim, Scopes: a.OIDC.Scopes, CallbackPath: strings.TrimSuffix(a.PathPrefix, "/") + "/_kerbgate/oidc/callback",
-			Realm: cfg.Kerberos.Realm, CookieKeys: cookieKeys,
-			Secure: cfg.TLS.Enabled || (cfg.Listen.ExternalURL != nil && cfg.Listen.ExternalURL.Scheme == "https")})
-		if err != nil {
-			return nil, fmt.Errorf("proxy.apps %s: %w", a.ID, err)
-		}
-		if o.PreAuth == nil {
-			o.PreAuth = map[string]proxy.PreAuthenticator{}
-		}
-		o.PreAuth[a.ID] = auth
-	}
 	return proxy.New(o)
 }
 
 // delegator adapts the KDC client to the proxy.
 type delegator struct{ c *s4u.Client }
 
-func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, f proxy.TokenFormat) ([]byte, bool, error) {
-	format := s4u.SPNEGO
-	if f == proxy.RawKerberos {
-		format = s4u.RawKerberos
-	}
-	return d.c.TokenInfo(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise, Realm: user.Realm}, spn, format)
+func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, f s4u.Format) ([]byte, bool, error) {
+	return d.c.TokenInfo(ctx, s4u.User{Name: user.Name, Enterprise: user.Enterprise, Realm: user.Realm}, spn, f)
 }
 
 // newDelegator builds the KDC client of proxy.delegation and exports its counters.

@@ -39,6 +39,8 @@ import (
 	"github.com/kerbgate/kerbgate/internal/negotiate"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/setup"
+	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/internal/store"
 	"github.com/kerbgate/kerbgate/internal/tlsserve"
@@ -188,22 +190,16 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	handoff, err := sso.New(sso.Options{
-		CookieKeys:        cookieKeys,
-		Apps:              cfg.SSO.Apps,
-		CookieName:        cfg.SSO.CookieName,
-		BrowserSessionTTL: cfg.SSO.BrowserSessionTTL,
-		SignIn:            signIn,
-		Directory:         dir,
-		Store:             st,
-		Reporter:          rep,
-		Log:               log,
-		Registerer:        reg,
-		Now:               opts.Now,
-		// One authenticator for every face that checks client secrets, so that
-		// the bound on hash checks and the failure budgets are process-wide.
-		Clients: clientauth.New(clientauth.Options{}),
-	})
+	ho, err := setup.SSO(cfg, dirImpl)
+	if err != nil {
+		return fail(err)
+	}
+	ho.CookieKeys, ho.SignIn, ho.Directory, ho.Store = cookieKeys, signin.Negotiate{Middleware: signIn}, dir, st
+	ho.Reporter, ho.Log, ho.Registerer, ho.Now = rep, log, reg, opts.Now
+	// One authenticator for every face that checks client secrets, so that the
+	// bound on hash checks and the failure budgets are process-wide.
+	ho.Clients = clientauth.New(clientauth.Options{})
+	handoff, err := sso.New(ho)
 	if err != nil {
 		return fail(err)
 	}

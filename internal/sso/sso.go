@@ -4,12 +4,14 @@
 // one-time ssoToken; the application's back end redeems the token for the identity
 // and a session.
 //
-// It owns the /sso/ endpoints, the per-application policy (registered redirect URIs,
-// client secret, token and session lifetimes, allowed groups) and kerbgate's own
-// browser session. It must not verify Kerberos, speak LDAP or persist anything
-// itself: it composes the negotiate middleware, a Directory and a store.Store. It
-// checks client secrets only through clientauth (bounded, rate-limited), and reads
-// the client's scheme, origin and address only through frontend.
+// It owns the /sso/ endpoints and the per-application handoff policy (registered
+// redirect URIs, client secret, token and session lifetimes) given as typed Options
+// (package setup makes them from the configuration file). It must not verify
+// Kerberos, speak LDAP, persist anything itself or read configuration: it composes
+// the sign-in core (package signin: the pre-authenticator, kerbgate's own browser
+// session and its cookie, the group policy), a Directory and a store.Store. It checks
+// client secrets only through clientauth (bounded, rate-limited), and reads the
+// client's scheme, origin and address only through frontend.
 package sso
 
 import (
@@ -21,40 +23,55 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kerbgate/kerbgate/internal/clientauth"
-	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
-	"github.com/kerbgate/kerbgate/internal/negotiate"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// Directory confirms a signed-in user and resolves group names (the
-// *directory.Directory in production).
+// Directory confirms a signed-in user (the *directory.Directory in production).
 type Directory interface {
 	Check(ctx context.Context, id *identity.Identity) (*directory.User, error)
-	GroupSID(ctx context.Context, name string) (string, error)
+}
+
+// App is one registered application.
+type App struct {
+	// ID identifies the app in requests (app=ID) and is its client id.
+	ID string
+	// RedirectURIs are the URIs the browser may be sent back to, compared exactly;
+	// the first is the default.
+	RedirectURIs []string
+	// SecretHash is the client secret's argon2id or bcrypt hash.
+	SecretHash string
+	// TokenTTL is how long a one-time ssoToken may be redeemed.
+	TokenTTL time.Duration
+	// SessionTTL is how long an app session lasts.
+	SessionTTL time.Duration
+	// Groups is who may sign in to the app; nil: anyone signed in.
+	Groups *signin.Groups
+	// RequireDirectory makes sign-in require the account to be found, and usable,
+	// in the directory.
+	RequireDirectory bool
 }
 
 // Options configure the service.
 type Options struct {
-	Apps       []config.App
+	Apps       []App
 	CookieName string
 	// CookieKeys authenticate the cookie's value (the session id); shared by a farm.
 	CookieKeys        *keyset.Set
 	BrowserSessionTTL time.Duration
-	// SignIn is the Negotiate middleware.
-	SignIn    func(http.Handler) http.Handler
+	// SignIn signs a browser in (signin.Negotiate in production).
+	SignIn    signin.PreAuthenticator
 	Directory Directory // nil: no directory configured
 	Store     store.Store
 	Reporter  *refusal.Reporter
@@ -72,18 +89,11 @@ type Options struct {
 // Service serves the /sso/ endpoints.
 type Service struct {
 	opts Options
-	apps map[string]*app
+	apps map[string]*App
+	// browser is kerbgate's own browser session, at cookiePath.
+	browser *signin.Sessions
 
 	issued, redeemed *prometheus.CounterVec
-}
-
-type app struct {
-	config.App
-
-	// groupSIDs are AllowedGroups resolved to SIDs (names through the directory,
-	// on first use, so kerbgate starts while the directory is down).
-	groupsOnce sync.Mutex
-	groupSIDs  []string
 }
 
 // New checks the options and returns the service.
@@ -106,12 +116,15 @@ func New(o Options) (*Service, error) {
 	if o.Clients == nil {
 		o.Clients = clientauth.New(clientauth.Options{})
 	}
-	s := &Service{opts: o, apps: map[string]*app{}}
+	s := &Service{opts: o, apps: map[string]*App{}, browser: &signin.Sessions{
+		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
+		TTL: o.BrowserSessionTTL, Now: o.Now, Rand: o.Rand,
+	}}
 	for _, a := range o.Apps {
-		if a.RequireDirectory && o.Directory == nil {
-			return nil, fmt.Errorf("sso: app %s requires a directory but none is configured", a.ID)
+		if a.RequireDirectory && o.Directory == nil { // a nil Directory would be called
+			return nil, fmt.Errorf("sso: app %s requires a directory but none is given", a.ID)
 		}
-		s.apps[a.ID] = &app{App: a}
+		s.apps[a.ID] = &a
 	}
 	s.issued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_sso_tokens_issued_total", Help: "ssoTokens issued, by application.",
@@ -144,15 +157,11 @@ const maxStateLen = 512
 // cookiePurpose binds the browser session cookie's MAC to its use.
 const cookiePurpose = "kerbgate-browser-session"
 
-// cookiePath is the browser session cookie's path: the cookie is kerbgate's own and
-// goes to no proxied application. Not being "/", its https name is
-// __Secure-<cookie_name> (a __Host- name requires Path=/).
-const cookiePath = "/sso/"
-
-// cookieName is the browser session cookie's name for the client of r.
-func (s *Service) cookieName(r *http.Request) string {
-	return frontend.From(r).CookieName(s.opts.CookieName, cookiePath)
-}
+// browserScope is where the browser session holds: the cookie is kerbgate's own and
+// goes to no proxied application (path /sso/; not being "/", its https name is
+// __Secure-<cookie_name>, as a __Host- name requires Path=/), and the stored session
+// belongs to no app.
+var browserScope = signin.Scope{Path: "/sso/"}
 
 // login is GET /sso/login?app=ID[&redirect_uri=URI][&state=S].
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
@@ -178,28 +187,31 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// kerbgate's own browser session spares a returning browser the Negotiate round
 	// trip; the directory and group checks still run on every login.
-	id, err := s.browserIdentity(r)
+	id, err := s.browser.Load(r, browserScope)
 	if err != nil {
-		s.refuse(w, r, storeRefusal("cannot read the browser session", "get_session", err))
+		s.refuse(w, r, reason.Of(err))
 		return
 	}
 	if id != nil {
-		s.complete(w, r, a, id, redirect, state)
+		s.complete(w, r, a, id, redirect, state, true)
 		return
 	}
-	s.opts.SignIn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in, ok := negotiate.FromContext(r.Context())
-		if !ok {
-			s.refuse(w, r, reason.New(reason.Internal, "sign-in did not produce an identity"))
+	s.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
+		if err == nil && res.Identity == nil {
+			err = reason.New(reason.Internal, "sign-in did not produce an identity")
+		}
+		if err != nil {
+			s.refuse(w, r, reason.Of(err))
 			return
 		}
-		id := in.Identity
-		s.complete(w, r, a, &id, redirect, state)
-	})).ServeHTTP(w, r)
+		s.complete(w, r, a, res.Identity, redirect, state, false)
+	})
 }
 
 // complete runs the directory and group checks, issues the token and redirects.
-func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *app, id *identity.Identity, redirect, state string) {
+// signedIn says whether the browser came with a valid browser session; without one,
+// a session is started.
+func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *App, id *identity.Identity, redirect, state string, signedIn bool) {
 	ctx := r.Context()
 	now := s.opts.Now()
 	if a.RequireDirectory {
@@ -210,13 +222,15 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *app, id *i
 		}
 		enrich(id, u)
 	}
-	if err := s.checkGroups(ctx, a, id); err != nil {
+	if err := a.Groups.Check(ctx, id); err != nil {
 		s.refuse(w, r, reason.Of(err))
 		return
 	}
-	if err := s.ensureBrowserSession(w, r, id, now); err != nil {
-		s.refuse(w, r, storeRefusal("cannot store the browser session", "put_session", err))
-		return
+	if !signedIn {
+		if err := s.browser.Start(w, r, browserScope, id); err != nil {
+			s.refuse(w, r, reason.Of(err))
+			return
+		}
 	}
 	token, err := store.NewID(s.opts.Rand)
 	if err != nil {
@@ -275,48 +289,6 @@ func enrich(id *identity.Identity, u *directory.User) {
 	}
 }
 
-func (s *Service) checkGroups(ctx context.Context, a *app, id *identity.Identity) error {
-	if len(a.AllowedGroups) == 0 {
-		return nil
-	}
-	sids, err := s.allowedSIDs(ctx, a)
-	if err != nil {
-		return err
-	}
-	for _, want := range sids {
-		if id.InGroup(want) || id.SID == want {
-			return nil
-		}
-	}
-	return reason.New(reason.NotInGroup, "user is in none of the app's allowed groups",
-		"app", a.ID, "user", id.Principal, "allowed_groups", strings.Join(a.AllowedGroups, ","))
-}
-
-func (s *Service) allowedSIDs(ctx context.Context, a *app) ([]string, error) {
-	a.groupsOnce.Lock()
-	defer a.groupsOnce.Unlock()
-	if a.groupSIDs != nil {
-		return a.groupSIDs, nil
-	}
-	sids := make([]string, 0, len(a.AllowedGroups))
-	for _, g := range a.AllowedGroups {
-		if strings.HasPrefix(g, "S-1-") {
-			sids = append(sids, g)
-			continue
-		}
-		if s.opts.Directory == nil {
-			return nil, reason.New(reason.Internal, "group names need a directory", "group", g)
-		}
-		sid, err := s.opts.Directory.GroupSID(ctx, g)
-		if err != nil {
-			return nil, err
-		}
-		sids = append(sids, sid)
-	}
-	a.groupSIDs = sids
-	return sids, nil
-}
-
 func registered(uris []string, u string) bool {
 	for _, r := range uris {
 		if r == u {
@@ -324,50 +296,6 @@ func registered(uris []string, u string) bool {
 		}
 	}
 	return false
-}
-
-// browserIdentity returns the identity of kerbgate's browser session cookie, or nil
-// if there is no valid one. The error is the store's when it cannot be asked
-// (store.ErrUnavailable): the caller refuses rather than sign in again.
-func (s *Service) browserIdentity(r *http.Request) (*identity.Identity, error) {
-	c, err := r.Cookie(s.cookieName(r))
-	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return nil, nil
-	}
-	sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value)
-	if !ok {
-		return nil, nil // forged, or signed with a retired key: sign in again
-	}
-	sess, err := s.opts.Store.GetSession(r.Context(), sid, s.opts.Now())
-	if errors.Is(err, store.ErrUnavailable) {
-		return nil, err
-	}
-	if err != nil || sess.AppID != "" {
-		return nil, nil
-	}
-	id := sess.Identity
-	return &id, nil
-}
-
-func (s *Service) ensureBrowserSession(w http.ResponseWriter, r *http.Request, id *identity.Identity, now time.Time) error {
-	if known, err := s.browserIdentity(r); known != nil || err != nil {
-		return err
-	}
-	sid, err := store.NewID(s.opts.Rand)
-	if err != nil {
-		return err
-	}
-	if err := s.opts.Store.PutSession(r.Context(), sid, store.Session{
-		Identity: *id, CreatedAt: now, ExpiresAt: now.Add(s.opts.BrowserSessionTTL),
-	}); err != nil {
-		return err
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: s.cookieName(r), Value: s.opts.CookieKeys.Seal(cookiePurpose, sid), Path: cookiePath,
-		MaxAge: int(s.opts.BrowserSessionTTL / time.Second), HttpOnly: true,
-		Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode,
-	})
-	return nil
 }
 
 // confirmLogout is GET /sso/logout: a link or an image on any site can make a
@@ -401,19 +329,10 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 			"origin", v.Origin(), "seen", why))
 		return
 	}
-	var err error
-	name := s.cookieName(r)
-	if c, cerr := r.Cookie(name); cerr == nil && c.Value != "" && len(c.Value) <= 128 {
-		if sid, ok := s.opts.CookieKeys.Open(cookiePurpose, c.Value); ok {
-			err = s.opts.Store.DeleteSession(r.Context(), sid)
-		}
-	}
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: cookiePath, MaxAge: -1,
-		HttpOnly: true, Secure: v.Secure(), SameSite: http.SameSiteLaxMode})
-	if errors.Is(err, store.ErrUnavailable) {
+	if err := s.browser.End(w, r, browserScope); err != nil {
 		// The cookie is gone from this browser, but the session could not be
 		// revoked: say so rather than claim a sign-out.
-		s.refuse(w, r, storeRefusal("cannot revoke the browser session", "delete_session", err))
+		s.refuse(w, r, reason.Of(err))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -520,7 +439,7 @@ func (s *Service) deleteSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // appSession authenticates the app and loads one of its sessions.
-func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*app, string, store.Session, bool) {
+func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*App, string, store.Session, bool) {
 	a, err := s.authenticateApp(r)
 	if err != nil {
 		s.refuseAPI(w, r, reason.Of(err))
@@ -553,7 +472,7 @@ func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*app, stri
 // authenticateApp checks the client id and secret (HTTP Basic, or client_id and
 // client_secret form fields) through Options.Clients: bounded, rate-limited per
 // client id and per client address, and cached for the right secret.
-func (s *Service) authenticateApp(r *http.Request) (*app, error) {
+func (s *Service) authenticateApp(r *http.Request) (*App, error) {
 	id, sec, ok := r.BasicAuth()
 	if !ok {
 		id, sec = r.PostFormValue("client_id"), r.PostFormValue("client_secret")

@@ -1,0 +1,135 @@
+package signin
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/frontend"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/keyset"
+	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// maxCookieValue bounds the cookie value read: a sealed session id is far shorter.
+const maxCookieValue = 128
+
+// Sessions keeps browsers signed in: a session (the identity, an expiry) in the store
+// under a random id, and that id in a cookie sealed with the farm's cookie keys, so
+// that any node of a farm reads what another wrote and nobody forges one. One
+// Sessions serves one kind of session (Purpose); a Scope says where a session holds.
+type Sessions struct {
+	Store store.Sessions
+	// Keys seal and open the cookie's value.
+	Keys *keyset.Set
+	// Purpose binds the cookie's MAC to its use: one face's cookie never opens as
+	// another's.
+	Purpose string
+	// CookieName is the cookie's base name; on https it is prefixed __Host- or
+	// __Secure- (frontend.View.CookieName).
+	CookieName string
+	TTL        time.Duration
+	Now        func() time.Time
+	Rand       io.Reader // nil: crypto/rand
+}
+
+// Scope is where a session holds: the cookie's path, and the application the stored
+// session is bound to ("" for kerbgate's own browser session).
+type Scope struct {
+	Path  string
+	AppID string
+}
+
+// cookieName is the cookie's name for the client of r.
+func (s *Sessions) cookieName(r *http.Request, sc Scope) string {
+	return frontend.From(r).CookieName(s.CookieName, sc.Path)
+}
+
+// id returns the session id sealed in the request's cookie, or "" without a valid
+// one (absent, oversized, forged, or sealed with a retired key).
+func (s *Sessions) id(r *http.Request, sc Scope) string {
+	c, err := r.Cookie(s.cookieName(r, sc))
+	if err != nil || c.Value == "" || len(c.Value) > maxCookieValue {
+		return ""
+	}
+	sid, ok := s.Keys.Open(s.Purpose, c.Value)
+	if !ok {
+		return ""
+	}
+	return sid
+}
+
+// Load returns the identity of the request's session in sc, or nil without a valid
+// one. When the store cannot be asked the error is a store_unavailable refusal: the
+// caller refuses rather than sign the browser in again.
+func (s *Sessions) Load(r *http.Request, sc Scope) (*identity.Identity, error) {
+	sid := s.id(r, sc)
+	if sid == "" {
+		return nil, nil
+	}
+	sess, err := s.Store.GetSession(r.Context(), sid, s.Now())
+	if errors.Is(err, store.ErrUnavailable) {
+		return nil, storeRefusal("cannot read the session", "get_session", sc, err)
+	}
+	if err != nil || sess.AppID != sc.AppID {
+		return nil, nil
+	}
+	return &sess.Identity, nil
+}
+
+// Start stores a new session for id in sc and sets its cookie.
+func (s *Sessions) Start(w http.ResponseWriter, r *http.Request, sc Scope, id *identity.Identity) error {
+	sid, err := store.NewID(s.Rand)
+	if err != nil {
+		return reason.New(reason.Internal, "cannot make a session id", "error", err.Error())
+	}
+	now := s.Now()
+	if err := s.Store.PutSession(r.Context(), sid, store.Session{
+		AppID: sc.AppID, Identity: *id, CreatedAt: now, ExpiresAt: now.Add(s.TTL),
+	}); err != nil {
+		var e *reason.Error
+		if errors.As(err, &e) {
+			return e
+		}
+		return storeRefusal("cannot store the session", "put_session", sc, err)
+	}
+	http.SetCookie(w, s.cookie(r, sc, s.Keys.Seal(s.Purpose, sid), int(s.TTL/time.Second)))
+	return nil
+}
+
+// End revokes the request's session in sc, if any, and clears its cookie. The cookie
+// goes even when the store cannot revoke the session; the error then says so.
+func (s *Sessions) End(w http.ResponseWriter, r *http.Request, sc Scope) error {
+	var err error
+	if sid := s.id(r, sc); sid != "" {
+		err = s.Store.DeleteSession(r.Context(), sid)
+	}
+	http.SetCookie(w, s.cookie(r, sc, "", -1))
+	if errors.Is(err, store.ErrUnavailable) {
+		return storeRefusal("cannot revoke the session", "delete_session", sc, err)
+	}
+	return nil
+}
+
+// cookie is the session cookie: HttpOnly, SameSite=Lax, Secure (and __Host- or
+// __Secure- named) whenever the browser uses https.
+func (s *Sessions) cookie(r *http.Request, sc Scope, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: s.cookieName(r, sc), Value: value, Path: sc.Path, MaxAge: maxAge,
+		HttpOnly: true, Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode}
+}
+
+// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
+// ends by itself) when the store cannot be reached, internal_error otherwise.
+func storeRefusal(detail, op string, sc Scope, err error) *reason.Error {
+	code := reason.Internal
+	if errors.Is(err, store.ErrUnavailable) {
+		code = reason.StoreUnavailable
+	}
+	facts := []any{"op", op}
+	if sc.AppID != "" {
+		facts = append(facts, "app", sc.AppID)
+	}
+	return reason.New(code, detail, append(facts, "error", err.Error())...)
+}
