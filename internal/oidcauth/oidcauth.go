@@ -5,8 +5,9 @@
 //
 // It owns the flow's state (sealed in a short-lived cookie with the farm's cookie
 // keys, so any node can finish a flow another began) and the checks of the provider's
-// answers. It must not create sessions or proxy requests: it hands the signed-in
-// identity back to the proxy.
+// answers. It must not create sessions, check groups or proxy requests: it hands the
+// signed-in identity back to the sign-in core (signin.OIDC), whose caller, a face,
+// keeps the session.
 package oidcauth
 
 import (
