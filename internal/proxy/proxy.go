@@ -215,22 +215,13 @@ func New(o Options) (*Service, error) {
 	if o.Store == nil || o.Reporter == nil || o.Log == nil {
 		return nil, errors.New("proxy: Store, Reporter and Log are required")
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.CookieName == "" {
 		o.CookieName = "kerbgate_proxy"
 	}
-	if o.CookieKeys == nil {
-		o.CookieKeys = keyset.Random()
-	}
-	if o.SessionTTL <= 0 {
-		o.SessionTTL = 8 * time.Hour
-	}
-	s := &Service{opts: o, routes: map[string][]*route{}, lenient: map[string][]*route{}, sessions: &signin.Sessions{
+	s := &Service{opts: o, routes: map[string][]*route{}, lenient: map[string][]*route{}, sessions: signin.NewSessions(signin.Sessions{
 		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
 		TTL: o.SessionTTL, Now: o.Now, Rand: o.Rand,
-	}}
+	})}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_proxy_requests_total", Help: "Requests to published applications, by app and outcome (forwarded, refused).",
 	}, []string{"app", "outcome"})

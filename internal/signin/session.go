@@ -35,6 +35,25 @@ type Sessions struct {
 	Rand       io.Reader // nil: crypto/rand
 }
 
+// DefaultSessionTTL is how long a session lasts when Sessions.TTL is not set.
+const DefaultSessionTTL = 8 * time.Hour
+
+// NewSessions returns s, completed with its defaults where a field is zero: keys
+// made at random (one node, and sessions end with the process), DefaultSessionTTL,
+// the system clock. Store, Purpose and CookieName are the caller's.
+func NewSessions(s Sessions) *Sessions {
+	if s.Keys == nil {
+		s.Keys = keyset.Random()
+	}
+	if s.TTL <= 0 {
+		s.TTL = DefaultSessionTTL
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	return &s
+}
+
 // Scope is where a session holds: the cookie's path, and the application the stored
 // session is bound to ("" for kerbgate's own browser session).
 type Scope struct {

@@ -1,4 +1,4 @@
-package signin
+package signin_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/signin/signintest"
 )
 
@@ -64,7 +65,7 @@ func TestGroupsAllowAGroupOrTheUsersOwnSID(t *testing.T) {
 		{"another group", []string{"S-1-5-32-544"}, reason.NotInGroup},
 		{"another user", []string{"S-1-5-21-1-2-3-1104"}, reason.NotInGroup},
 	} {
-		g, err := NewGroups("app", c.allowed, nil)
+		g, err := signin.NewGroups("app", c.allowed, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func TestGroupsAllowAGroupOrTheUsersOwnSID(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
-	var none *Groups
+	var none *signin.Groups
 	if err := none.Check(ctx, alice); err != nil {
 		t.Errorf("nil policy: %v", err)
 	}
@@ -80,11 +81,11 @@ func TestGroupsAllowAGroupOrTheUsersOwnSID(t *testing.T) {
 
 // An anonymous request (passthrough) goes on only where no groups are listed.
 func TestGroupsRefuseAnonymousWhenGroupsAreListed(t *testing.T) {
-	open, _ := NewGroups("app", nil, nil)
+	open, _ := signin.NewGroups("app", nil, nil)
 	if err := open.Check(t.Context(), nil); err != nil {
 		t.Errorf("no groups, anonymous: %v", err)
 	}
-	closed, _ := NewGroups("app", []string{"S-1-5-32-544"}, nil)
+	closed, _ := signin.NewGroups("app", []string{"S-1-5-32-544"}, nil)
 	if got := code(closed.Check(t.Context(), nil)); got != reason.NotInGroup {
 		t.Errorf("groups, anonymous: %q", got)
 	}
@@ -93,11 +94,11 @@ func TestGroupsRefuseAnonymousWhenGroupsAreListed(t *testing.T) {
 // Names are resolved through the directory once, on first use; a failed lookup is a
 // refusal that names the group, and is tried again on the next request.
 func TestGroupNamesResolveOnceThroughTheDirectory(t *testing.T) {
-	if _, err := NewGroups("app", []string{"staff"}, nil); err == nil {
+	if _, err := signin.NewGroups("app", []string{"staff"}, nil); err == nil {
 		t.Fatal("a group name without a resolver was accepted")
 	}
 	dir := &resolver{err: errors.New("ldap down")}
-	g, err := NewGroups("app", []string{"staff", "S-1-5-32-544"}, dir)
+	g, err := signin.NewGroups("app", []string{"staff", "S-1-5-32-544"}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,15 +119,15 @@ func TestGroupNamesResolveOnceThroughTheDirectory(t *testing.T) {
 	// A refusal from the directory (store_unavailable, directory_unavailable...) is
 	// passed on as it is.
 	dir2 := &resolver{err: reason.New(reason.DirectoryUnavailable, "down")}
-	g2, _ := NewGroups("app", []string{"staff"}, dir2)
+	g2, _ := signin.NewGroups("app", []string{"staff"}, dir2)
 	if got := code(g2.Check(t.Context(), alice)); got != reason.DirectoryUnavailable {
 		t.Errorf("directory refusal: %q", got)
 	}
 }
 
-func newSessions(now *time.Time) (*Sessions, *signintest.Sessions) {
+func newSessions(now *time.Time) (*signin.Sessions, *signintest.Sessions) {
 	st := signintest.NewSessions()
-	return &Sessions{Store: st, Keys: keyset.Random(), Purpose: "test-session", CookieName: "kg",
+	return &signin.Sessions{Store: st, Keys: keyset.Random(), Purpose: "test-session", CookieName: "kg",
 		TTL: time.Hour, Now: func() time.Time { return *now }}, st
 }
 
@@ -148,7 +149,7 @@ func request(secure bool, path string, from *httptest.ResponseRecorder) *http.Re
 func TestSessionsRoundTrip(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s, _ := newSessions(&now)
-	sc := Scope{Path: "/", AppID: "proxy:a"}
+	sc := signin.Scope{Path: "/", AppID: "proxy:a"}
 	w := httptest.NewRecorder()
 	if err := s.Start(w, request(false, "/", nil), sc, alice); err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestSessionsRoundTrip(t *testing.T) {
 		t.Fatalf("Load: %v %v", id, err)
 	}
 	// Another app's scope does not read it.
-	if id, err := s.Load(request(false, "/", w), Scope{Path: "/", AppID: "proxy:b"}); id != nil || err != nil {
+	if id, err := s.Load(request(false, "/", w), signin.Scope{Path: "/", AppID: "proxy:b"}); id != nil || err != nil {
 		t.Errorf("another app read the session: %v %v", id, err)
 	}
 	// Nor another purpose's keys (one face's cookie is not another's).
@@ -191,7 +192,7 @@ func TestSessionsRoundTrip(t *testing.T) {
 func TestSessionsIgnoreForgedCookies(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s, _ := newSessions(&now)
-	sc := Scope{Path: "/"}
+	sc := signin.Scope{Path: "/"}
 	for _, v := range []string{"x", keyset.Random().Seal("test-session", "id"), string(make([]byte, 200))} {
 		r := request(false, "/", nil)
 		r.AddCookie(&http.Cookie{Name: "kg", Value: v})
@@ -213,7 +214,7 @@ func TestSessionCookieFlagsAndPrefixes(t *testing.T) {
 	}{
 		{false, "/", "kg"}, {true, "/", "__Host-kg"}, {true, "/sso/", "__Secure-kg"}, {false, "/sso/", "kg"},
 	} {
-		sc := Scope{Path: c.path}
+		sc := signin.Scope{Path: c.path}
 		w := httptest.NewRecorder()
 		if err := s.Start(w, request(c.secure, c.path, nil), sc, alice); err != nil {
 			t.Fatal(err)
@@ -237,7 +238,7 @@ func TestSessionCookieFlagsAndPrefixes(t *testing.T) {
 func TestSessionsStoreUnavailable(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s, st := newSessions(&now)
-	sc := Scope{Path: "/"}
+	sc := signin.Scope{Path: "/"}
 	w := httptest.NewRecorder()
 	if err := s.Start(w, request(false, "/", nil), sc, alice); err != nil {
 		t.Fatal(err)
@@ -258,29 +259,29 @@ func TestSessionsStoreUnavailable(t *testing.T) {
 	}
 }
 
-// Passthrough calls next with nobody; Negotiate passes the middleware's identity on,
+// signin.Passthrough calls next with nobody; signin.Negotiate passes the middleware's identity on,
 // and a middleware that lets a request through without one is an internal error.
 func TestPreAuthenticators(t *testing.T) {
-	var got Result
+	var got signin.Result
 	var gotErr error
-	next := func(_ http.ResponseWriter, _ *http.Request, res Result, err error) { got, gotErr = res, err }
+	next := func(_ http.ResponseWriter, _ *http.Request, res signin.Result, err error) { got, gotErr = res, err }
 
-	Passthrough{}.Authenticate(httptest.NewRecorder(), request(false, "/", nil), next)
-	if got.Identity != nil || gotErr != nil || (Passthrough{}).Method().String() != "passthrough" {
+	signin.Passthrough{}.Authenticate(httptest.NewRecorder(), request(false, "/", nil), next)
+	if got.Identity != nil || gotErr != nil || (signin.Passthrough{}).Method().String() != "passthrough" {
 		t.Errorf("passthrough: %+v %v", got, gotErr)
 	}
 
-	letThrough := Negotiate{Middleware: func(h http.Handler) http.Handler { return h }}
+	letThrough := signin.Negotiate{Middleware: func(h http.Handler) http.Handler { return h }}
 	letThrough.Authenticate(httptest.NewRecorder(), request(false, "/", nil), next)
 	if code(gotErr) != reason.Internal || letThrough.Method().String() != "iwa" {
 		t.Errorf("negotiate without an identity: %v", gotErr)
 	}
 
 	called := false
-	challenge := Negotiate{Middleware: func(http.Handler) http.Handler {
+	challenge := signin.Negotiate{Middleware: func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(401) })
 	}}
-	challenge.Authenticate(httptest.NewRecorder(), request(false, "/", nil), func(http.ResponseWriter, *http.Request, Result, error) { called = true })
+	challenge.Authenticate(httptest.NewRecorder(), request(false, "/", nil), func(http.ResponseWriter, *http.Request, signin.Result, error) { called = true })
 	if called {
 		t.Error("next called after the middleware answered")
 	}

@@ -104,22 +104,15 @@ func New(o Options) (*Service, error) {
 	if o.CookieName == "" {
 		o.CookieName = "kerbgate_session"
 	}
-	if o.CookieKeys == nil {
-		o.CookieKeys = keyset.Random()
-	}
-	if o.BrowserSessionTTL <= 0 {
-		o.BrowserSessionTTL = 8 * time.Hour
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	browser := signin.NewSessions(signin.Sessions{
+		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
+		TTL: o.BrowserSessionTTL, Now: o.Now, Rand: o.Rand,
+	})
+	o.Now = browser.Now
 	if o.Clients == nil {
 		o.Clients = clientauth.New(clientauth.Options{})
 	}
-	s := &Service{opts: o, apps: map[string]*App{}, browser: &signin.Sessions{
-		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
-		TTL: o.BrowserSessionTTL, Now: o.Now, Rand: o.Rand,
-	}}
+	s := &Service{opts: o, apps: map[string]*App{}, browser: browser}
 	for _, a := range o.Apps {
 		if a.RequireDirectory && o.Directory == nil { // a nil Directory would be called
 			return nil, fmt.Errorf("sso: app %s requires a directory but none is given", a.ID)

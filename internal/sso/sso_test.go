@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,30 +21,11 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/identity"
-	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/signin/signintest"
-	"github.com/kerbgate/kerbgate/internal/store"
 )
-
-// fakeSignIn signs every browser in as id, counting sign-ins.
-type fakeSignIn struct {
-	mu    sync.Mutex
-	id    identity.Identity
-	count int
-}
-
-func (f *fakeSignIn) Method() signin.Method { return signin.MethodIWA }
-
-func (f *fakeSignIn) Authenticate(w http.ResponseWriter, r *http.Request, next signin.Next) {
-	f.mu.Lock()
-	f.count++
-	id := f.id
-	f.mu.Unlock()
-	next(w, r, signin.Result{Identity: &id}, nil)
-}
 
 type fakeDirectory struct {
 	user *directory.User
@@ -55,51 +35,6 @@ type fakeDirectory struct {
 func (d fakeDirectory) Check(context.Context, *identity.Identity) (*directory.User, error) {
 	return d.user, d.err
 }
-
-// memStore is an in-memory store.Store: enough of the contract for the handoff.
-type memStore struct {
-	*signintest.Sessions
-	mu     sync.Mutex
-	tokens map[string]store.Token
-	used   map[string]bool
-}
-
-func newMemStore() *memStore {
-	return &memStore{Sessions: signintest.NewSessions(), tokens: map[string]store.Token{}, used: map[string]bool{}}
-}
-
-func (s *memStore) PutToken(_ context.Context, token string, t store.Token) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.tokens[token]; ok || s.used[token] {
-		return store.ErrExists
-	}
-	s.tokens[token] = t
-	return nil
-}
-
-func (s *memStore) TakeToken(_ context.Context, token, appID string, now time.Time) (store.Token, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.used[token] {
-		return store.Token{}, store.ErrTokenUsed
-	}
-	t, ok := s.tokens[token]
-	switch {
-	case !ok:
-		return store.Token{}, store.ErrNotFound
-	case t.AppID != appID:
-		return store.Token{}, store.ErrOtherApp
-	case !now.Before(t.ExpiresAt):
-		return store.Token{}, store.ErrExpired
-	}
-	delete(s.tokens, token)
-	s.used[token] = true
-	return t, nil
-}
-
-func (s *memStore) SeenBefore(replay.Key, time.Time, time.Time) (bool, error) { return false, nil }
-func (s *memStore) Close() error                                              { return nil }
 
 const appSecret = "demo-secret"
 
@@ -117,8 +52,8 @@ var alice = identity.Identity{Principal: "alice@EXAMPLE.TEST", UPN: "alice@examp
 type handoff struct {
 	svc    *Service
 	mux    *http.ServeMux
-	signIn *fakeSignIn
-	store  *memStore
+	signIn *signintest.SignIn
+	store  *signintest.Store
 	now    time.Time
 }
 
@@ -129,7 +64,7 @@ func newHandoff(t *testing.T, dir Directory, apps ...App) *handoff {
 		apps = []App{{ID: "demo", RedirectURIs: []string{"https://app.example.test/cb"}, SecretHash: secretHash,
 			TokenTTL: time.Minute, SessionTTL: time.Hour}}
 	}
-	h := &handoff{signIn: &fakeSignIn{id: alice}, store: newMemStore(), now: time.Unix(1_700_000_000, 0)}
+	h := &handoff{signIn: &signintest.SignIn{Identity: alice}, store: signintest.NewStore(), now: time.Unix(1_700_000_000, 0)}
 	reg := prometheus.NewRegistry()
 	rep, err := refusal.NewReporter(slog.New(slog.DiscardHandler), reg, true)
 	if err != nil {
@@ -230,8 +165,8 @@ func TestLoginRefusesBeforeSignIn(t *testing.T) {
 			t.Errorf("%.40s: %d %s, want %s", q, w.Code, reasonOf(w), want)
 		}
 	}
-	if h.signIn.count != 0 {
-		t.Errorf("%d sign-ins for refused logins", h.signIn.count)
+	if h.signIn.Count() != 0 {
+		t.Errorf("%d sign-ins for refused logins", h.signIn.Count())
 	}
 }
 
@@ -247,8 +182,8 @@ func TestBrowserSessionSparesTheSignIn(t *testing.T) {
 	}
 	second := h.login("app=demo", first)
 	tokenOf(t, second)
-	if h.signIn.count != 1 || len(second.Result().Cookies()) != 0 {
-		t.Errorf("returning browser: %d sign-ins, cookies %v", h.signIn.count, second.Header()["Set-Cookie"])
+	if h.signIn.Count() != 1 || len(second.Result().Cookies()) != 0 {
+		t.Errorf("returning browser: %d sign-ins, cookies %v", h.signIn.Count(), second.Header()["Set-Cookie"])
 	}
 	// Signed out (same-origin POST): the next login signs in again.
 	r := httptest.NewRequest("POST", "http://sso.example.test/sso/logout", nil)
@@ -260,8 +195,8 @@ func TestBrowserSessionSparesTheSignIn(t *testing.T) {
 		t.Fatalf("logout: %d %s", w.Code, reasonOf(w))
 	}
 	tokenOf(t, h.login("app=demo", first))
-	if h.signIn.count != 2 {
-		t.Errorf("after sign-out: %d sign-ins, want 2", h.signIn.count)
+	if h.signIn.Count() != 2 {
+		t.Errorf("after sign-out: %d sign-ins, want 2", h.signIn.Count())
 	}
 }
 
@@ -286,7 +221,7 @@ func TestLoginChecksTheAppsGroups(t *testing.T) {
 		if got := reason.Code(reasonOf(w)); got != c.want {
 			t.Errorf("%s: %d %q, want %q", c.allowed, w.Code, got, c.want)
 		}
-		if c.want != "" && len(h.store.tokens) != 0 {
+		if c.want != "" && h.store.Tokens() != 0 {
 			t.Errorf("%s: a token was issued to a refused user", c.allowed)
 		}
 	}
@@ -312,7 +247,7 @@ func TestLoginConsultsTheDirectory(t *testing.T) {
 	if err := json.NewDecoder(w.Body).Decode(&resp); err != nil || resp.Identity.DisplayName != "Alice" || resp.Identity.Mail != "alice@example.test" {
 		t.Errorf("enriched identity: %+v %v", resp.Identity, err)
 	}
-	if _, err := New(Options{Apps: []App{app()}, SignIn: &fakeSignIn{}, Store: newMemStore(), Reporter: &refusal.Reporter{},
+	if _, err := New(Options{Apps: []App{app()}, SignIn: &signintest.SignIn{}, Store: signintest.NewStore(), Reporter: &refusal.Reporter{},
 		Log: slog.New(slog.DiscardHandler)}); err == nil {
 		t.Error("an app requiring a directory was accepted without one")
 	}
@@ -345,7 +280,7 @@ func TestStoreUnavailableIsNamed(t *testing.T) {
 	first := h.login("app=demo", nil)
 	tokenOf(t, first)
 	h.store.SetDown(true)
-	if w := h.login("app=demo", first); reasonOf(w) != string(reason.StoreUnavailable) || h.signIn.count != 1 {
-		t.Errorf("store down: %d %s, %d sign-ins", w.Code, reasonOf(w), h.signIn.count)
+	if w := h.login("app=demo", first); reasonOf(w) != string(reason.StoreUnavailable) || h.signIn.Count() != 1 {
+		t.Errorf("store down: %d %s, %d sign-ins", w.Code, reasonOf(w), h.signIn.Count())
 	}
 }
