@@ -90,7 +90,7 @@ type Options struct {
 type Service struct {
 	opts Options
 	apps map[string]*App
-	// browser is kerbgate's own browser session, at cookiePath.
+	// browser is kerbgate's own browser session (browserScope).
 	browser *signin.Sessions
 
 	issued, redeemed *prometheus.CounterVec
