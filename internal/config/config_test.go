@@ -449,23 +449,6 @@ func TestRequireDirectoryDefault(t *testing.T) {
 	}
 }
 
-// The secret hash check is replaceable (by internal/secret's).
-func TestCheckSecretHashShape(t *testing.T) {
-	for s, ok := range map[string]bool{
-		testArgon2:           true,
-		testBcrypt:           true,
-		"$argon2id$v=19$m=1": false,
-		"$2b$10$short":       false,
-		"$argon2i$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA": false,
-		"hunter2": false,
-		"":        false,
-	} {
-		if err := checkSecretHashShape(s); (err == nil) != ok {
-			t.Errorf("checkSecretHashShape(%q) = %v, want ok=%v", s, err, ok)
-		}
-	}
-}
-
 // Empty sections and fields written without a value take their defaults.
 func TestParseNullsAreDefaults(t *testing.T) {
 	c, err, _, _ := parse(t, `
