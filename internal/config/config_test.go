@@ -1017,28 +1017,6 @@ func TestListenExternalURLAndTrustedProxies(t *testing.T) {
 	}
 }
 
-func TestEnctypeName(t *testing.T) {
-	for e, want := range map[int32]string{
-		18: "aes256-cts-hmac-sha1-96",
-		17: "aes128-cts-hmac-sha1-96",
-		20: "aes256-cts-hmac-sha384-192",
-		19: "aes128-cts-hmac-sha256-128",
-		23: "rc4-hmac",
-		3:  "des-cbc-md5",
-		99: "etype 99",
-	} {
-		if got := EnctypeName(e); got != want {
-			t.Errorf("EnctypeName(%d) = %q, want %q", e, got, want)
-		}
-	}
-	// Every supported name round-trips.
-	for _, n := range enctypeNames {
-		if e, ok := lookupEnctype(EnctypeName(n.etype)); !ok || e != n.etype {
-			t.Errorf("lookupEnctype(EnctypeName(%d)) = %d, %v", n.etype, e, ok)
-		}
-	}
-}
-
 // TestParseInvalidSections covers the directory, store and sso sections.
 func TestParseInvalidSections(t *testing.T) {
 	t.Setenv("KERBGATE_TEST_PASSWORD", "s3cret")

@@ -139,7 +139,7 @@ func etypeNames(kr *keyring.Keyring) string {
 	for _, e := range kr.Entries() {
 		if !seen[e.EType] {
 			seen[e.EType] = true
-			names = append(names, acceptor.EnctypeName(e.EType))
+			names = append(names, kcrypto.EnctypeName(e.EType))
 		}
 	}
 	return strings.Join(names, ",")
@@ -368,7 +368,7 @@ func roundTrip(env *Env, kr *keyring.Keyring, kcfg *krbconfig.Config, spn, accou
 	}
 	return Finding{Status: OK, Check: "ticket_round_trip", Subject: spn,
 		Message: "a real ticket for the SPN is accepted",
-		Facts:   map[string]any{"account": account, "enctype": acceptor.EnctypeName(res.EType), "kvno": res.KVNO}}
+		Facts:   map[string]any{"account": account, "enctype": kcrypto.EnctypeName(res.EType), "kvno": res.KVNO}}
 }
 
 // CheckDNS resolves each SPN's host and reports CNAMEs: browsers canonicalise the

@@ -21,6 +21,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
+	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
@@ -118,7 +119,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.refuse(w, r, reason.Of(err))
 		return
 	}
-	m.signins.WithLabelValues(acceptor.EnctypeName(in.Result.EType)).Inc()
+	m.signins.WithLabelValues(kcrypto.EnctypeName(in.Result.EType)).Inc()
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
 }
 
