@@ -245,7 +245,7 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 func answer(mech asn1.ObjectIdentifier, apRep []byte, wrapped bool) []byte {
 	var inner []byte
 	if apRep != nil {
-		inner = spnego.WrapKerberos(mech, [2]byte{0x02, 0x00}, apRep)
+		inner = spnego.WrapKerberos(mech, spnego.TokIDAPRep, apRep)
 	}
 	if !wrapped {
 		return inner
