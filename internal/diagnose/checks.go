@@ -8,14 +8,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
 	"strings"
 	"time"
-
-	"golang.org/x/net/dns/dnsmessage"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
@@ -24,12 +21,14 @@ import (
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+	"github.com/kerbgate/kerbgate/internal/krb/kdc"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
@@ -230,7 +229,7 @@ func CheckClock(ctx context.Context, env *Env) Finding {
 		return Finding{Status: Fail, Check: "clock_offset", Subject: env.KDC, Message: "cannot build the probe", Facts: map[string]any{"error": err.Error()}}
 	}
 	sent := env.now()
-	reply, err := kdcExchange(ctx, env.KDC, b)
+	reply, err := kdc.Exchange(ctx, env.KDC, b, 5*time.Second)
 	received := env.now()
 	if err != nil {
 		return Finding{Status: Fail, Check: "kdc_reachable", Subject: env.KDC, Message: "the KDC does not answer over TCP",
@@ -258,44 +257,14 @@ func CheckClock(ctx context.Context, env *Env) Finding {
 	return Finding{Status: OK, Check: "clock_offset", Subject: env.KDC, Message: "clocks agree", Facts: facts}
 }
 
-// kdcExchange sends one Kerberos message over TCP (RFC 4120 §7.2.2) and returns the
-// answer.
-func kdcExchange(ctx context.Context, addr string, msg []byte) ([]byte, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	frame := make([]byte, 4+len(msg))
-	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
-	copy(frame[4:], msg)
-	if _, err := c.Write(frame); err != nil {
-		return nil, err
-	}
-	var n [4]byte
-	if _, err := io.ReadFull(c, n[:]); err != nil {
-		return nil, err
-	}
-	size := binary.BigEndian.Uint32(n[:])
-	if size > 1<<20 {
-		return nil, errors.New("KDC answer larger than 1 MiB")
-	}
-	out := make([]byte, size)
-	_, err = io.ReadFull(c, out)
-	return out, err
-}
-
 // CheckRoundTrip gets a real ticket for each accepted SPN with kerbgate's own keys
 // (signing in as the account that owns the SPN) and accepts it as a browser's would
 // be: the end-to-end proof that keytab, SPN registration and enctypes agree.
 func CheckRoundTrip(ctx context.Context, env *Env, kr *keyring.Keyring) []Finding {
 	var out []Finding
 	realm := env.Cfg.Kerberos.Realm
-	kcfg, err := krbconfig.NewFromString(fmt.Sprintf("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n udp_preference_limit = 1\n"+
-		" default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96 rc4-hmac\n default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96 rc4-hmac\n"+
-		" permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96 rc4-hmac\n[realms]\n %s = {\n  kdc = %s\n }\n", realm, realm, env.KDC))
+	kcfg, err := kdc.Client{Realm: realm, KDCs: []string{env.KDC},
+		Enctypes: []int32{kcrypto.AES256SHA1, kcrypto.AES128SHA1, kcrypto.RC4HMAC}}.Config()
 	if err != nil {
 		return []Finding{{Status: Fail, Check: "ticket_round_trip", Subject: realm, Message: "cannot configure the Kerberos client", Facts: map[string]any{"error": err.Error()}}}
 	}
