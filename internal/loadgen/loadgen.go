@@ -88,7 +88,7 @@ func HeaderBound(c *initiator.Credential, raw bool, bnd []byte) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	tok := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
+	tok := spnego.WrapKerberos(spnego.OIDKerberos, spnego.TokIDAPReq, ap)
 	if !raw {
 		tok = spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, tok)
 	}

@@ -33,7 +33,7 @@ const DefaultMaxTokenBytes = 64 << 10
 
 // Acceptor verifies a Kerberos AP-REQ (the *acceptor.Acceptor in production).
 type Acceptor interface {
-	Accept(apReq []byte) (*acceptor.Result, error)
+	Accept(ctx context.Context, apReq []byte) (*acceptor.Result, error)
 }
 
 // Options configure the middleware.
@@ -218,7 +218,7 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 	if err != nil {
 		return nil, reason.New(reason.MalformedToken, "Kerberos token does not decode", "error", err.Error())
 	}
-	res, err := m.opts.Acceptor.Accept(apReq)
+	res, err := m.opts.Acceptor.Accept(r.Context(), apReq)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@
 package acceptor
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -143,8 +144,9 @@ type Result struct {
 	EndTime  time.Time
 }
 
-// Accept verifies a DER-encoded KRB_AP_REQ. Refusals are *reason.Error.
-func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
+// Accept verifies a DER-encoded KRB_AP_REQ. Refusals are *reason.Error. ctx is the
+// request's: the replay check stops waiting on a shared cache when it ends.
+func (a *Acceptor) Accept(ctx context.Context, apReqDER []byte) (*Result, error) {
 	var req wire.APReq
 	if err := req.Unmarshal(apReqDER); err != nil {
 		return nil, reason.New(reason.MalformedToken, "AP-REQ does not decode", "error", err.Error())
@@ -275,10 +277,16 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	// authenticator's time is within the skew window; after that the skew check
 	// refuses it anyway.
 	rk := replay.Key(sha256Prefix(req.Authenticator.Cipher))
-	seen, err := a.cfg.Replay.SeenBefore(rk, now, ctime.Add(a.skew))
+	seen, err := a.cfg.Replay.SeenBefore(ctx, rk, now, ctime.Add(a.skew))
 	if err != nil {
 		if errors.Is(err, replay.ErrFull) {
 			return nil, reason.New(reason.ReplayCacheFull, "replay cache is full", "client", client)
+		}
+		if ctx.Err() != nil {
+			// The request ended (the client went away) before the shared cache
+			// answered: whether the authenticator is new is unknown.
+			return nil, reason.New(reason.StoreUnavailable, "the request ended before the shared replay cache answered",
+				"client", client, "op", "replay_check", "error", ctx.Err().Error())
 		}
 		if errors.Is(err, replay.ErrUnavailable) {
 			return nil, reason.New(reason.StoreUnavailable, "shared replay cache cannot be reached",

@@ -36,7 +36,7 @@ func buildPAC(t testing.TB, serverKey *kcrypto.Key, user string, groups int) []b
 func TestPACGivesSIDGroupsUPNAndSAMName(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.PAC = buildPAC(t, f.key, "alice", 30) })
-	res, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	res, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +55,14 @@ func TestPACSignedWithAnotherKeyIsRefused(t *testing.T) {
 	c := f.cred(t, func(s *krbtest.TicketSpec) {
 		s.PAC = buildPAC(t, krbtest.RandomKey(kcrypto.AES256SHA1), "alice", 3)
 	})
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid)
 }
 
 func TestPACOfAnotherClientIsRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.PAC = buildPAC(t, f.key, "mallory", 3) })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid, "pac_client=mallory", "ticket_client=alice")
 }
 
@@ -71,7 +71,7 @@ func TestCorruptPACIsRefused(t *testing.T) {
 	p := buildPAC(t, f.key, "alice", 3)
 	p[0] = 0xff // cBuffers
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.PAC = p })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid)
 }
 
@@ -136,7 +136,7 @@ func benchAccept(b *testing.B, groups int, o initiator.Options, check func(*Resu
 			fill()
 			b.StartTimer()
 		}
-		res, err := f.acc.Accept(reqs[i%batch])
+		res, err := f.acc.Accept(b.Context(), reqs[i%batch])
 		if err != nil {
 			b.Fatal(err)
 		}

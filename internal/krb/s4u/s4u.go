@@ -187,7 +187,7 @@ func (c *Client) tokenFrom(cred *initiator.Credential, f Format) ([]byte, error)
 	if err != nil {
 		return nil, reason.New(reason.Internal, "cannot build the AP-REQ for the upstream", "error", err.Error())
 	}
-	gss := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
+	gss := spnego.WrapKerberos(spnego.OIDKerberos, spnego.TokIDAPReq, ap)
 	if f == RawKerberos {
 		return gss, nil
 	}
