@@ -7,7 +7,6 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
-	"github.com/kerbgate/kerbgate/internal/krb/pac"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
@@ -15,14 +14,14 @@ import (
 // seen failing on the code before its fix.
 
 // pacAt builds a PAC for user whose PAC_CLIENT_INFO is shaped by edit.
-func pacAt(t *testing.T, key *kcrypto.Key, user string, authTime time.Time, edit func(*pac.BuildOptions)) []byte {
+func pacAt(t *testing.T, key *kcrypto.Key, user string, authTime time.Time, edit func(*krbtest.PACOptions)) []byte {
 	t.Helper()
-	o := pac.BuildOptions{UserName: user, Domain: "EXAMPLE", DNSDomain: "example.test", UPN: user + "@example.test",
+	o := krbtest.PACOptions{UserName: user, Domain: "EXAMPLE", DNSDomain: "example.test", UPN: user + "@example.test",
 		DomainSID: domainSID, UserRID: 1104, AuthTime: authTime}
 	if edit != nil {
 		edit(&o)
 	}
-	b, err := pac.Build(o, key, krbtest.RandomKey(kcrypto.AES256SHA1))
+	b, err := krbtest.PAC(o, key, krbtest.RandomKey(kcrypto.AES256SHA1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +45,7 @@ func TestPACWithoutClientInfoIsRefused(t *testing.T) {
 	at := f.now.Add(-time.Minute).Truncate(time.Second)
 	c := f.cred(t, func(s *krbtest.TicketSpec) {
 		s.AuthTime = at
-		s.PAC = pacAt(t, f.key, "alice", at, func(o *pac.BuildOptions) { o.OmitClientInfo = true })
+		s.PAC = pacAt(t, f.key, "alice", at, func(o *krbtest.PACOptions) { o.OmitClientInfo = true })
 	})
 	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid, "ticket_client=alice")
@@ -57,7 +56,7 @@ func TestPACClientInfoTimeMustBeAuthTime(t *testing.T) {
 	at := f.now.Add(-time.Minute).Truncate(time.Second)
 	c := f.cred(t, func(s *krbtest.TicketSpec) {
 		s.AuthTime = at
-		s.PAC = pacAt(t, f.key, "alice", at, func(o *pac.BuildOptions) { o.ClientInfoTime = at.Add(-time.Hour) })
+		s.PAC = pacAt(t, f.key, "alice", at, func(o *krbtest.PACOptions) { o.ClientInfoTime = at.Add(-time.Hour) })
 	})
 	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid, "ticket_authtime="+at.UTC().Format(time.RFC3339),

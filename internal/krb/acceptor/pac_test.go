@@ -10,7 +10,6 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
-	"github.com/kerbgate/kerbgate/internal/krb/pac"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
@@ -22,7 +21,7 @@ func buildPAC(t testing.TB, serverKey *kcrypto.Key, user string, groups int) []b
 	for i := range rids {
 		rids[i] = uint32(2000 + i)
 	}
-	b, err := pac.Build(pac.BuildOptions{
+	b, err := krbtest.PAC(krbtest.PACOptions{
 		UserName: user, FullName: "Alice Example", Domain: "EXAMPLE", DNSDomain: "example.test",
 		UPN: user + "@example.test", DomainSID: domainSID, UserRID: 1104, GroupRIDs: rids,
 		ExtraSIDs: []string{"S-1-18-1"}, AuthTime: time.Now().Add(-time.Minute).Truncate(time.Second),
