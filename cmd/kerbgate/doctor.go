@@ -14,7 +14,8 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/diagnose"
-	"github.com/kerbgate/kerbgate/internal/server"
+	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/setup"
 )
 
 // doctor runs every check that applies to the configuration, prints one line per
@@ -58,8 +59,13 @@ func doctor(args []string, stdout, stderr io.Writer) int {
 	if *offset != 0 {
 		env.Now = func() time.Time { return time.Now().Add(*offset) }
 	}
-	if cfg.Directory.Enabled {
-		d, err := server.OpenDirectory(cfg)
+	if dc, ok, err := setup.Directory(cfg); err != nil || ok {
+		var d *directory.Directory
+		if err == nil {
+			if d, err = directory.New(dc); err != nil {
+				err = fmt.Errorf("directory: %w", err)
+			}
+		}
 		if err != nil {
 			printFindings(stdout, []diagnose.Finding{{Status: diagnose.Fail, Check: "directory", Subject: cfg.Directory.URL, Message: err.Error()}}, *asJSON)
 			return 1

@@ -449,23 +449,6 @@ func TestRequireDirectoryDefault(t *testing.T) {
 	}
 }
 
-// The secret hash check is replaceable (by internal/secret's).
-func TestCheckSecretHashShape(t *testing.T) {
-	for s, ok := range map[string]bool{
-		testArgon2:           true,
-		testBcrypt:           true,
-		"$argon2id$v=19$m=1": false,
-		"$2b$10$short":       false,
-		"$argon2i$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA": false,
-		"hunter2": false,
-		"":        false,
-	} {
-		if err := checkSecretHashShape(s); (err == nil) != ok {
-			t.Errorf("checkSecretHashShape(%q) = %v, want ok=%v", s, err, ok)
-		}
-	}
-}
-
 // Empty sections and fields written without a value take their defaults.
 func TestParseNullsAreDefaults(t *testing.T) {
 	c, err, _, _ := parse(t, `
@@ -1031,28 +1014,6 @@ func TestListenExternalURLAndTrustedProxies(t *testing.T) {
 	}
 	if c.Listen.ExternalURL != nil || c.Listen.TrustedProxies != nil {
 		t.Errorf("defaults: %+v", c.Listen)
-	}
-}
-
-func TestEnctypeName(t *testing.T) {
-	for e, want := range map[int32]string{
-		18: "aes256-cts-hmac-sha1-96",
-		17: "aes128-cts-hmac-sha1-96",
-		20: "aes256-cts-hmac-sha384-192",
-		19: "aes128-cts-hmac-sha256-128",
-		23: "rc4-hmac",
-		3:  "des-cbc-md5",
-		99: "etype 99",
-	} {
-		if got := EnctypeName(e); got != want {
-			t.Errorf("EnctypeName(%d) = %q, want %q", e, got, want)
-		}
-	}
-	// Every supported name round-trips.
-	for _, n := range enctypeNames {
-		if e, ok := lookupEnctype(EnctypeName(n.etype)); !ok || e != n.etype {
-			t.Errorf("lookupEnctype(EnctypeName(%d)) = %d, %v", n.etype, e, ok)
-		}
 	}
 }
 

@@ -4,14 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 )
 
 // Kerberos is the kerberos section: which tickets the gateway accepts.
@@ -28,7 +28,7 @@ type Kerberos struct {
 	// SPNs are the accepted service principal names, service/host without a realm.
 	SPNs []string
 	// Enctypes are the accepted encryption type numbers (RFC 3961 etypes), in the order
-	// given; by default 18, 17, 20, 19 (the AES ones). EnctypeName names them.
+	// given; by default 18, 17, 20, 19 (the AES ones). kcrypto.EnctypeName names them.
 	Enctypes []int32
 	// ClockSkew is the largest accepted difference between clocks; 5m by default.
 	ClockSkew time.Duration
@@ -58,84 +58,11 @@ const (
 	minReplayCacheSize     = 1000
 )
 
-// Encryption type numbers (RFC 3961, RFC 8009, RFC 4757).
-const (
-	etypeAES128SHA1   int32 = 17
-	etypeAES256SHA1   int32 = 18
-	etypeAES128SHA256 int32 = 19
-	etypeAES256SHA384 int32 = 20
-	etypeRC4HMAC      int32 = 23
-)
-
 // defaultEnctypes are accepted when the file does not say: the AES ones, strongest first.
-var defaultEnctypes = []int32{etypeAES256SHA1, etypeAES128SHA1, etypeAES256SHA384, etypeAES128SHA256}
-
-// enctypeNames are the supported encryption types under their canonical names, in the
-// order messages list them.
-var enctypeNames = []struct {
-	name  string
-	etype int32
-}{
-	{"aes256-cts-hmac-sha1-96", etypeAES256SHA1},
-	{"aes128-cts-hmac-sha1-96", etypeAES128SHA1},
-	{"aes256-cts-hmac-sha384-192", etypeAES256SHA384},
-	{"aes128-cts-hmac-sha256-128", etypeAES128SHA256},
-	{"rc4-hmac", etypeRC4HMAC},
-}
-
-// enctypeAliases are other accepted names (MIT krb5's).
-var enctypeAliases = map[string]int32{
-	"aes256-cts":   etypeAES256SHA1,
-	"aes128-cts":   etypeAES128SHA1,
-	"arcfour-hmac": etypeRC4HMAC,
-}
-
-// unsupportedEnctypes names encryption types kerbgate knows of but does not accept, so
-// that EnctypeName can name them in logs.
-var unsupportedEnctypes = map[int32]string{
-	1:  "des-cbc-crc",
-	2:  "des-cbc-md4",
-	3:  "des-cbc-md5",
-	16: "des3-cbc-sha1",
-	24: "arcfour-hmac-exp",
-	25: "camellia128-cts-cmac",
-	26: "camellia256-cts-cmac",
-}
-
-// EnctypeName returns the name of an encryption type number: the canonical name
-// kerberos.enctypes accepts for a supported one (18 is "aes256-cts-hmac-sha1-96", 23 is
-// "rc4-hmac"), the usual name of some unsupported ones ("des-cbc-md5"), and otherwise
-// "etype N".
-func EnctypeName(e int32) string {
-	for _, n := range enctypeNames {
-		if n.etype == e {
-			return n.name
-		}
-	}
-	if name, ok := unsupportedEnctypes[e]; ok {
-		return name
-	}
-	return fmt.Sprintf("etype %d", e)
-}
-
-// lookupEnctype returns the etype named (case-insensitively) by s.
-func lookupEnctype(s string) (int32, bool) {
-	s = strings.ToLower(s)
-	for _, n := range enctypeNames {
-		if n.name == s {
-			return n.etype, true
-		}
-	}
-	e, ok := enctypeAliases[s]
-	return e, ok
-}
+var defaultEnctypes = []int32{kcrypto.AES256SHA1, kcrypto.AES128SHA1, kcrypto.AES256SHA384, kcrypto.AES128SHA256}
 
 func enctypeExpect() string {
-	names := make([]string, len(enctypeNames))
-	for i, n := range enctypeNames {
-		names[i] = n.name
-	}
-	return "encryption type names, each one of " + strings.Join(names, ", ") + " (or the aliases aes256-cts, aes128-cts, arcfour-hmac)"
+	return "encryption type names, each one of " + strings.Join(kcrypto.SupportedEnctypeNames(), ", ") + " (or the aliases aes256-cts, aes128-cts, arcfour-hmac)"
 }
 
 func decodeKerberos(m *mapping, c *Config) {
@@ -375,17 +302,13 @@ func decodeEnctypes(f *field, k *Kerberos) {
 	seen := map[int32]string{} // etype -> field path of its first item
 	for i, s := range names {
 		it := items[i]
-		e, ok := lookupEnctype(s)
+		e, ok := kcrypto.LookupEnctype(s)
 		if !ok {
 			switch lower := strings.ToLower(s); {
 			case strings.HasPrefix(lower, "des"):
 				it.errorf("%s: DES is broken and not supported; expected %s", describe(it.val), enctypeExpect())
 			default:
-				var all []string
-				for _, n := range enctypeNames {
-					all = append(all, n.name)
-				}
-				all = append(all, slices.Sorted(maps.Keys(enctypeAliases))...)
+				all := append(kcrypto.SupportedEnctypeNames(), kcrypto.EnctypeAliases()...)
 				if guess := closest(s, all); guess != "" {
 					it.errorf("%s is not a supported encryption type; did you mean %s? expected %s", describe(it.val), guess, enctypeExpect())
 				} else {
@@ -395,7 +318,7 @@ func decodeEnctypes(f *field, k *Kerberos) {
 			continue
 		}
 		if first, dup := seen[e]; dup {
-			it.errorf("%s is the same encryption type as %s (%s); expected each once", describe(it.val), first, EnctypeName(e))
+			it.errorf("%s is the same encryption type as %s (%s); expected each once", describe(it.val), first, kcrypto.EnctypeName(e))
 			continue
 		}
 		seen[e] = it.path

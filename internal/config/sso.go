@@ -60,28 +60,6 @@ const (
 	defaultSessionTTL        = 8 * time.Hour
 )
 
-// checkSecretHash validates sso.apps[].secret_hash.
-var checkSecretHash func(encoded string) error = secret.Check
-
-// checkSecretHashShape is a minimal check of a hash's encoding: an argon2id PHC string
-// ($argon2id$v=19$m=…,t=…,p=…$salt$hash) or a bcrypt hash ($2a$, $2b$ or $2y$).
-func checkSecretHashShape(s string) error {
-	switch {
-	case strings.HasPrefix(s, "$argon2id$"):
-		parts := strings.Split(s, "$")
-		if len(parts) != 6 || !strings.HasPrefix(parts[2], "v=") || !strings.HasPrefix(parts[3], "m=") || parts[4] == "" || parts[5] == "" {
-			return errors.New("an argon2id hash is $argon2id$v=19$m=…,t=…,p=…$salt$hash")
-		}
-	case strings.HasPrefix(s, "$2a$"), strings.HasPrefix(s, "$2b$"), strings.HasPrefix(s, "$2y$"):
-		if len(s) != 60 {
-			return fmt.Errorf("a bcrypt hash has 60 characters, not %d", len(s))
-		}
-	default:
-		return errors.New("not an argon2id or bcrypt hash")
-	}
-	return nil
-}
-
 func decodeSSO(m *mapping, c *Config) {
 	s := &c.SSO
 
@@ -182,7 +160,7 @@ func decodeApp(m *mapping) App {
 		if s, ok := f.str(); ok {
 			// The message leaves the value out: it is long, and a mistaken secret
 			// pasted here should not end up in logs.
-			if err := checkSecretHash(s); err != nil {
+			if err := secret.Check(s); err != nil {
 				f.errorf("not a valid secret hash (%v); expected %s", err, f.expect).Err = err
 			} else {
 				app.SecretHash = s

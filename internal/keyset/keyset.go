@@ -2,8 +2,9 @@
 // puts in browsers' cookies: values are authenticated (HMAC-SHA256) with the newest
 // key and verified with any key of the set, so keys rotate without logging anyone out.
 //
-// It owns the key file format and the MAC. It must not know what the values mean
-// (session ids, OIDC state), and never logs or returns key material.
+// It owns the key file format, the MAC, and making a key file with one fresh key
+// (LoadOrCreate). It must not know what the values mean (session ids, OIDC state),
+// and never logs or returns key material.
 //
 // The file holds one key per line, base64 (standard or URL alphabet), at least 32
 // bytes each; the first line signs, every line verifies; '#' starts a comment. To
@@ -18,8 +19,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // MinKeyBytes is the shortest key accepted.
@@ -38,6 +41,30 @@ func Load(path string) (*Set, error) {
 		return nil, err
 	}
 	return Parse(string(b))
+}
+
+// LoadOrCreate reads the key file at path, making it first (mode 0600, one fresh
+// key) when it does not exist; log, when not nil, hears that it was made. An existing
+// file is never changed.
+func LoadOrCreate(path string, log *slog.Logger) (*Set, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		_, werr := fmt.Fprintf(f, "# kerbgate session cookie keys (made %s); see store.cookie_keys_file\n%s\n",
+			time.Now().UTC().Format(time.RFC3339), NewKeyLine())
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, werr
+		}
+		if log != nil {
+			log.Info("made the cookie key file", "path", path)
+		}
+	case !errors.Is(err, os.ErrExist):
+		return nil, err
+	}
+	return Load(path)
 }
 
 // Parse reads key file content; errors name the line, never the key.

@@ -1,6 +1,11 @@
 package keyset
 
 import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -83,4 +88,40 @@ func nonCanonical(s string) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	last := strings.IndexByte(alphabet, s[len(s)-1])
 	return s[:len(s)-1] + string(alphabet[last^1])
+}
+
+// LoadOrCreate makes a missing key file once (mode 0600, one key) and then reads it
+// unchanged, so a restart keeps the sessions it signed.
+func TestLoadOrCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kerbgate-cookie.keys")
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	first, err := LoadOrCreate(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.IDs()) != 1 || !strings.Contains(logs.String(), "made the cookie key file") {
+		t.Fatalf("keys %v, log %q", first.IDs(), logs.String())
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	logs.Reset()
+	again, err := LoadOrCreate(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(again.IDs(), first.IDs()) || logs.Len() != 0 {
+		t.Errorf("second start: keys %v (first %v), log %q", again.IDs(), first.IDs(), logs.String())
+	}
+	if v, ok := again.Open("session", first.Seal("session", "abc")); !ok || v != "abc" {
+		t.Error("a value sealed before the restart does not open")
+	}
+	if _, err := LoadOrCreate(filepath.Join(t.TempDir(), "missing-dir", "k"), nil); err == nil {
+		t.Error("no error for a directory that does not exist")
+	}
 }

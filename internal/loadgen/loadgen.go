@@ -24,12 +24,12 @@ import (
 	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
-	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+	"github.com/kerbgate/kerbgate/internal/krb/kdc"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
 	"github.com/kerbgate/kerbgate/internal/krb/wire"
 )
@@ -88,7 +88,7 @@ func HeaderBound(c *initiator.Credential, raw bool, bnd []byte) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	tok := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
+	tok := spnego.WrapKerberos(spnego.OIDKerberos, spnego.TokIDAPReq, ap)
 	if !raw {
 		tok = spnego.EncodeNegTokenInit([]asn1.ObjectIdentifier{spnego.OIDKerberos}, tok)
 	}
@@ -219,15 +219,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // CredentialFromKeytab signs in as principal with a keytab (or, when password is
 // not empty, a password) and gets a service ticket for spn, through the KDCs.
 func CredentialFromKeytab(principal, realm, keytabPath, password, spn string, kdcs []string) (*initiator.Credential, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n udp_preference_limit = 1\n"+
-		" default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n"+
-		" permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n[realms]\n %s = {\n", realm, realm)
-	for _, k := range kdcs {
-		fmt.Fprintf(&b, "  kdc = %s\n", k)
-	}
-	b.WriteString(" }\n")
-	cfg, err := krbconfig.NewFromString(b.String())
+	cfg, err := kdc.Client{Realm: realm, KDCs: kdcs}.Config()
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
+	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
 	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/refusal"
@@ -32,7 +33,7 @@ const DefaultMaxTokenBytes = 64 << 10
 
 // Acceptor verifies a Kerberos AP-REQ (the *acceptor.Acceptor in production).
 type Acceptor interface {
-	Accept(apReq []byte) (*acceptor.Result, error)
+	Accept(ctx context.Context, apReq []byte) (*acceptor.Result, error)
 }
 
 // Options configure the middleware.
@@ -118,7 +119,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.refuse(w, r, reason.Of(err))
 		return
 	}
-	m.signins.WithLabelValues(acceptor.EnctypeName(in.Result.EType)).Inc()
+	m.signins.WithLabelValues(kcrypto.EnctypeName(in.Result.EType)).Inc()
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
 }
 
@@ -217,7 +218,7 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 	if err != nil {
 		return nil, reason.New(reason.MalformedToken, "Kerberos token does not decode", "error", err.Error())
 	}
-	res, err := m.opts.Acceptor.Accept(apReq)
+	res, err := m.opts.Acceptor.Accept(r.Context(), apReq)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +245,7 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 func answer(mech asn1.ObjectIdentifier, apRep []byte, wrapped bool) []byte {
 	var inner []byte
 	if apRep != nil {
-		inner = spnego.WrapKerberos(mech, [2]byte{0x02, 0x00}, apRep)
+		inner = spnego.WrapKerberos(mech, spnego.TokIDAPRep, apRep)
 	}
 	if !wrapped {
 		return inner

@@ -213,10 +213,10 @@ func TestFarmNodeDeathLosesNothing(t *testing.T) {
 	st := &loadStats{}
 	stop := make(chan struct{})
 	wg := handoffLoad(f, cc, workers, stop, st)
-	time.Sleep(1500 * time.Millisecond)
+	waitFor(t, 30*time.Second, "the load to run on the farm", func() bool { return st.ok.Load() >= 20 })
 	before := st.ok.Load()
 	f.nodes[1].kill()
-	time.Sleep(1500 * time.Millisecond)
+	waitFor(t, 30*time.Second, "handoffs after the node died", func() bool { return st.ok.Load() >= before+20 })
 	close(stop)
 	wg.Wait()
 	after := st.ok.Load() - before
@@ -319,7 +319,7 @@ func TestFarmKeyRotationUnderLoadFailsNoSignIn(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, 30*time.Second, "sign-ins before the rotation", func() bool { return ok.Load() >= 5 })
 
 	// 1. Pre-stage the next key on every node.
 	const newPassword = "SvcGw#Farm2026"
@@ -359,7 +359,8 @@ func TestFarmKeyRotationUnderLoadFailsNoSignIn(t *testing.T) {
 	newCC := r.Kinit(t, "alice")
 	r.Kvno(t, newCC, testrealm.GatewaySPN)
 	ccache.Store(newCC)
-	time.Sleep(800 * time.Millisecond)
+	mark := ok.Load()
+	waitFor(t, 30*time.Second, "sign-ins with tickets of the new key version", func() bool { return ok.Load() >= mark+10 })
 	close(stop)
 	wg.Wait()
 	t.Logf("sign-ins across the rotation: %d ok, %d failed %v", ok.Load(), failed.Load(), errs)

@@ -16,7 +16,6 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
-	"github.com/kerbgate/kerbgate/internal/krb/pac"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/testrealm"
@@ -55,7 +54,7 @@ func partnerAdminHeader(t *testing.T, r *testrealm.Realm) string {
 		t.Fatalf("no AES256 key for %s in %s", testrealm.GatewaySPN, r.GatewayKeytab)
 	}
 	authTime := time.Now().Add(-time.Minute).Truncate(time.Second)
-	p, err := pac.Build(pac.BuildOptions{
+	p, err := krbtest.PAC(krbtest.PACOptions{
 		UserName: "administrator", FullName: "Partner Administrator", Domain: "PARTNER", DNSDomain: "partner.test",
 		UPN: "administrator@partner.test", DomainSID: partnerDomainSID, UserRID: 500, GroupRIDs: []uint32{512, 513},
 		AuthTime: authTime,

@@ -292,8 +292,16 @@ func TestDisabledUserIsRefusedAfterCacheTTL(t *testing.T) {
 	}
 	r.SambaTool(t, "user", "disable", "carol")
 	t.Cleanup(func() { r.SambaTool(t, "user", "enable", "carol") })
-	time.Sleep(1100 * time.Millisecond) // directory cache_ttl is 1 s here
-	status, loc, why := g.login(r, cc, "app=demo")
+	// The directory's cache_ttl is 1 s here: the refusal comes once it expires.
+	var (
+		status int
+		loc    *url.URL
+		why    string
+	)
+	waitFor(t, 15*time.Second, "carol refused once the directory cache expired", func() bool {
+		status, loc, why = g.login(r, cc, "app=demo")
+		return why == "user_disabled"
+	})
 	if status != 403 || why != "user_disabled" || loc != nil {
 		t.Fatalf("carol disabled: %d %q", status, why)
 	}

@@ -311,3 +311,16 @@ func spnegoInit(t testing.TB, oids []string, token []byte) []byte {
 	}
 	return spnego.EncodeNegTokenInit(mechs, token)
 }
+
+// waitFor polls cond until it holds, and fails the test naming what it waited for
+// when timeout passes first: tests wait on a condition, not a fixed time.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

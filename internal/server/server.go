@@ -1,34 +1,30 @@
-// Package server wires kerbgate together from a loaded configuration: keys, acceptor,
-// middleware, handlers, metrics and the HTTP listener.
+// Package server wires kerbgate together from a loaded configuration, in the order
+// of the architecture: keys, then the store (with Redis, also the replay cache),
+// then the acceptor, then sign-in (Extended Protection, the Negotiate middleware,
+// the directory and its start-up check, the cookie keys), then the faces (the
+// handoff and the application proxy), then the operator's endpoints and the front
+// end view. Each step is one short method of builder.
 //
-// It owns construction and the endpoint map. It must not hold protocol logic: every
-// check lives in a mechanism or flow package, and this package only connects them.
+// It owns the order of construction, the endpoint map and the HTTP listener. It
+// must not hold protocol logic, handlers or set-up work: the configuration is
+// translated by package setup, and every check, handler and file lives in the
+// mechanism or face it belongs to; this package only connects them.
 package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kerbgate/kerbgate/internal/clientauth"
 	"github.com/kerbgate/kerbgate/internal/config"
-	"github.com/kerbgate/kerbgate/internal/diagnose"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/frontend"
@@ -37,10 +33,12 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/ops"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/setup"
 	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/spncheck"
 	"github.com/kerbgate/kerbgate/internal/sso"
 	"github.com/kerbgate/kerbgate/internal/store"
 	"github.com/kerbgate/kerbgate/internal/tlsserve"
@@ -70,164 +68,268 @@ type Options struct {
 
 // New builds a server from a validated configuration.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
-	keys := &keyring.Watcher{Paths: cfg.Kerberos.Keytabs, Retain: cfg.Kerberos.RetainOldKeys, Now: opts.Now}
-	kr, err := keys.Start()
-	if err != nil {
-		return nil, err
-	}
-	for _, spn := range cfg.Kerberos.SPNs {
-		if !kr.HasPrincipal(spn, cfg.Kerberos.Realm) {
-			// Not fatal: an SPN may be listed ahead of its keytab, and tickets for it
-			// are then refused with spn_not_in_keytab. Say so at start-up.
-			log.Warn("accepted SPN has no key in any keytab", "spn", spn, "realm", cfg.Kerberos.Realm,
-				"fix", "export a keytab for it and add it to kerberos.keytabs")
+	b := &builder{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry()}
+	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.endpoints} {
+		if err := step(); err != nil {
+			b.close()
+			return nil, err
 		}
 	}
-	// The store comes first: with Redis, it is also the acceptor's replay cache.
-	st, replayCache, err := openStore(cfg, log, opts.Now)
-	if err != nil {
-		return nil, err
+	return &Server{cfg: cfg, log: log, handler: b.handler, Acceptor: b.acc, Registry: b.reg, TLS: b.tls,
+		Keys: b.watcher, closers: b.closers}, nil
+}
+
+// builder carries what each step of New makes to the steps after it.
+type builder struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	opts Options
+
+	closers []io.Closer
+	reg     *prometheus.Registry
+	rep     *refusal.Reporter
+
+	watcher *keyring.Watcher
+	kr      *keyring.Keyring
+	st      store.Store
+	replay  replay.Cache
+	// afterAcceptor starts the keytab watcher once the acceptor it feeds exists.
+	afterAcceptor func()
+	acc           *acceptor.Acceptor
+	tls           *tlsserve.Files
+	signInMW      func(http.Handler) http.Handler
+	dir           sso.Directory // nil without a directory section (no typed nil)
+	dirImpl       *directory.Directory
+	cookieKeys    *keyset.Set
+
+	mux     *http.ServeMux
+	handler http.Handler
+}
+
+func (b *builder) close() {
+	for _, c := range b.closers {
+		c.Close()
 	}
-	closers := []io.Closer{st}
-	fail := func(err error) (*Server, error) {
-		for _, c := range closers {
-			c.Close()
-		}
-		return nil, err
-	}
-	acc, err := acceptor.New(acceptor.Config{
-		Keyring: kr,
-		SPNs:    cfg.Kerberos.SPNs,
-		Realm:   cfg.Kerberos.Realm,
-		// Users of trusted realms only: kerberos.trusted_realms.
-		TrustedRealms: cfg.Kerberos.TrustedRealms,
-		Enctypes:      cfg.Kerberos.Enctypes,
-		ClockSkew:     cfg.Kerberos.ClockSkew,
-		Replay:        replayCache,
-		Now:           opts.Now,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rep, err := refusal.NewReporter(log, reg, cfg.Log.ExposeReasons)
-	if err != nil {
-		return fail(err)
+}
+
+// reporter makes the refusal reporter every layer reports to, counted in the
+// registry.
+func (b *builder) reporter() (err error) {
+	b.rep, err = refusal.NewReporter(b.log, b.reg, b.cfg.Log.ExposeReasons)
+	return err
+}
+
+// keys loads the keytabs, and watches them for changes when configured.
+func (b *builder) keys() (err error) {
+	var interval time.Duration
+	b.watcher, interval = setup.Keys(b.cfg, b.opts.Now)
+	if b.kr, err = b.watcher.Start(); err != nil {
+		return err
 	}
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_keytab_reloads_total", Help: "Keytab reloads after a file changed (or retained keys expired), by result.",
 	}, []string{"result"})
-	reg.MustRegister(reloads)
-	keys.Set = func(kr *keyring.Keyring) {
-		acc.SetKeyring(kr)
+	b.reg.MustRegister(reloads)
+	b.watcher.Set = func(kr *keyring.Keyring) {
+		b.acc.SetKeyring(kr) // set by the acceptor step before the watcher runs
 		reloads.WithLabelValues("ok").Inc()
-		log.Info("keytabs reloaded", "keys", kr.Summary())
+		b.log.Info("keytabs reloaded", "keys", kr.Summary())
 	}
-	keys.OnError = func(err error) {
+	b.watcher.OnError = func(err error) {
 		reloads.WithLabelValues("error").Inc()
-		log.Error("keytab reload failed; the previous keys stay in use", "error", err.Error())
+		b.log.Error("keytab reload failed; the previous keys stay in use", "error", err.Error())
 	}
-	if cfg.Kerberos.KeytabReloadInterval > 0 {
+	if interval > 0 {
 		stop := make(chan struct{})
-		go keys.Run(cfg.Kerberos.KeytabReloadInterval, stop)
-		closers = append(closers, closerFunc(func() error { close(stop); return nil }))
+		b.closers = append(b.closers, closerFunc(func() error { close(stop); return nil }))
+		b.afterAcceptor = func() { go b.watcher.Run(interval, stop) }
 	}
-	var tlsFiles *tlsserve.Files
-	if cfg.TLS.Enabled {
-		if tlsFiles, err = tlsserve.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ReloadInterval, log); err != nil {
-			return fail(err)
+	return nil
+}
+
+// store opens the configured store; with Redis it is also the acceptor's replay
+// cache. A Redis that cannot be reached is not fatal (store_unavailable until it
+// answers); one that refuses the credentials is a configuration error.
+func (b *builder) store() error {
+	o, err := setup.Store(b.cfg)
+	if err != nil {
+		return err
+	}
+	o.Log, o.Now = b.log, b.opts.Now
+	st, rc, err := store.Open(o)
+	switch {
+	case errors.Is(err, store.ErrRedisAuth):
+		return fmt.Errorf("store.redis: %w; check store.redis.username, the password in password_file or password_env, and the user's ACL (docs/farm.md)", err)
+	case err != nil && o.Redis != nil:
+		return fmt.Errorf("store.redis: %w", err)
+	case err != nil:
+		return err
+	}
+	b.st, b.replay = st, rc
+	b.closers = append(b.closers, st)
+	return nil
+}
+
+// acceptor makes the Kerberos acceptor on the keys and the replay cache, then
+// starts watching the keytabs.
+func (b *builder) acceptor() (err error) {
+	if b.acc, err = acceptor.New(setup.Acceptor(b.cfg, b.kr, b.replay, b.opts.Now)); err != nil {
+		return err
+	}
+	if b.afterAcceptor != nil {
+		b.afterAcceptor()
+	}
+	return nil
+}
+
+// signIn makes what every face signs users in with: the certificate served (for
+// channel binding), the Negotiate middleware with Extended Protection, the directory
+// and the start-up check against it, and the keys of the session cookies.
+func (b *builder) signIn() error {
+	for _, step := range []func() error{b.servedTLS, b.negotiate, b.directory, b.startupCheck, b.loadCookieKeys} {
+		if err := step(); err != nil {
+			return err
 		}
-		closers = append(closers, tlsFiles)
-		if c := tlsFiles.Current(); c.BindingErr != nil && cfg.EPA.Policy.TokenChecking != epa.None {
-			return fail(c.BindingErr)
-		}
 	}
-	policy := cfg.EPA.Policy
-	if err := policy.Validate(); err != nil {
-		return fail(fmt.Errorf("epa: %w", err))
+	return nil
+}
+
+// servedTLS loads kerbgate's certificate when it terminates TLS itself.
+func (b *builder) servedTLS() (err error) {
+	t, ok := setup.TLSFiles(b.cfg)
+	if !ok {
+		return nil
 	}
-	signIn, err := negotiate.Middleware(negotiate.Options{
-		Acceptor:      acc,
-		Reporter:      rep,
-		MaxTokenBytes: cfg.Kerberos.MaxTokenBytes,
-		Registerer:    reg,
+	if b.tls, err = tlsserve.Load(t.CertFile, t.KeyFile, t.ReloadInterval, b.log); err != nil {
+		return err
+	}
+	b.closers = append(b.closers, b.tls)
+	if c := b.tls.Current(); c.BindingErr != nil && b.cfg.EPA.Policy.TokenChecking != epa.None {
+		return c.BindingErr
+	}
+	return nil
+}
+
+// negotiate makes the Negotiate middleware, with Extended Protection, and puts
+// GET /whoami behind it.
+func (b *builder) negotiate() error {
+	policy, err := setup.EPA(b.cfg)
+	if err != nil {
+		return err
+	}
+	b.signInMW, err = negotiate.Middleware(negotiate.Options{
+		Acceptor:      b.acc,
+		Reporter:      b.rep,
+		MaxTokenBytes: b.cfg.Kerberos.MaxTokenBytes,
+		Registerer:    b.reg,
 		EPA:           &policy,
-		Channel:       servedChannel(tlsFiles),
+		Channel:       servedChannel(b.tls),
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	if policy.TokenChecking != epa.None {
-		log.Info("extended protection", "token_checking", policy.TokenChecking.String(), "flags", policy.Flags.String(),
-			"spns", policy.SPNs, "tls", cfg.TLS.Enabled, "load_balancer_certificates", len(policy.ProxyBindings))
+		b.log.Info("extended protection", "token_checking", policy.TokenChecking.String(), "flags", policy.Flags.String(),
+			"spns", policy.SPNs, "tls", b.tls != nil, "load_balancer_certificates", len(policy.ProxyBindings))
 	}
+	b.mux.Handle("GET /whoami", b.signInMW(http.HandlerFunc(negotiate.WhoAmI)))
+	return nil
+}
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /whoami", signIn(http.HandlerFunc(whoami)))
+// directory connects the directory section's client.
+func (b *builder) directory() error {
+	dc, ok, err := setup.Directory(b.cfg)
+	if err != nil || !ok {
+		return err
+	}
+	d, err := directory.New(dc)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	b.closers = append(b.closers, d)
+	b.dir, b.dirImpl = d, d
+	return nil
+}
 
-	var (
-		dir     sso.Directory // nil without a directory section (no typed nil)
-		dirImpl *directory.Directory
-	)
-	if cfg.Directory.Enabled {
-		d, err := openDirectory(cfg)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, d)
-		dir, dirImpl = d, d
-		for _, f := range diagnose.CheckDirectoryCA(cfg.Directory.CAFile) {
-			log.Warn("directory CA: "+f.Message, "check", f.Check, "ca_file", f.Subject, "status", string(f.Status), "fix", f.Fix)
-		}
+// startupCheck is the start-up SPN check (kerberos.spn_check) and its warnings.
+func (b *builder) startupCheck() error {
+	o := setup.SPNCheck(b.cfg, b.cfg.EPA.Policy)
+	o.Keys, o.Log = b.kr, b.log
+	if b.dirImpl != nil {
+		o.Directory = b.dirImpl
 	}
-	if dirImpl != nil && cfg.Kerberos.SPNCheck != "off" {
-		if err := checkSPNs(cfg, log, dirImpl, kr); err != nil {
-			return fail(err)
-		}
-	}
-	cookieKeys, err := loadCookieKeys(cfg, log)
+	return spncheck.Startup(context.Background(), o)
+}
+
+// loadCookieKeys loads the session cookies' keys, making the default file on first
+// start.
+func (b *builder) loadCookieKeys() error {
+	path, create, err := setup.CookieKeys(b.cfg)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	ho, err := setup.SSO(cfg, dirImpl)
+	load := keyset.Load
+	if create {
+		load = func(path string) (*keyset.Set, error) { return keyset.LoadOrCreate(path, b.log) }
+	}
+	if b.cookieKeys, err = load(path); err != nil {
+		return fmt.Errorf("cookie keys %s: %w", path, err)
+	}
+	b.log.Info("cookie keys", "path", path, "key_ids", b.cookieKeys.IDs())
+	return nil
+}
+
+// faces makes the handoff and, with proxy.apps, the application proxy in front of
+// every other endpoint.
+func (b *builder) faces() error {
+	ho, err := setup.SSO(b.cfg, b.dirImpl)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	ho.CookieKeys, ho.SignIn, ho.Directory, ho.Store = cookieKeys, signin.Negotiate{Middleware: signIn}, dir, st
-	ho.Reporter, ho.Log, ho.Registerer, ho.Now = rep, log, reg, opts.Now
+	ho.CookieKeys, ho.SignIn, ho.Directory, ho.Store = b.cookieKeys, signin.Negotiate{Middleware: b.signInMW}, b.dir, b.st
+	ho.Reporter, ho.Log, ho.Registerer, ho.Now = b.rep, b.log, b.reg, b.opts.Now
 	// One authenticator for every face that checks client secrets, so that the
 	// bound on hash checks and the failure budgets are process-wide.
 	ho.Clients = clientauth.New(clientauth.Options{})
 	handoff, err := sso.New(ho)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	handoff.Register(mux)
-	var handler http.Handler = mux
-	if len(cfg.Proxy.Apps) > 0 {
-		px, err := newProxy(cfg, log, signIn, dirImpl, st, cookieKeys, rep, reg, opts)
+	handoff.Register(b.mux)
+	b.handler = b.mux
+	if len(b.cfg.Proxy.Apps) > 0 {
+		px, err := newProxy(b.cfg, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts)
 		if err != nil {
-			return fail(err)
+			return err
 		}
-		handler = px.Wrap(mux)
+		b.handler = px.Wrap(b.mux)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("GET /readyz", readiness(dirImpl, st))
-	if cfg.Log.DebugTokenFile != "" {
-		h, err := lastFailures(cfg.Log.DebugTokenFile, rep)
-		if err != nil {
-			return fail(err)
-		}
-		mux.Handle("GET /debug/last-failures", h)
+	return nil
+}
+
+// endpoints adds the operator's endpoints, then puts the front end view (what the
+// client sees behind a balancer) in front of everything.
+func (b *builder) endpoints() error {
+	ready := []ops.Check{}
+	if b.dirImpl != nil {
+		ready = append(ready, ops.Check{Name: "directory", Ping: b.dirImpl.Ping})
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	storeCheck := ops.Check{Name: "store"}
+	if p, ok := b.st.(interface{ Ping(context.Context) error }); ok {
+		storeCheck.Ping = p.Ping
+	}
+	if err := ops.Register(b.mux, ops.Options{
+		Ready:          append(ready, storeCheck),
+		Registry:       b.reg,
+		DebugTokenFile: setup.DebugTokenFile(b.cfg),
+		Recent:         func() any { return b.rep.Recent() },
+	}); err != nil {
+		return err
+	}
 	// What the client sees (scheme, host, address) is worked out once per request,
 	// before any face: behind listen.trusted_proxies or listen.external_url.
-	handler = frontend.New(cfg.Listen.ExternalURL, cfg.Listen.TrustedProxies).Middleware(handler)
+	cfg := b.cfg
+	b.handler = frontend.New(cfg.Listen.ExternalURL, cfg.Listen.TrustedProxies).Middleware(b.handler)
 	if cfg.Listen.ExternalURL != nil || len(cfg.Listen.TrustedProxies) > 0 {
 		var trusted []string
 		for _, p := range cfg.Listen.TrustedProxies {
@@ -237,107 +339,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
 		if cfg.Listen.ExternalURL != nil {
 			ext = cfg.Listen.ExternalURL.String()
 		}
-		log.Info("front end", "external_url", ext, "trusted_proxies", trusted)
-	}
-
-	return &Server{cfg: cfg, log: log, handler: handler, Acceptor: acc, Registry: reg, TLS: tlsFiles, Keys: keys, closers: closers}, nil
-}
-
-// checkSPNs is the start-up SPN check: every accepted SPN on exactly one account,
-// whose current key version the keytabs hold.
-func checkSPNs(cfg *config.Config, log *slog.Logger, dir *directory.Directory, kr *keyring.Keyring) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	findings := diagnose.CheckSPNs(ctx, dir, kr, cfg.Kerberos.Realm, cfg.Kerberos.SPNs)
-	// A warning only: it describes what service binding can prove, not a fault.
-	findings = append(findings, diagnose.CheckEPAAccounts(ctx, dir, cfg.EPA.Policy)...)
-	var problems []string
-	for _, f := range findings {
-		if f.Status == diagnose.OK {
-			continue
-		}
-		subject := "spn"
-		if f.Check == "epa_shared_account" {
-			subject = "subject"
-		}
-		attrs := []any{"check", f.Check, subject, f.Subject, "status", string(f.Status), "fix", f.Fix}
-		for k, v := range f.Facts {
-			attrs = append(attrs, k, v)
-		}
-		log.Warn("SPN check: "+f.Message, attrs...)
-		if f.Status == diagnose.Fail {
-			problems = append(problems, f.Check+" "+f.Subject+": "+f.Message+" (fix: "+f.Fix+")")
-		}
-	}
-	if len(problems) == 0 {
-		log.Info("SPN check passed", "spns", cfg.Kerberos.SPNs)
-		return nil
-	}
-	if cfg.Kerberos.SPNCheck == "fail" {
-		return fmt.Errorf("SPN check failed (kerberos.spn_check: fail):\n  %s", strings.Join(problems, "\n  "))
+		b.log.Info("front end", "external_url", ext, "trusted_proxies", trusted)
 	}
 	return nil
-}
-
-// readiness is GET /readyz: 200 when the directory (if configured) and the store
-// answer, else 503 naming what does not. /healthz says only that the process
-// serves HTTP (liveness); a balancer should route by /readyz.
-func readiness(dir *directory.Directory, st store.Store) http.Handler {
-	type pinger interface{ Ping(context.Context) error }
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		checks := map[string]string{}
-		ready := true
-		check := func(name string, err error) {
-			if err != nil {
-				checks[name] = err.Error()
-				ready = false
-				return
-			}
-			checks[name] = "ok"
-		}
-		if dir != nil {
-			check("directory", dir.Ping(ctx))
-		}
-		if p, ok := st.(pinger); ok {
-			check("store", p.Ping(ctx))
-		} else {
-			checks["store"] = "ok"
-		}
-		status, code := "ready", http.StatusOK
-		if !ready {
-			status, code = "not ready", http.StatusServiceUnavailable
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
-	})
-}
-
-// lastFailures serves the recent refusals with their facts to a request carrying
-// the configured bearer token (compared in constant time).
-func lastFailures(tokenFile string, rep *refusal.Reporter) (http.Handler, error) {
-	b, err := os.ReadFile(tokenFile)
-	if err != nil {
-		return nil, err
-	}
-	want := sha256.Sum256([]byte(strings.TrimSpace(string(b))))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kerbgate-debug"`)
-			http.Error(w, "debug endpoint: bearer token required (log.debug_token_file)", http.StatusUnauthorized)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep.Recent())
-	}), nil
 }
 
 type closerFunc func() error
@@ -359,127 +363,6 @@ func servedChannel(files *tlsserve.Files) func(*http.Request) epa.Channel {
 		}
 		return ch
 	}
-}
-
-// openStore opens the configured store and the replay cache the acceptor consults:
-// the embedded file with an in-memory replay cache (one node), or Redis for both
-// (a farm: every node sees every token, session and authenticator).
-//
-// A Redis that cannot be reached at start-up is not fatal: kerbgate starts, refuses
-// requests that need the store with store_unavailable, and serves them as soon as
-// Redis answers. A Redis that refuses the credentials is a configuration error.
-func openStore(cfg *config.Config, log *slog.Logger, now func() time.Time) (store.Store, replay.Cache, error) {
-	rc := cfg.Store.Redis
-	if rc == nil {
-		st, err := store.OpenBolt(cfg.Store.Path, store.BoltOptions{Now: now})
-		if err != nil {
-			return nil, nil, fmt.Errorf("store %s: %w", cfg.Store.Path, err)
-		}
-		return st, replay.NewMemory(cfg.Kerberos.ReplayCacheSize), nil
-	}
-	pw, err := rc.Password()
-	if err != nil {
-		return nil, nil, err
-	}
-	var tlsConf *tls.Config
-	if rc.TLS {
-		if tlsConf, err = store.RedisTLSConfig(rc.CAFile, rc.CertFile, rc.KeyFile, rc.ServerName); err != nil {
-			return nil, nil, fmt.Errorf("store.redis.tls: %w", err)
-		}
-	}
-	store.SetRedisLogger(log)
-	rs, err := store.OpenRedis(store.RedisOptions{
-		Addrs: rc.Addrs, MasterName: rc.MasterName, Username: rc.Username, Password: pw, DB: rc.DB, TLS: tlsConf,
-		Prefix: rc.Prefix, DialTimeout: rc.DialTimeout, Timeout: rc.Timeout,
-		// Replay entries and tombstones outlive their expiry by the clock skew, so
-		// that a node whose clock lags still finds them.
-		Grace: cfg.Kerberos.ClockSkew,
-		Now:   now,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("store.redis: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), rc.DialTimeout+rc.Timeout)
-	defer cancel()
-	attrs := []any{"addrs", strings.Join(rc.Addrs, ","), "master_name", rc.MasterName, "user", rc.Username,
-		"tls", rc.TLS, "db", rc.DB, "prefix", rc.Prefix}
-	switch err := rs.Ping(ctx); {
-	case errors.Is(err, store.ErrRedisAuth):
-		rs.Close()
-		return nil, nil, fmt.Errorf("store.redis: Redis refused kerbgate's credentials: %w; check store.redis.username, the password in password_file or password_env, and the user's ACL (docs/farm.md)", err)
-	case err != nil:
-		log.Error("Redis cannot be reached; requests that need the store are refused with store_unavailable until it answers",
-			append(attrs, "error", err.Error())...)
-	default:
-		log.Info("store: Redis", attrs...)
-	}
-	return rs, rs, nil
-}
-
-// loadCookieKeys loads store.cookie_keys_file, or the key file kept next to the
-// store (made with one fresh key on first start).
-func loadCookieKeys(cfg *config.Config, log *slog.Logger) (*keyset.Set, error) {
-	path := cfg.Store.CookieKeysFile
-	if path == "" && cfg.Store.Path == "" {
-		return nil, errors.New("store.cookie_keys_file is required with store.redis: every node must share the session cookies' keys")
-	}
-	if path == "" {
-		path = filepath.Join(filepath.Dir(cfg.Store.Path), "kerbgate-cookie.keys")
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		switch {
-		case err == nil:
-			_, werr := fmt.Fprintf(f, "# kerbgate session cookie keys (made %s); see store.cookie_keys_file\n%s\n",
-				time.Now().UTC().Format(time.RFC3339), keyset.NewKeyLine())
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			if werr != nil {
-				return nil, fmt.Errorf("cookie keys %s: %w", path, werr)
-			}
-			log.Info("made the cookie key file", "path", path)
-		case !errors.Is(err, os.ErrExist):
-			return nil, fmt.Errorf("cookie keys %s: %w", path, err)
-		}
-	}
-	ks, err := keyset.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("cookie keys %s: %w", path, err)
-	}
-	log.Info("cookie keys", "path", path, "key_ids", ks.IDs())
-	return ks, nil
-}
-
-// OpenDirectory connects the directory section's client (kerbgate doctor uses it).
-func OpenDirectory(cfg *config.Config) (*directory.Directory, error) { return openDirectory(cfg) }
-
-func openDirectory(cfg *config.Config) (*directory.Directory, error) {
-	dc := directory.Config{
-		URL:              cfg.Directory.URL,
-		StartTLS:         cfg.Directory.StartTLS,
-		CACertFile:       cfg.Directory.CAFile,
-		ServerName:       cfg.Directory.ServerName,
-		LegacyCommonName: cfg.Directory.LegacyCommonName,
-		BaseDN:           cfg.Directory.BaseDN,
-		BindMethod:       cfg.Directory.BindMethod,
-		BindDN:           cfg.Directory.BindDN,
-		Keytab:           cfg.Directory.Keytab,
-		Principal:        cfg.Directory.Principal,
-		Realm:            cfg.Kerberos.Realm,
-		Timeout:          cfg.Directory.Timeout,
-		CacheTTL:         cfg.Directory.CacheTTL,
-	}
-	if cfg.Directory.BindMethod == "simple" {
-		pw, err := cfg.Directory.Password()
-		if err != nil {
-			return nil, fmt.Errorf("directory bind password: %w", err)
-		}
-		dc.BindPassword = pw
-	}
-	d, err := directory.New(dc)
-	if err != nil {
-		return nil, fmt.Errorf("directory: %w", err)
-	}
-	return d, nil
 }
 
 // Close releases the store and directory connections.
@@ -531,18 +414,4 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-// whoami answers the signed-in identity as JSON.
-func whoami(w http.ResponseWriter, r *http.Request) {
-	in, ok := negotiate.FromContext(r.Context())
-	if !ok {
-		http.Error(w, "not signed in", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(in.Identity)
 }

@@ -369,7 +369,7 @@ var errSeen = errors.New("seen")
 // SeenBefore implements replay.Cache: the check and the insert happen in one
 // Update transaction. An entry counts as seen while now is not after its expiry,
 // as in replay.Memory.
-func (b *Bolt) SeenBefore(k replay.Key, now, expires time.Time) (bool, error) {
+func (b *Bolt) SeenBefore(_ context.Context, k replay.Key, now, expires time.Time) (bool, error) {
 	n := now.UnixNano()
 	v := make([]byte, 8)
 	binary.BigEndian.PutUint64(v, uint64(expires.UnixNano()))

@@ -196,8 +196,8 @@ func TestBoltPurge(t *testing.T) {
 	var liveKey, deadKey replay.Key
 	copy(liveKey[:], "live-replay-key!")
 	copy(deadKey[:], "dead-replay-key!")
-	b.SeenBefore(liveKey, t0, now.Add(time.Minute))
-	b.SeenBefore(deadKey, t0, now.Add(-time.Minute))
+	b.SeenBefore(context.Background(), liveKey, t0, now.Add(time.Minute))
+	b.SeenBefore(context.Background(), deadKey, t0, now.Add(-time.Minute))
 
 	n, err := b.Purge(now)
 	if err != nil {
@@ -228,7 +228,7 @@ func TestBoltPurge(t *testing.T) {
 	if _, err := b.GetSession(ctx, liveSess, now); err != nil {
 		t.Errorf("live session: %v", err)
 	}
-	if seen, err := b.SeenBefore(liveKey, now, now.Add(time.Minute)); err != nil || !seen {
+	if seen, err := b.SeenBefore(context.Background(), liveKey, now, now.Add(time.Minute)); err != nil || !seen {
 		t.Errorf("live replay entry: seen=%v err=%v", seen, err)
 	}
 }
@@ -327,7 +327,7 @@ func BenchmarkSeenBefore(b *testing.B) {
 	for i := range b.N {
 		var k replay.Key
 		k[0], k[1], k[2], k[3] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24)
-		if seen, err := s.SeenBefore(k, now, exp); err != nil || seen {
+		if seen, err := s.SeenBefore(context.Background(), k, now, exp); err != nil || seen {
 			b.Fatal(seen, err)
 		}
 	}
@@ -338,11 +338,11 @@ func BenchmarkSeenBeforeReplayed(b *testing.B) {
 	s := openBolt(b, filepath.Join(b.TempDir(), "kerbgate.db"), store.BoltOptions{PurgeInterval: -1})
 	now := time.Now()
 	var k replay.Key
-	s.SeenBefore(k, now, now.Add(time.Hour))
+	s.SeenBefore(context.Background(), k, now, now.Add(time.Hour))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if seen, err := s.SeenBefore(k, now, now.Add(time.Hour)); err != nil || !seen {
+		if seen, err := s.SeenBefore(context.Background(), k, now, now.Add(time.Hour)); err != nil || !seen {
 			b.Fatal(seen, err)
 		}
 	}
@@ -358,7 +358,7 @@ func BenchmarkSeenBeforeMemory(b *testing.B) {
 		k[0], k[1], k[2], k[3] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24)
 		// The clock advances 1ms per call so sweeps keep the cache at ~300k entries.
 		now := start.Add(time.Duration(i) * time.Millisecond)
-		if _, err := m.SeenBefore(k, now, now.Add(5*time.Minute)); err != nil {
+		if _, err := m.SeenBefore(context.Background(), k, now, now.Add(5*time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,7 @@ func BenchmarkReplayCache(b *testing.B) {
 		for i := range b.N {
 			// The clock advances 1ms per call so sweeps keep the cache bounded.
 			now := start.Add(time.Duration(i) * time.Millisecond)
-			if _, err := m.SeenBefore(replayKey(int64(i)), now, now.Add(5*time.Minute)); err != nil {
+			if _, err := m.SeenBefore(context.Background(), replayKey(int64(i)), now, now.Add(5*time.Minute)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -51,7 +52,7 @@ func BenchmarkReplayCache(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
-			if seen, err := r.SeenBefore(replayKey(int64(i)), now, now.Add(5*time.Minute)); err != nil || seen {
+			if seen, err := r.SeenBefore(context.Background(), replayKey(int64(i)), now, now.Add(5*time.Minute)); err != nil || seen {
 				b.Fatal(seen, err)
 			}
 		}
@@ -67,7 +68,7 @@ func BenchmarkReplayCache(b *testing.B) {
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if seen, err := r.SeenBefore(replayKey(n.Add(1)), now, now.Add(5*time.Minute)); err != nil || seen {
+				if seen, err := r.SeenBefore(context.Background(), replayKey(n.Add(1)), now, now.Add(5*time.Minute)); err != nil || seen {
 					b.Error(seen, err)
 					return
 				}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,6 +66,12 @@ type RedisOptions struct {
 	// Now is the clock from which key lifetimes are derived when a method is not
 	// given the time (PutToken, PutSession); time.Now when nil.
 	Now func() time.Time
+	// Logger receives the Redis client library's own messages (failed dials, pool
+	// events) at debug level; nil discards them. Requests refused for an
+	// unavailable store are logged by the caller at error level with the facts.
+	// The library keeps one logger per process: the Redis opened last with a
+	// Logger receives the messages of every client.
+	Logger *slog.Logger
 }
 
 // Redis is a Store in Redis, shared by every node of a farm: a token issued by one
@@ -124,6 +131,7 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultRedisDialTimeout
 	}
+	useRedisLogger(o.Logger)
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:      o.Addrs,
 		MasterName: o.MasterName,
@@ -205,18 +213,26 @@ func (r *Redis) Close() error {
 	return r.err
 }
 
-// SetRedisLogger sends the Redis client's own messages (failed dials, pool events)
-// to log at debug level instead of standard error. It is process-wide, as the
-// client's logger is; requests refused for an unavailable store are logged by the
-// caller at error level with the facts.
-func SetRedisLogger(log *slog.Logger) {
-	redis.SetLogger(redisLogger{log})
+// redisLog routes the Redis client library's messages (it has one logger per
+// process) to the Logger of the Redis opened last with one.
+var redisLog struct {
+	once sync.Once
+	cur  atomic.Pointer[slog.Logger]
 }
 
-type redisLogger struct{ log *slog.Logger }
+func useRedisLogger(l *slog.Logger) {
+	if l != nil {
+		redisLog.cur.Store(l)
+	}
+	redisLog.once.Do(func() { redis.SetLogger(redisLogger{}) })
+}
 
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l := redisLog.cur.Load(); l != nil {
+		l.DebugContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
+	}
 }
 
 // ErrRedisAuth is matched, along with ErrUnavailable, by an error of a Redis that
@@ -526,14 +542,40 @@ func (r *Redis) DeleteSession(ctx context.Context, id string) error {
 }
 
 // SeenBefore implements replay.Cache, shared by every node using the same Redis and
-// Prefix. The entry is kept until expires plus Grace.
-func (r *Redis) SeenBefore(k replay.Key, now, expires time.Time) (bool, error) {
-	ctx, cancel := r.opContext(context.Background())
-	defer cancel()
-	ttl := r.lifetime(now, expires).Milliseconds()
-	seen, err := seenScript.Run(ctx, r.client, []string{r.replayKey(k)}, stamp(now), stamp(expires), ttl).Int()
-	if err != nil {
-		return false, r.fail(nil, "replay_check", err)
+// Prefix. The entry is kept until expires plus Grace. It waits for Redis at most the
+// store's Timeout, and not after ctx ends (the error then wraps ctx's, not
+// ErrUnavailable: Redis did not fail, the request went away).
+func (r *Redis) SeenBefore(ctx context.Context, k replay.Key, now, expires time.Time) (bool, error) {
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	return seen == 1, nil
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	// The script runs under the store's Timeout alone: go-redis honours a
+	// context's deadline but not its cancellation while it waits for a reply, so
+	// the wait for ctx is here. A cancelled check leaves the script to finish or
+	// time out in the background.
+	octx, cancel := r.opContext(context.WithoutCancel(ctx))
+	ttl := r.lifetime(now, expires).Milliseconds()
+	type answer struct {
+		seen int
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		defer cancel()
+		seen, err := seenScript.Run(octx, r.client, []string{r.replayKey(k)}, stamp(now), stamp(expires), ttl).Int()
+		done <- answer{seen, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		return false, fmt.Errorf("store: redis replay_check: %w", ctx.Err())
+	}
+	if a.err != nil {
+		return false, r.fail(ctx, "replay_check", a.err)
+	}
+	return a.seen == 1, nil
 }

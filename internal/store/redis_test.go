@@ -24,8 +24,8 @@ import (
 var prefixSeq atomic.Int64
 
 // The client's own messages (failed dials while a test keeps Redis down) would only
-// clutter the output: the tests check the errors the store returns.
-func init() { store.SetRedisLogger(slog.New(slog.DiscardHandler)) }
+// clutter the output, and no RedisOptions.Logger is set, so they are discarded: the
+// tests check the errors the store returns.
 
 // uniquePrefix gives each store of a test run a fresh, empty key space in one server.
 func uniquePrefix() string {
@@ -105,10 +105,10 @@ func TestRedisPrefixesAreSeparate(t *testing.T) {
 		t.Fatalf("other farm's token: %v, want ErrNotFound", err)
 	}
 	var k replay.Key
-	if _, err := a.SeenBefore(k, now, now.Add(time.Minute)); err != nil {
+	if _, err := a.SeenBefore(context.Background(), k, now, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if seen, err := b.SeenBefore(k, now, now.Add(time.Minute)); err != nil || seen {
+	if seen, err := b.SeenBefore(context.Background(), k, now, now.Add(time.Minute)); err != nil || seen {
 		t.Fatalf("other farm's replay entry: seen=%v err=%v", seen, err)
 	}
 }
@@ -142,7 +142,7 @@ func TestRedisHoldsOnlyHashes(t *testing.T) {
 	}
 	var k replay.Key
 	copy(k[:], "replay-key-00001")
-	if _, err := r.SeenBefore(k, now, now.Add(time.Minute)); err != nil {
+	if _, err := r.SeenBefore(context.Background(), k, now, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	want["kerbgate:rpl:"+hex.EncodeToString(k[:])] = true
@@ -199,7 +199,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	}
 	var k replay.Key
 	copy(k[:], "ttl-replay-key-1")
-	if _, err := r.SeenBefore(k, now, now.Add(10*time.Minute)); err != nil {
+	if _, err := r.SeenBefore(context.Background(), k, now, now.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	ttl, err = admin.PTTL(ctx, "kerbgate:rpl:"+hex.EncodeToString(k[:])).Result()
@@ -220,7 +220,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	}
 	var k2 replay.Key
 	copy(k2[:], "ttl-replay-key-2")
-	if _, err := r.SeenBefore(k2, now, now.Add(100*time.Millisecond)); err != nil {
+	if _, err := r.SeenBefore(context.Background(), k2, now, now.Add(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -269,7 +269,7 @@ func TestRedisWrongPasswordIsAClearError(t *testing.T) {
 	if err := r2.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r2.SeenBefore(replay.Key{}, time.Now(), time.Now().Add(time.Minute))
+	_, err = r2.SeenBefore(context.Background(), replay.Key{}, time.Now(), time.Now().Add(time.Minute))
 	if !errors.Is(err, store.ErrRedisAuth) || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("SeenBefore without +eval: %v, want NOPERM as ErrRedisAuth", err)
 	}
@@ -304,7 +304,7 @@ func allOps(s store.Store, tok string) []error {
 	now := time.Now()
 	_, errTake := s.TakeToken(ctx, tok, "wiki", now)
 	_, errGet := s.GetSession(ctx, "sid", now)
-	_, errSeen := s.SeenBefore(replay.Key{1}, now, now.Add(time.Minute))
+	_, errSeen := s.SeenBefore(context.Background(), replay.Key{1}, now, now.Add(time.Minute))
 	return []error{
 		s.PutToken(ctx, "another-token", storetest.SampleToken(now, time.Minute)),
 		errTake,
@@ -375,7 +375,7 @@ func TestRedisHungIsBounded(t *testing.T) {
 	}{
 		{"take", func() error { _, err := r.TakeToken(ctx, "tok", "wiki", time.Now()); return err }},
 		{"seen", func() error {
-			_, err := r.SeenBefore(replay.Key{2}, time.Now(), time.Now().Add(time.Minute))
+			_, err := r.SeenBefore(context.Background(), replay.Key{2}, time.Now(), time.Now().Add(time.Minute))
 			return err
 		}},
 		{"get", func() error { _, err := r.GetSession(ctx, "sid", time.Now()); return err }},
@@ -394,7 +394,7 @@ func TestRedisHungIsBounded(t *testing.T) {
 	resumed = true
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := r.SeenBefore(replay.Key{3}, time.Now(), time.Now().Add(time.Minute))
+		_, err := r.SeenBefore(context.Background(), replay.Key{3}, time.Now(), time.Now().Add(time.Minute))
 		if err == nil {
 			break
 		}
@@ -425,5 +425,93 @@ func TestOpenRedisRefusesClusterDB(t *testing.T) {
 	}
 	if _, err := store.OpenRedis(store.RedisOptions{}); err == nil {
 		t.Fatal("OpenRedis accepted no address")
+	}
+}
+
+// A cancelled request stops waiting on a hung Redis for its replay check at once,
+// not after the store's Timeout, and the error is the request's, not an outage.
+func TestRedisSeenBeforeStopsWhenCancelled(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Timeout: 30 * time.Second})
+	if err := r.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.SeenBefore(cctx, replay.Key{4}, time.Now(), time.Now().Add(time.Minute))
+		done <- err
+	}()
+	// The check is waiting on Redis: cancel the request.
+	select {
+	case err := <-done:
+		t.Fatalf("SeenBefore returned while Redis is stopped: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("SeenBefore after cancel: %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("SeenBefore returned %v after the cancel", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SeenBefore still waits on Redis after the request was cancelled")
+	}
+	// An already cancelled request does not reach Redis.
+	if _, err := r.SeenBefore(cctx, replay.Key{5}, time.Now(), time.Now().Add(time.Minute)); !errors.Is(err, context.Canceled) {
+		t.Errorf("SeenBefore with a cancelled context: %v", err)
+	}
+}
+
+// Open gives the embedded file an in-memory replay cache, and Redis for both; it
+// logs a Redis it cannot reach and refuses one that refuses the credentials.
+func TestOpen(t *testing.T) {
+	st, rc, err := store.Open(store.Options{Path: t.TempDir() + "/kg.db", ReplayCacheSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, ok := st.(*store.Bolt); !ok {
+		t.Errorf("store %T, want *store.Bolt", st)
+	}
+	if _, ok := rc.(*replay.Memory); !ok {
+		t.Errorf("replay cache %T, want *replay.Memory", rc)
+	}
+
+	srv := redistest.Start(t, redistest.Options{Password: "right-pw"})
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	st, rc, err = store.Open(store.Options{Redis: &store.RedisOptions{Addrs: []string{srv.Addr}, Password: "right-pw", Prefix: uniquePrefix()}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if rs, ok := st.(*store.Redis); !ok || rc != replay.Cache(rs) {
+		t.Errorf("store %T and replay cache %T, want one *store.Redis", st, rc)
+	}
+	if !strings.Contains(logs.String(), "store: Redis") {
+		t.Errorf("no reachability line: %s", logs.String())
+	}
+
+	_, _, err = store.Open(store.Options{Redis: &store.RedisOptions{Addrs: []string{srv.Addr}, Password: "wrong-pw"}, Log: log})
+	if !errors.Is(err, store.ErrRedisAuth) || !strings.Contains(err.Error(), "refused kerbgate's credentials") {
+		t.Errorf("wrong password: %v, want ErrRedisAuth", err)
+	}
+
+	logs.Reset()
+	srv.Kill()
+	st, _, err = store.Open(store.Options{Redis: &store.RedisOptions{Addrs: []string{srv.Addr}, DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond}, Log: log})
+	if err != nil {
+		t.Fatalf("an unreachable Redis stops start-up: %v", err)
+	}
+	defer st.Close()
+	if !strings.Contains(logs.String(), "Redis cannot be reached") {
+		t.Errorf("unreachable Redis not logged: %s", logs.String())
 	}
 }

@@ -8,6 +8,9 @@
 // (errors never include it). Replay keys are already derived digests and are stored
 // as given.
 //
+// Open opens the store a node is configured with (typed Options, not the
+// configuration file) and reports at start-up whether Redis answers.
+//
 // The package must not know HTTP or applications' policies: callers decide lifetimes
 // and pass the times; the store only records, expires and consumes.
 package store

@@ -18,6 +18,7 @@
 package acceptor
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -143,8 +144,9 @@ type Result struct {
 	EndTime  time.Time
 }
 
-// Accept verifies a DER-encoded KRB_AP_REQ. Refusals are *reason.Error.
-func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
+// Accept verifies a DER-encoded KRB_AP_REQ. Refusals are *reason.Error. ctx is the
+// request's: the replay check stops waiting on a shared cache when it ends.
+func (a *Acceptor) Accept(ctx context.Context, apReqDER []byte) (*Result, error) {
 	var req wire.APReq
 	if err := req.Unmarshal(apReqDER); err != nil {
 		return nil, reason.New(reason.MalformedToken, "AP-REQ does not decode", "error", err.Error())
@@ -163,7 +165,7 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	etype := tkt.EncPart.EType
 	if !a.enctypeAllowed(etype) {
 		return nil, reason.New(reason.EnctypeNotAllowed, "ticket enctype is not allowed",
-			"ticket_enctype", EnctypeName(etype), "allowed_enctypes", enctypeNames(a.enctypes), "spn", spn)
+			"ticket_enctype", kcrypto.EnctypeName(etype), "allowed_enctypes", kcrypto.EnctypeNameList(a.enctypes), "spn", spn)
 	}
 	var kvno uint32
 	if tkt.EncPart.HasKVNO {
@@ -177,11 +179,11 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 		}
 		if len(kvnos) == 0 {
 			return nil, reason.New(reason.EnctypeNotAllowed, "the keytab has no key of the ticket's enctype for this SPN",
-				"spn", spn, "ticket_enctype", EnctypeName(etype),
-				"keytab_enctypes", enctypeNames(kr.ETypes(spn, tkt.Realm)))
+				"spn", spn, "ticket_enctype", kcrypto.EnctypeName(etype),
+				"keytab_enctypes", kcrypto.EnctypeNameList(kr.ETypes(spn, tkt.Realm)))
 		}
 		return nil, reason.New(reason.KVNONotInKeytab, "the ticket's key version is not in the keytab",
-			"spn", spn, "ticket_kvno", kvno, "keytab_kvnos", kvnoList(kvnos), "enctype", EnctypeName(etype))
+			"spn", spn, "ticket_kvno", kvno, "keytab_kvnos", kvnoList(kvnos), "enctype", kcrypto.EnctypeName(etype))
 	}
 
 	var (
@@ -197,7 +199,7 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	}
 	if ticketKey == nil {
 		return nil, reason.New(reason.KeyMismatch, "no key of the right version decrypts the ticket",
-			"spn", spn, "kvno", kvno, "enctype", EnctypeName(etype))
+			"spn", spn, "kvno", kvno, "enctype", kcrypto.EnctypeName(etype))
 	}
 	var etp wire.EncTicketPart
 	if err := wire.ParseEncTicketPart(plain, &etp); err != nil {
@@ -213,13 +215,13 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	// RC4 session key even for an AES ticket).
 	if !a.enctypeAllowed(etp.Key.KeyType) {
 		return nil, reason.New(reason.EnctypeNotAllowed, "session key enctype is not allowed",
-			"client", client, "session_enctype", EnctypeName(etp.Key.KeyType), "ticket_enctype", EnctypeName(etype),
-			"allowed_enctypes", enctypeNames(a.enctypes), "spn", spn)
+			"client", client, "session_enctype", kcrypto.EnctypeName(etp.Key.KeyType), "ticket_enctype", kcrypto.EnctypeName(etype),
+			"allowed_enctypes", kcrypto.EnctypeNameList(a.enctypes), "spn", spn)
 	}
 	sessionKey, err := kcrypto.NewKey(etp.Key.KeyType, etp.Key.Value)
 	if err != nil {
 		return nil, reason.New(reason.EnctypeNotAllowed, "session key enctype is not supported",
-			"session_enctype", EnctypeName(etp.Key.KeyType))
+			"session_enctype", kcrypto.EnctypeName(etp.Key.KeyType))
 	}
 	authPlain, err := sessionKey.Decrypt(kcrypto.UsageAPReqAuth, req.Authenticator.Cipher)
 	if err != nil {
@@ -237,8 +239,8 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	// (RFC 4121 §2): the same policy applies.
 	if auth.SubKey != nil && !a.enctypeAllowed(auth.SubKey.KeyType) {
 		return nil, reason.New(reason.EnctypeNotAllowed, "authenticator subkey enctype is not allowed",
-			"client", client, "subkey_enctype", EnctypeName(auth.SubKey.KeyType),
-			"allowed_enctypes", enctypeNames(a.enctypes), "spn", spn)
+			"client", client, "subkey_enctype", kcrypto.EnctypeName(auth.SubKey.KeyType),
+			"allowed_enctypes", kcrypto.EnctypeNameList(a.enctypes), "spn", spn)
 	}
 	if !a.realmAccepted(etp.CRealm) {
 		return nil, reason.New(reason.ForeignRealm, "the client's realm is neither this server's realm nor a trusted one",
@@ -275,10 +277,16 @@ func (a *Acceptor) Accept(apReqDER []byte) (*Result, error) {
 	// authenticator's time is within the skew window; after that the skew check
 	// refuses it anyway.
 	rk := replay.Key(sha256Prefix(req.Authenticator.Cipher))
-	seen, err := a.cfg.Replay.SeenBefore(rk, now, ctime.Add(a.skew))
+	seen, err := a.cfg.Replay.SeenBefore(ctx, rk, now, ctime.Add(a.skew))
 	if err != nil {
 		if errors.Is(err, replay.ErrFull) {
 			return nil, reason.New(reason.ReplayCacheFull, "replay cache is full", "client", client)
+		}
+		if ctx.Err() != nil {
+			// The request ended (the client went away) before the shared cache
+			// answered: whether the authenticator is new is unknown.
+			return nil, reason.New(reason.StoreUnavailable, "the request ended before the shared replay cache answered",
+				"client", client, "op", "replay_check", "error", ctx.Err().Error())
 		}
 		if errors.Is(err, replay.ErrUnavailable) {
 			return nil, reason.New(reason.StoreUnavailable, "shared replay cache cannot be reached",
@@ -452,33 +460,6 @@ func sha256Prefix(b []byte) (k [16]byte) {
 	sum := sha256.Sum256(b)
 	copy(k[:], sum[:16])
 	return k
-}
-
-// EnctypeName returns the MIT name of an enctype number, e.g. "aes256-cts-hmac-sha1-96".
-func EnctypeName(e int32) string {
-	switch e {
-	case kcrypto.AES128SHA1:
-		return "aes128-cts-hmac-sha1-96"
-	case kcrypto.AES256SHA1:
-		return "aes256-cts-hmac-sha1-96"
-	case kcrypto.AES128SHA256:
-		return "aes128-cts-hmac-sha256-128"
-	case kcrypto.AES256SHA384:
-		return "aes256-cts-hmac-sha384-192"
-	case kcrypto.RC4HMAC:
-		return "rc4-hmac"
-	case 1, 2, 3:
-		return fmt.Sprintf("des(%d)", e)
-	}
-	return fmt.Sprintf("enctype-%d", e)
-}
-
-func enctypeNames(es []int32) string {
-	names := make([]string, len(es))
-	for i, e := range es {
-		names[i] = EnctypeName(e)
-	}
-	return strings.Join(names, ",")
 }
 
 func kvnoList(ks []uint32) string {

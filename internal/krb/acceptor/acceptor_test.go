@@ -1,6 +1,7 @@
 package acceptor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -103,7 +104,7 @@ func wantRefusal(t *testing.T, err error, code reason.Code, facts ...string) *re
 func TestAcceptsTicketAndAnswersMutualAuth(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, nil)
-	res, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	res, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestAcceptsTicketAndAnswersMutualAuth(t *testing.T) {
 
 func TestNoAPRepWithoutMutual(t *testing.T) {
 	f := newFixture(t, nil)
-	res, err := f.acc.Accept(apReq(t, f.cred(t, nil), initiator.Options{Now: f.now, NoMutual: true}))
+	res, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, nil), initiator.Options{Now: f.now, NoMutual: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +141,13 @@ func TestReplayIsRefusedButFreshAuthenticatorIsNot(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, nil)
 	req := apReq(t, c, initiator.Options{Now: f.now})
-	if _, err := f.acc.Accept(req); err != nil {
+	if _, err := f.acc.Accept(t.Context(), req); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.acc.Accept(req)
+	_, err := f.acc.Accept(t.Context(), req)
 	wantRefusal(t, err, reason.Replay, "client=alice@EXAMPLE.TEST")
 	// Same ticket, same second, new authenticator: not a replay.
-	if _, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now})); err != nil {
+	if _, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now})); err != nil {
 		t.Fatalf("fresh authenticator refused: %v", err)
 	}
 }
@@ -156,7 +157,7 @@ func TestReplayCacheFullFailsClosed(t *testing.T) {
 	c := f.cred(t, nil)
 	var err error
 	for i := 0; i < 200 && err == nil; i++ {
-		_, err = f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+		_, err = f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	}
 	wantRefusal(t, err, reason.ReplayCacheFull)
 }
@@ -164,20 +165,20 @@ func TestReplayCacheFullFailsClosed(t *testing.T) {
 // downCache is a shared replay cache that cannot be reached.
 type downCache struct{}
 
-func (downCache) SeenBefore(replay.Key, time.Time, time.Time) (bool, error) {
+func (downCache) SeenBefore(context.Context, replay.Key, time.Time, time.Time) (bool, error) {
 	return false, fmt.Errorf("store: redis 127.0.0.1:1: %w: dial tcp: connection refused", replay.ErrUnavailable)
 }
 
 func TestReplayCacheUnavailableIsStoreUnavailable(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Replay = downCache{} })
-	_, err := f.acc.Accept(apReq(t, f.cred(t, nil), initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, nil), initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.StoreUnavailable, "client=alice@EXAMPLE.TEST", "op=replay_check")
 }
 
 // expiryCache records what the acceptor passes.
 type expiryCache struct{ now, expires time.Time }
 
-func (c *expiryCache) SeenBefore(_ replay.Key, now, expires time.Time) (bool, error) {
+func (c *expiryCache) SeenBefore(_ context.Context, _ replay.Key, now, expires time.Time) (bool, error) {
 	c.now, c.expires = now, expires
 	return false, nil
 }
@@ -189,7 +190,7 @@ func TestReplayEntryLivesUntilCtimePlusSkew(t *testing.T) {
 	rc := &expiryCache{}
 	f := newFixture(t, func(c *Config) { c.Replay = rc; c.ClockSkew = 3 * time.Minute })
 	ctime := f.now.Add(-time.Minute).Truncate(time.Microsecond)
-	if _, err := f.acc.Accept(apReq(t, f.cred(t, nil), initiator.Options{Now: ctime})); err != nil {
+	if _, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, nil), initiator.Options{Now: ctime})); err != nil {
 		t.Fatal(err)
 	}
 	if !rc.now.Equal(f.now) || !rc.expires.Equal(ctime.Add(3*time.Minute)) {
@@ -244,7 +245,7 @@ func TestRefusals(t *testing.T) {
 			if tt.opts != nil {
 				tt.opts(f, &o)
 			}
-			_, err := f.acc.Accept(apReq(t, f.cred(t, tt.ticket), o))
+			_, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, tt.ticket), o))
 			wantRefusal(t, err, tt.code, tt.facts...)
 		})
 	}
@@ -252,11 +253,11 @@ func TestRefusals(t *testing.T) {
 
 func TestClockSkewBoundaryAndConfiguredSkew(t *testing.T) {
 	f := newFixture(t, nil)
-	if _, err := f.acc.Accept(apReq(t, f.cred(t, nil), initiator.Options{Now: f.now.Add(-4 * time.Minute)})); err != nil {
+	if _, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, nil), initiator.Options{Now: f.now.Add(-4 * time.Minute)})); err != nil {
 		t.Fatalf("4 minutes of skew refused under the 5 minute default: %v", err)
 	}
 	g := newFixture(t, func(c *Config) { c.ClockSkew = time.Minute })
-	_, err := g.acc.Accept(apReq(t, g.cred(t, nil), initiator.Options{Now: g.now.Add(-90 * time.Second)}))
+	_, err := g.acc.Accept(t.Context(), apReq(t, g.cred(t, nil), initiator.Options{Now: g.now.Add(-90 * time.Second)}))
 	wantRefusal(t, err, reason.ClockSkew, "skew_seconds=90", "max_skew_seconds=60")
 }
 
@@ -264,7 +265,7 @@ func TestRC4AcceptedWhenConfigured(t *testing.T) {
 	rc4 := krbtest.RandomKey(kcrypto.RC4HMAC)
 	f := newFixture(t, func(c *Config) { c.Enctypes = []int32{kcrypto.AES256SHA1, kcrypto.RC4HMAC} },
 		keyring.Entry{Principal: "HTTP/sso.example.test", Realm: realm, KVNO: 2, EType: kcrypto.RC4HMAC, Key: rc4})
-	res, err := f.acc.Accept(apReq(t, f.cred(t, func(s *krbtest.TicketSpec) { s.ServiceKey = rc4 }), initiator.Options{Now: f.now}))
+	res, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, func(s *krbtest.TicketSpec) { s.ServiceKey = rc4 }), initiator.Options{Now: f.now}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestTwoKeyVersionsBothAccepted(t *testing.T) {
 		kvno uint32
 		key  *kcrypto.Key
 	}{{2, f.key}, {3, newKey}} {
-		res, err := f.acc.Accept(apReq(t, f.cred(t, func(s *krbtest.TicketSpec) { s.KVNO, s.ServiceKey = kv.kvno, kv.key }), initiator.Options{Now: f.now}))
+		res, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, func(s *krbtest.TicketSpec) { s.KVNO, s.ServiceKey = kv.kvno, kv.key }), initiator.Options{Now: f.now}))
 		if err != nil {
 			t.Fatalf("kvno %d: %v", kv.kvno, err)
 		}
@@ -292,7 +293,7 @@ func TestTwoKeyVersionsBothAccepted(t *testing.T) {
 
 func TestSPNComparisonIgnoresCase(t *testing.T) {
 	f := newFixture(t, nil)
-	if _, err := f.acc.Accept(apReq(t, f.cred(t, func(s *krbtest.TicketSpec) { s.SPN = []string{"http", "SSO.example.test"} }), initiator.Options{Now: f.now})); err != nil {
+	if _, err := f.acc.Accept(t.Context(), apReq(t, f.cred(t, func(s *krbtest.TicketSpec) { s.SPN = []string{"http", "SSO.example.test"} }), initiator.Options{Now: f.now})); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -301,13 +302,13 @@ func TestMalformedAPReqIsRefusedNotPanicking(t *testing.T) {
 	f := newFixture(t, nil)
 	good := apReq(t, f.cred(t, nil), initiator.Options{Now: f.now})
 	for n := 0; n < len(good); n += 7 {
-		_, err := f.acc.Accept(good[:n])
+		_, err := f.acc.Accept(t.Context(), good[:n])
 		wantRefusal(t, err, reason.MalformedToken)
 	}
 	// A flipped bit in the authenticator's ciphertext is caught by its MAC.
 	bad := append([]byte(nil), good...)
 	bad[len(bad)-20] ^= 1
-	_, err := f.acc.Accept(bad)
+	_, err := f.acc.Accept(t.Context(), bad)
 	wantRefusal(t, err, reason.MalformedToken)
 }
 

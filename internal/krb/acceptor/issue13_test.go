@@ -7,7 +7,6 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
-	"github.com/kerbgate/kerbgate/internal/krb/pac"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
@@ -15,14 +14,14 @@ import (
 // seen failing on the code before its fix.
 
 // pacAt builds a PAC for user whose PAC_CLIENT_INFO is shaped by edit.
-func pacAt(t *testing.T, key *kcrypto.Key, user string, authTime time.Time, edit func(*pac.BuildOptions)) []byte {
+func pacAt(t *testing.T, key *kcrypto.Key, user string, authTime time.Time, edit func(*krbtest.PACOptions)) []byte {
 	t.Helper()
-	o := pac.BuildOptions{UserName: user, Domain: "EXAMPLE", DNSDomain: "example.test", UPN: user + "@example.test",
+	o := krbtest.PACOptions{UserName: user, Domain: "EXAMPLE", DNSDomain: "example.test", UPN: user + "@example.test",
 		DomainSID: domainSID, UserRID: 1104, AuthTime: authTime}
 	if edit != nil {
 		edit(&o)
 	}
-	b, err := pac.Build(o, key, krbtest.RandomKey(kcrypto.AES256SHA1))
+	b, err := krbtest.PAC(o, key, krbtest.RandomKey(kcrypto.AES256SHA1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +34,7 @@ func TestInvalidFlagTicketIsRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	const invalid = 1 << (31 - 7)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.Flags = 0x40e10000 | invalid })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.TicketInvalid, "client=alice@EXAMPLE.TEST")
 }
 
@@ -46,9 +45,9 @@ func TestPACWithoutClientInfoIsRefused(t *testing.T) {
 	at := f.now.Add(-time.Minute).Truncate(time.Second)
 	c := f.cred(t, func(s *krbtest.TicketSpec) {
 		s.AuthTime = at
-		s.PAC = pacAt(t, f.key, "alice", at, func(o *pac.BuildOptions) { o.OmitClientInfo = true })
+		s.PAC = pacAt(t, f.key, "alice", at, func(o *krbtest.PACOptions) { o.OmitClientInfo = true })
 	})
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid, "ticket_client=alice")
 }
 
@@ -57,15 +56,15 @@ func TestPACClientInfoTimeMustBeAuthTime(t *testing.T) {
 	at := f.now.Add(-time.Minute).Truncate(time.Second)
 	c := f.cred(t, func(s *krbtest.TicketSpec) {
 		s.AuthTime = at
-		s.PAC = pacAt(t, f.key, "alice", at, func(o *pac.BuildOptions) { o.ClientInfoTime = at.Add(-time.Hour) })
+		s.PAC = pacAt(t, f.key, "alice", at, func(o *krbtest.PACOptions) { o.ClientInfoTime = at.Add(-time.Hour) })
 	})
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid, "ticket_authtime="+at.UTC().Format(time.RFC3339),
 		"pac_client_info_time="+at.Add(-time.Hour).UTC().Format(time.RFC3339))
 
 	// The same PAC with the matching time is accepted.
 	ok := f.cred(t, func(s *krbtest.TicketSpec) { s.AuthTime = at; s.PAC = pacAt(t, f.key, "alice", at, nil) })
-	if _, err := f.acc.Accept(apReq(t, ok, initiator.Options{Now: f.now})); err != nil {
+	if _, err := f.acc.Accept(t.Context(), apReq(t, ok, initiator.Options{Now: f.now})); err != nil {
 		t.Fatalf("PAC with ClientId = authtime refused: %v", err)
 	}
 }
@@ -75,17 +74,17 @@ func TestPACClientInfoTimeMustBeAuthTime(t *testing.T) {
 func TestRC4SessionKeyIsRefusedUnderAESPolicy(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.SessionEType = kcrypto.RC4HMAC })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.EnctypeNotAllowed, "session_enctype=rc4-hmac", "client=alice@EXAMPLE.TEST")
 }
 
 func TestRC4SubkeyIsRefusedUnderAESPolicy(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, nil)
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now, SubKey: krbtest.RandomKey(kcrypto.RC4HMAC)}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now, SubKey: krbtest.RandomKey(kcrypto.RC4HMAC)}))
 	wantRefusal(t, err, reason.EnctypeNotAllowed, "subkey_enctype=rc4-hmac", "client=alice@EXAMPLE.TEST")
 	// An AES subkey is fine.
-	if _, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now, SubKey: krbtest.RandomKey(kcrypto.AES256SHA1)})); err != nil {
+	if _, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now, SubKey: krbtest.RandomKey(kcrypto.AES256SHA1)})); err != nil {
 		t.Fatalf("AES subkey refused: %v", err)
 	}
 }
@@ -95,14 +94,14 @@ func TestRC4SubkeyIsRefusedUnderAESPolicy(t *testing.T) {
 func TestClientOfUntrustedRealmIsRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.Client, s.CRealm = []string{"administrator"}, "PARTNER.TEST" })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.ForeignRealm, "client=administrator@PARTNER.TEST", "client_realm=PARTNER.TEST")
 }
 
 func TestClientOfTrustedRealmIsAccepted(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.TrustedRealms = []string{"PARTNER.TEST"} })
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.Client, s.CRealm = []string{"administrator"}, "PARTNER.TEST" })
-	res, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	res, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +110,6 @@ func TestClientOfTrustedRealmIsAccepted(t *testing.T) {
 	}
 	// Realms compare exactly: another spelling is another realm.
 	c = f.cred(t, func(s *krbtest.TicketSpec) { s.Client, s.CRealm = []string{"administrator"}, "partner.test" })
-	_, err = f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err = f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.ForeignRealm, "client_realm=partner.test", "trusted_realms=PARTNER.TEST")
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
-	"github.com/kerbgate/kerbgate/internal/krb/pac"
 	"github.com/kerbgate/kerbgate/internal/reason"
 )
 
@@ -22,7 +21,7 @@ func buildPAC(t testing.TB, serverKey *kcrypto.Key, user string, groups int) []b
 	for i := range rids {
 		rids[i] = uint32(2000 + i)
 	}
-	b, err := pac.Build(pac.BuildOptions{
+	b, err := krbtest.PAC(krbtest.PACOptions{
 		UserName: user, FullName: "Alice Example", Domain: "EXAMPLE", DNSDomain: "example.test",
 		UPN: user + "@example.test", DomainSID: domainSID, UserRID: 1104, GroupRIDs: rids,
 		ExtraSIDs: []string{"S-1-18-1"}, AuthTime: time.Now().Add(-time.Minute).Truncate(time.Second),
@@ -36,7 +35,7 @@ func buildPAC(t testing.TB, serverKey *kcrypto.Key, user string, groups int) []b
 func TestPACGivesSIDGroupsUPNAndSAMName(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.PAC = buildPAC(t, f.key, "alice", 30) })
-	res, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	res, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +54,14 @@ func TestPACSignedWithAnotherKeyIsRefused(t *testing.T) {
 	c := f.cred(t, func(s *krbtest.TicketSpec) {
 		s.PAC = buildPAC(t, krbtest.RandomKey(kcrypto.AES256SHA1), "alice", 3)
 	})
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid)
 }
 
 func TestPACOfAnotherClientIsRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.PAC = buildPAC(t, f.key, "mallory", 3) })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid, "pac_client=mallory", "ticket_client=alice")
 }
 
@@ -71,7 +70,7 @@ func TestCorruptPACIsRefused(t *testing.T) {
 	p := buildPAC(t, f.key, "alice", 3)
 	p[0] = 0xff // cBuffers
 	c := f.cred(t, func(s *krbtest.TicketSpec) { s.PAC = p })
-	_, err := f.acc.Accept(apReq(t, c, initiator.Options{Now: f.now}))
+	_, err := f.acc.Accept(t.Context(), apReq(t, c, initiator.Options{Now: f.now}))
 	wantRefusal(t, err, reason.PACInvalid)
 }
 
@@ -136,7 +135,7 @@ func benchAccept(b *testing.B, groups int, o initiator.Options, check func(*Resu
 			fill()
 			b.StartTimer()
 		}
-		res, err := f.acc.Accept(reqs[i%batch])
+		res, err := f.acc.Accept(b.Context(), reqs[i%batch])
 		if err != nil {
 			b.Fatal(err)
 		}

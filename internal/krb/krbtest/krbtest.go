@@ -1,6 +1,7 @@
-// Package krbtest forges Kerberos service tickets with a known service key, for unit
-// tests and benchmarks that need tickets no KDC would issue (expired, other realm,
-// oversized PAC) or need them without a domain controller.
+// Package krbtest forges Kerberos service tickets with a known service key, and the
+// signed PACs to put in them (PAC), for unit tests and benchmarks that need tickets
+// no KDC would issue (expired, other realm, oversized PAC) or need them without a
+// domain controller.
 //
 // It owns nothing the product uses: only _test files and benchmarks may import it.
 // Tests of behaviour a real KDC can produce use the real test domain instead.

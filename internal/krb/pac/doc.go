@@ -11,6 +11,6 @@
 // required) and it never talks to the network: the KDC signature is not checked
 // here because only the KDC holds the krbtgt key.
 //
-// Build (pacbuild.go) is a test and benchmark aid that produces signed PACs; it is
-// not used in production paths.
+// Signed PACs for tests are forged by package krbtest (krbtest.PAC), not here: this
+// package holds no builder the product never uses.
 package pac

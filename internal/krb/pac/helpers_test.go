@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/types"
+
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
 )
 
 const testDomainSID = "S-1-5-21-3623811015-3361044348-30300820"
@@ -41,8 +43,8 @@ func groupRIDs(n int) []uint32 {
 	return r
 }
 
-func testOptions(nGroups int) BuildOptions {
-	return BuildOptions{
+func testOptions(nGroups int) krbtest.PACOptions {
+	return krbtest.PACOptions{
 		UserName:  "alice",
 		FullName:  "Alice Liddell",
 		Domain:    "EXAMPLE",
@@ -55,9 +57,9 @@ func testOptions(nGroups int) BuildOptions {
 	}
 }
 
-func mustBuild(t testing.TB, o BuildOptions, srv, kdc *kcrypto.Key) []byte {
+func mustBuild(t testing.TB, o krbtest.PACOptions, srv, kdc *kcrypto.Key) []byte {
 	t.Helper()
-	b, err := Build(o, srv, kdc)
+	b, err := krbtest.PAC(o, srv, kdc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func TestGokrb5ClientInfoAndUPNVectors(t *testing.T) {
 	}
 }
 
-// gokrb5 decodes and verifies what Build makes, and agrees with Parse.
+// gokrb5 decodes and verifies what krbtest.PAC makes, and agrees with Parse.
 func TestGokrb5DecodesBuild(t *testing.T) {
 	type cfg struct {
 		et      int32

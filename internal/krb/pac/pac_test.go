@@ -1,16 +1,16 @@
 package pac
 
 import (
-	"time"
-
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+	"github.com/kerbgate/kerbgate/internal/krb/krbtest"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -183,7 +183,8 @@ func TestTruncatedLogonInfo(t *testing.T) {
 	o.ExtraSIDs = []string{"S-1-18-1", "S-1-5-32-544"}
 	o.ResourceDomainSID = "S-1-5-21-7-8-9"
 	o.ResourceRIDs = []uint32{1200}
-	kvi := buildLogonInfo(&o, must(parseSID(o.DomainSID)), [][]byte{must(parseSID("S-1-18-1")), must(parseSID("S-1-5-32-544"))}, must(parseSID(o.ResourceDomainSID)))
+	srv := mustKey(t, kcrypto.AES256SHA1, 1)
+	kvi := buffer(t, mustBuild(t, o, srv, srv), typeLogonInfo)
 	if _, err := Parse(wrapPAC(typeLogonInfo, kvi)); err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +204,19 @@ func TestTruncatedLogonInfo(t *testing.T) {
 	}
 }
 
-func must(b []byte, ok bool) []byte {
-	if !ok {
-		panic("bad SID")
+// buffer returns the PAC buffer of the type (MS-PAC §2.3 PAC_INFO_BUFFER).
+func buffer(t *testing.T, p []byte, typ uint32) []byte {
+	t.Helper()
+	n := int(binary.LittleEndian.Uint32(p))
+	for i := 0; i < n; i++ {
+		e := p[8+16*i:]
+		if binary.LittleEndian.Uint32(e) == typ {
+			size, off := binary.LittleEndian.Uint32(e[4:]), binary.LittleEndian.Uint64(e[8:])
+			return append([]byte(nil), p[off:off+uint64(size)]...)
+		}
 	}
-	return b
+	t.Fatalf("no PAC buffer of type %d", typ)
+	return nil
 }
 
 func TestMalformed(t *testing.T) {
@@ -332,8 +341,8 @@ func TestSIDString(t *testing.T) {
 			t.Errorf("%q longer than the bound %d", got, sidStrLen(c.bin, 0))
 		}
 		if c.bin[2] == 0 && c.bin[3] == 0 {
-			if b, ok := parseSID(c.want); !ok || !bytes.Equal(b, c.bin) {
-				t.Errorf("parseSID(%q) = %x %v", c.want, b, ok)
+			if b, ok := krbtest.SIDBytes(c.want); !ok || !bytes.Equal(b, c.bin) {
+				t.Errorf("krbtest.SIDBytes(%q) = %x %v", c.want, b, ok)
 			}
 		}
 	}
@@ -363,8 +372,8 @@ func TestUTF16(t *testing.T) {
 func TestClientInfoTimeAndPresence(t *testing.T) {
 	srv, kdc := mustKey(t, kcrypto.AES256SHA1, 1), mustKey(t, kcrypto.AES256SHA1, 2)
 	at := time.Date(2026, 12, 2, 5, 30, 7, 0, time.UTC)
-	o := BuildOptions{UserName: "alice", DomainSID: "S-1-5-21-1-2-3", UserRID: 1104, AuthTime: at}
-	b, err := Build(o, srv, kdc)
+	o := krbtest.PACOptions{UserName: "alice", DomainSID: "S-1-5-21-1-2-3", UserRID: 1104, AuthTime: at}
+	b, err := krbtest.PAC(o, srv, kdc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +385,7 @@ func TestClientInfoTimeAndPresence(t *testing.T) {
 		t.Errorf("client info %v %v %q, want %v", p.HasClientInfo, p.ClientInfoTime, p.ClientName, at)
 	}
 	o.OmitClientInfo = true
-	if b, err = Build(o, srv, kdc); err != nil {
+	if b, err = krbtest.PAC(o, srv, kdc); err != nil {
 		t.Fatal(err)
 	}
 	if p, err = Parse(b); err != nil || p.HasClientInfo || !p.ClientInfoTime.IsZero() {

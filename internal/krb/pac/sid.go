@@ -87,28 +87,3 @@ func writeUTF16(sb *strings.Builder, u []byte) {
 	}
 	sb.Write(buf[:n])
 }
-
-// parseSID parses the string form of a SID into its binary form (used by Build).
-func parseSID(s string) ([]byte, bool) {
-	parts := strings.Split(s, "-")
-	if len(parts) < 3 || parts[0] != "S" || parts[1] != "1" || len(parts)-3 > maxSubAuthorities {
-		return nil, false
-	}
-	auth, err := strconv.ParseUint(parts[2], 10, 48)
-	if err != nil {
-		return nil, false
-	}
-	out := make([]byte, 8, 8+4*(len(parts)-3))
-	out[0], out[1] = 1, byte(len(parts)-3)
-	for i := 0; i < 6; i++ {
-		out[2+i] = byte(auth >> (8 * (5 - i)))
-	}
-	for _, p := range parts[3:] {
-		v, err := strconv.ParseUint(p, 10, 32)
-		if err != nil {
-			return nil, false
-		}
-		out = binary.LittleEndian.AppendUint32(out, uint32(v))
-	}
-	return out, true
-}

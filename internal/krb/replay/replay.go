@@ -8,6 +8,7 @@
 package replay
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"sync"
@@ -30,9 +31,11 @@ var ErrUnavailable = errors.New("replay cache unavailable")
 
 // Cache records authenticators. SeenBefore atomically checks and inserts: it returns
 // true if k was recorded before and has not expired, otherwise records k until
-// expires and returns false.
+// expires and returns false. A shared cache stops waiting when ctx ends (the
+// request was cancelled) and returns an error wrapping ctx's; it is then unknown
+// whether k was recorded, and callers must refuse the request.
 type Cache interface {
-	SeenBefore(k Key, now, expires time.Time) (bool, error)
+	SeenBefore(ctx context.Context, k Key, now, expires time.Time) (bool, error)
 }
 
 const shardCount = 32
@@ -61,8 +64,8 @@ func NewMemory(max int) *Memory {
 	return m
 }
 
-// SeenBefore implements Cache.
-func (m *Memory) SeenBefore(k Key, now, expires time.Time) (bool, error) {
+// SeenBefore implements Cache. It never waits, so it does not consult ctx.
+func (m *Memory) SeenBefore(_ context.Context, k Key, now, expires time.Time) (bool, error) {
 	s := &m.shards[binary.LittleEndian.Uint32(k[:4])%shardCount]
 	n, exp := now.UnixNano(), expires.UnixNano()
 	s.mu.Lock()

@@ -16,16 +16,16 @@ func key(i int) Key {
 func TestSecondSightingIsAReplayUntilExpiry(t *testing.T) {
 	m := NewMemory(1000)
 	t0 := time.Unix(1_700_000_000, 0)
-	if seen, _ := m.SeenBefore(key(1), t0, t0.Add(5*time.Minute)); seen {
+	if seen, _ := m.SeenBefore(t.Context(), key(1), t0, t0.Add(5*time.Minute)); seen {
 		t.Fatal("first sighting reported as replay")
 	}
-	if seen, _ := m.SeenBefore(key(1), t0.Add(time.Minute), t0.Add(6*time.Minute)); !seen {
+	if seen, _ := m.SeenBefore(t.Context(), key(1), t0.Add(time.Minute), t0.Add(6*time.Minute)); !seen {
 		t.Fatal("second sighting not reported")
 	}
-	if seen, _ := m.SeenBefore(key(2), t0, t0.Add(5*time.Minute)); seen {
+	if seen, _ := m.SeenBefore(t.Context(), key(2), t0, t0.Add(5*time.Minute)); seen {
 		t.Fatal("different key collided")
 	}
-	if seen, _ := m.SeenBefore(key(1), t0.Add(6*time.Minute), t0.Add(11*time.Minute)); seen {
+	if seen, _ := m.SeenBefore(t.Context(), key(1), t0.Add(6*time.Minute), t0.Add(11*time.Minute)); seen {
 		t.Fatal("expired entry still reported")
 	}
 }
@@ -35,7 +35,7 @@ func TestFullCacheFailsClosedAndRecoversAfterExpiry(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	full := 0
 	for i := 0; i < 200; i++ {
-		if _, err := m.SeenBefore(key(i), t0, t0.Add(time.Minute)); err == ErrFull {
+		if _, err := m.SeenBefore(t.Context(), key(i), t0, t0.Add(time.Minute)); err == ErrFull {
 			full++
 		}
 	}
@@ -43,7 +43,7 @@ func TestFullCacheFailsClosedAndRecoversAfterExpiry(t *testing.T) {
 		t.Fatal("bounded cache never reported ErrFull")
 	}
 	later := t0.Add(2 * time.Minute)
-	if _, err := m.SeenBefore(key(5), later, later.Add(time.Minute)); err != nil {
+	if _, err := m.SeenBefore(t.Context(), key(5), later, later.Add(time.Minute)); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
 }
@@ -57,7 +57,7 @@ func TestConcurrentInsertsOfOneKeyAdmitExactlyOne(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if seen, _ := m.SeenBefore(key(42), t0, t0.Add(time.Minute)); !seen {
+			if seen, _ := m.SeenBefore(t.Context(), key(42), t0, t0.Add(time.Minute)); !seen {
 				fresh.Add(1)
 			}
 		}()

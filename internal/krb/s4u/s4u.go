@@ -23,8 +23,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +43,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
+	"github.com/kerbgate/kerbgate/internal/krb/kdc"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
 	"github.com/kerbgate/kerbgate/internal/krb/wire"
 	"github.com/kerbgate/kerbgate/internal/reason"
@@ -130,17 +129,7 @@ func New(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n dns_lookup_realm = false\n"+
-		" udp_preference_limit = 1\n forwardable = true\n noaddresses = true\n canonicalize = true\n"+
-		" default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n"+
-		" default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n"+
-		" permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n[realms]\n %s = {\n", cfg.Realm, cfg.Realm)
-	for _, k := range cfg.KDCs {
-		fmt.Fprintf(&b, "  kdc = %s\n", k)
-	}
-	b.WriteString(" }\n")
-	kc, err := krbconfig.NewFromString(b.String())
+	kc, err := kdc.Client{Realm: cfg.Realm, KDCs: cfg.KDCs, Forwardable: true, Canonicalize: true}.Config()
 	if err != nil {
 		return nil, fmt.Errorf("s4u: %w", err)
 	}
@@ -198,7 +187,7 @@ func (c *Client) tokenFrom(cred *initiator.Credential, f Format) ([]byte, error)
 	if err != nil {
 		return nil, reason.New(reason.Internal, "cannot build the AP-REQ for the upstream", "error", err.Error())
 	}
-	gss := spnego.WrapKerberos(spnego.OIDKerberos, [2]byte{0x01, 0x00}, ap)
+	gss := spnego.WrapKerberos(spnego.OIDKerberos, spnego.TokIDAPReq, ap)
 	if f == RawKerberos {
 		return gss, nil
 	}
@@ -463,7 +452,7 @@ func (c *Client) tgsExchange(ctx context.Context, req messages.TGSReq, key types
 func (c *Client) send(ctx context.Context, msg []byte) ([]byte, error) {
 	var last error
 	for _, addr := range c.cfg.KDCs {
-		b, err := exchange(ctx, addr, msg, c.cfg.Timeout)
+		b, err := kdc.Exchange(ctx, addr, msg, c.cfg.Timeout)
 		if err == nil {
 			return b, nil
 		}
@@ -476,39 +465,6 @@ type netError struct{ err error }
 
 func (e *netError) Error() string { return "no KDC answered: " + e.err.Error() }
 func (e *netError) Unwrap() error { return e.err }
-
-func exchange(ctx context.Context, addr string, msg []byte, timeout time.Duration) ([]byte, error) {
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	deadline := time.Now().Add(timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	conn.SetDeadline(deadline)
-	frame := make([]byte, 4+len(msg))
-	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
-	copy(frame[4:], msg)
-	if _, err := conn.Write(frame); err != nil {
-		return nil, err
-	}
-	var n [4]byte
-	if _, err := io.ReadFull(conn, n[:]); err != nil {
-		return nil, err
-	}
-	size := binary.BigEndian.Uint32(n[:])
-	if size == 0 || size > 1<<20 {
-		return nil, fmt.Errorf("KDC answer of %d bytes", size)
-	}
-	out := make([]byte, size)
-	if _, err := io.ReadFull(conn, out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
 
 // kdcError maps a failed exchange to a reason naming the AD setting at fault.
 func (c *Client) kdcError(step string, err error, kv ...any) error {

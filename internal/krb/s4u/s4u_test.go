@@ -134,7 +134,7 @@ func accept(t *testing.T, keytabPath, spn string, token []byte) *acceptor.Result
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := acc.Accept(ap)
+	res, err := acc.Accept(t.Context(), ap)
 	if err != nil {
 		t.Fatalf("upstream refuses the delegated ticket: %v", err)
 	}

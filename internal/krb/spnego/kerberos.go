@@ -2,11 +2,13 @@ package spnego
 
 import "encoding/asn1"
 
-// Kerberos V5 GSS token identifiers (RFC 4121 §4.1).
+// Kerberos V5 GSS token identifiers (RFC 4121 §4.1), the two bytes between the
+// mechanism OID and the message in a Kerberos GSS token. An acceptor wraps its AP-REP
+// with TokIDAPRep. Read only.
 var (
-	tokIDAPReq    = [2]byte{0x01, 0x00}
-	tokIDAPRep    = [2]byte{0x02, 0x00}
-	tokIDKRBError = [2]byte{0x03, 0x00}
+	TokIDAPReq    = [2]byte{0x01, 0x00}
+	TokIDAPRep    = [2]byte{0x02, 0x00}
+	TokIDKRBError = [2]byte{0x03, 0x00}
 )
 
 // KerberosAPReq unwraps a Kerberos V5 GSS initial context token (RFC 4121 §4.1):
@@ -37,7 +39,7 @@ func KerberosAPReq(gssToken []byte) (apReq []byte, mech asn1.ObjectIdentifier, e
 		return nil, nil, malformed("Kerberos GSS token: truncated token id at offset %d", g.pos)
 	}
 	id := [2]byte{g.in[g.pos], g.in[g.pos+1]}
-	if id != tokIDAPReq {
+	if id != TokIDAPReq {
 		return nil, nil, malformed("Kerberos GSS token: token id %02x%02x (%s) at offset %d, want 0100 (AP-REQ)",
 			id[0], id[1], tokIDName(id), g.pos)
 	}
@@ -51,11 +53,11 @@ func KerberosAPReq(gssToken []byte) (apReq []byte, mech asn1.ObjectIdentifier, e
 
 func tokIDName(id [2]byte) string {
 	switch id {
-	case tokIDAPReq:
+	case TokIDAPReq:
 		return "AP-REQ"
-	case tokIDAPRep:
+	case TokIDAPRep:
 		return "AP-REP"
-	case tokIDKRBError:
+	case TokIDKRBError:
 		return "KRB-ERROR"
 	case [2]byte{0x04, 0x00}:
 		return "TGT-REQ"
@@ -66,7 +68,7 @@ func tokIDName(id [2]byte) string {
 }
 
 // WrapKerberos builds a Kerberos V5 GSS token: [APPLICATION 0] { mech, tokID,
-// inner }. The server uses it for the AP-REP (tokID {0x02, 0x00}) with the mechanism
+// inner }. The server uses it for the AP-REP (tokID TokIDAPRep) with the mechanism
 // the client used. It panics if mech cannot be DER-encoded.
 func WrapKerberos(mech asn1.ObjectIdentifier, tokID [2]byte, inner []byte) []byte {
 	oidLen := mustOIDContentLen(mech)

@@ -115,7 +115,7 @@ func TestOracleTheirRespDecodesWithOurs(t *testing.T) {
 }
 
 func TestOracleOurRespDecodesWithTheirs(t *testing.T) {
-	apRepGSS := WrapKerberos(OIDKerberos, [2]byte{0x02, 0x00}, d(0x6f, d(0x30)))
+	apRepGSS := WrapKerberos(OIDKerberos, TokIDAPRep, d(0x6f, d(0x30)))
 	for _, st := range []NegState{AcceptCompleted, AcceptIncomplete, Reject, RequestMIC} {
 		for _, mech := range []asn1.ObjectIdentifier{nil, OIDKerberos, OIDNTLM} {
 			for _, rt := range [][]byte{nil, apRepGSS} {

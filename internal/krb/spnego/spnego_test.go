@@ -310,7 +310,7 @@ func TestEncodeNegTokenRespMatchesVectors(t *testing.T) {
 
 func TestWrapKerberos(t *testing.T) {
 	inner := d(0x6f, d(0x30, d(0xa0, d(0x02, []byte{5}))))
-	if got, want := WrapKerberos(OIDKerberos, [2]byte{0x02, 0x00}, inner), krbGSS(oidKrb5, tokAPRep, inner); !bytes.Equal(got, want) {
+	if got, want := WrapKerberos(OIDKerberos, TokIDAPRep, inner), krbGSS(oidKrb5, tokAPRep, inner); !bytes.Equal(got, want) {
 		t.Errorf("\n got %x\nwant %x", got, want)
 	}
 	big := fakeAPReq(70000) // three-byte length
@@ -1026,7 +1026,7 @@ func BenchmarkDecodeAndUnwrap(b *testing.B) {
 }
 
 func BenchmarkEncodeNegTokenResp(b *testing.B) {
-	apRep := WrapKerberos(OIDKerberos, [2]byte{0x02, 0x00}, fakeAPReq(150))
+	apRep := WrapKerberos(OIDKerberos, TokIDAPRep, fakeAPReq(150))
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = EncodeNegTokenResp(AcceptCompleted, OIDKerberos, apRep, nil)

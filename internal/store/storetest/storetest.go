@@ -351,7 +351,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		exp := now.Add(5 * time.Minute)
 		check := func(what string, k replay.Key, now, exp time.Time, want bool) {
 			t.Helper()
-			got, err := s.SeenBefore(k, now, exp)
+			got, err := s.SeenBefore(context.Background(), k, now, exp)
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
@@ -382,7 +382,7 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				seen, err := s.SeenBefore(k, now, now.Add(time.Minute))
+				seen, err := s.SeenBefore(context.Background(), k, now, now.Add(time.Minute))
 				if err != nil {
 					t.Error(err)
 					return
@@ -488,7 +488,7 @@ func RunPersistence(t *testing.T, open func(t *testing.T) (s store.Store, reopen
 	}
 	var k replay.Key
 	copy(k[:], "persisted-replay")
-	if _, err := s.SeenBefore(k, now, now.Add(time.Hour)); err != nil {
+	if _, err := s.SeenBefore(context.Background(), k, now, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -512,7 +512,7 @@ func RunPersistence(t *testing.T, open func(t *testing.T) (s store.Store, reopen
 	}
 	_, err = s.TakeToken(ctx, used, "wiki", now.Add(time.Minute))
 	wantErr(t, "used token after reopen", err, store.ErrTokenUsed)
-	seen, err := s.SeenBefore(k, now.Add(time.Minute), now.Add(time.Hour))
+	seen, err := s.SeenBefore(context.Background(), k, now.Add(time.Minute), now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,10 +614,10 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 		now := base()
 		var k replay.Key
 		copy(k[:], "shared-replay-01")
-		if seen, err := a.SeenBefore(k, now, now.Add(5*time.Minute)); err != nil || seen {
+		if seen, err := a.SeenBefore(context.Background(), k, now, now.Add(5*time.Minute)); err != nil || seen {
 			t.Fatalf("first sight on node 1: seen=%v err=%v", seen, err)
 		}
-		if seen, err := b.SeenBefore(k, now.Add(time.Second), now.Add(5*time.Minute)); err != nil || !seen {
+		if seen, err := b.SeenBefore(context.Background(), k, now.Add(time.Second), now.Add(5*time.Minute)); err != nil || !seen {
 			t.Fatalf("replay on node 2: seen=%v err=%v, want seen", seen, err)
 		}
 
@@ -638,7 +638,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				seen, err := node.SeenBefore(k2, now, now.Add(time.Minute))
+				seen, err := node.SeenBefore(context.Background(), k2, now, now.Add(time.Minute))
 				if err != nil {
 					t.Error(err)
 					return

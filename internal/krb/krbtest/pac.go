@@ -1,22 +1,78 @@
-package pac
+package krbtest
 
-// This file is a test and benchmark aid: Build makes a signed PAC the way an AD KDC
-// lays one out so that tests of this and other packages can forge tickets. It is
-// not used to accept or issue anything in production.
+// This file forges signed PACs the way an AD KDC lays one out, so that tests of the
+// acceptor, the PAC decoder and the gateway can put them in forged tickets. MS-PAC
+// numbers are spelled here again rather than exported from package pac: pac decodes
+// and verifies, and must not carry a builder the product never uses.
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 
 	"github.com/jcmturner/gokrb5/v8/crypto"
+
 	"github.com/kerbgate/kerbgate/internal/krb/kcrypto"
 )
 
-// BuildOptions describes the PAC that Build makes.
-type BuildOptions struct {
+// PAC buffer types (MS-PAC §2.4).
+const (
+	typeLogonInfo  uint32 = 0x01
+	typeServerSig  uint32 = 0x06
+	typeKDCSig     uint32 = 0x07
+	typeClientInfo uint32 = 0x0a
+	typeUPNDNSInfo uint32 = 0x0c
+)
+
+// PAC signature checksum types (MS-PAC §2.8).
+const (
+	cksumHMACMD5      int32 = -138 // KERB_CHECKSUM_HMAC_MD5
+	cksumSHA1AES128   int32 = 15   // HMAC_SHA1_96_AES128
+	cksumSHA1AES256   int32 = 16   // HMAC_SHA1_96_AES256
+	cksumSHA256AES128 int32 = 19   // HMAC_SHA256_128_AES128
+	cksumSHA384AES256 int32 = 20   // HMAC_SHA384_192_AES256
+)
+
+// maxSubAuthorities is SID_MAX_SUB_AUTHORITIES.
+const maxSubAuthorities = 15
+
+// usagePACSignature is KERB_NON_KERB_CKSUM_SALT (MS-KILE §3.1.5.9).
+const usagePACSignature = kcrypto.UsagePACServerSignat
+
+func checksumTypeFor(etype int32) int32 {
+	switch etype {
+	case kcrypto.AES128SHA1:
+		return cksumSHA1AES128
+	case kcrypto.AES256SHA1:
+		return cksumSHA1AES256
+	case kcrypto.RC4HMAC:
+		return cksumHMACMD5
+	case kcrypto.AES128SHA256:
+		return cksumSHA256AES128
+	case kcrypto.AES256SHA384:
+		return cksumSHA384AES256
+	}
+	return 0
+}
+
+func sigLen(t int32) int {
+	switch t {
+	case cksumSHA1AES128, cksumSHA1AES256:
+		return 12
+	case cksumHMACMD5, cksumSHA256AES128:
+		return 16
+	case cksumSHA384AES256:
+		return 24
+	}
+	return 0
+}
+
+// PACOptions describes the PAC that Build makes.
+type PACOptions struct {
 	UserName  string // EffectiveName, PAC_CLIENT_INFO name and UPN_DNS_INFO SAM name
 	FullName  string
 	Domain    string // NetBIOS domain name (LogonDomainName)
@@ -42,36 +98,36 @@ type BuildOptions struct {
 // groupAttrs is SE_GROUP_MANDATORY | SE_GROUP_ENABLED_BY_DEFAULT | SE_GROUP_ENABLED.
 const groupAttrs = 7
 
-// Build returns a PAC with KERB_VALIDATION_INFO, PAC_CLIENT_INFO, UPN_DNS_INFO (with
+// PAC returns a PAC with KERB_VALIDATION_INFO, PAC_CLIENT_INFO, UPN_DNS_INFO (with
 // the S flag) and server and KDC signatures made with serverKey and kdcKey. It is a
-// test aid (see the comment at the top of the file).
-func Build(o BuildOptions, serverKey, kdcKey *kcrypto.Key) ([]byte, error) {
+// test aid: nothing accepts or issues a PAC with it in production.
+func PAC(o PACOptions, serverKey, kdcKey *kcrypto.Key) ([]byte, error) {
 	if serverKey == nil || kdcKey == nil {
-		return nil, errors.New("pac: Build needs a server key and a KDC key")
+		return nil, errors.New("krbtest: PAC needs a server key and a KDC key")
 	}
-	dom, ok := parseSID(o.DomainSID)
+	dom, ok := SIDBytes(o.DomainSID)
 	if !ok {
-		return nil, fmt.Errorf("pac: invalid domain SID %q", o.DomainSID)
+		return nil, fmt.Errorf("krbtest: PAC: invalid domain SID %q", o.DomainSID)
 	}
 	var extra [][]byte
 	for _, s := range o.ExtraSIDs {
-		b, ok := parseSID(s)
+		b, ok := SIDBytes(s)
 		if !ok {
-			return nil, fmt.Errorf("pac: invalid extra SID %q", s)
+			return nil, fmt.Errorf("krbtest: PAC: invalid extra SID %q", s)
 		}
 		extra = append(extra, b)
 	}
 	var res []byte
 	if o.ResourceDomainSID != "" {
-		if res, ok = parseSID(o.ResourceDomainSID); !ok {
-			return nil, fmt.Errorf("pac: invalid resource domain SID %q", o.ResourceDomainSID)
+		if res, ok = SIDBytes(o.ResourceDomainSID); !ok {
+			return nil, fmt.Errorf("krbtest: PAC: invalid resource domain SID %q", o.ResourceDomainSID)
 		}
 	} else if len(o.ResourceRIDs) > 0 {
-		return nil, errors.New("pac: resource RIDs without a resource domain SID")
+		return nil, errors.New("krbtest: PAC: resource RIDs without a resource domain SID")
 	}
 	srvType, kdcType := checksumTypeFor(serverKey.EType()), checksumTypeFor(kdcKey.EType())
 	if srvType == 0 || kdcType == 0 {
-		return nil, fmt.Errorf("pac: no PAC checksum for enctypes %d/%d", serverKey.EType(), kdcKey.EType())
+		return nil, fmt.Errorf("krbtest: PAC: no PAC checksum for enctypes %d/%d", serverKey.EType(), kdcKey.EType())
 	}
 
 	kvi := buildLogonInfo(&o, dom, extra, res)
@@ -182,7 +238,7 @@ func checksum(k *kcrypto.Key, data []byte) ([]byte, error) {
 	if n := sigLen(checksumTypeFor(k.EType())); len(sum) >= n {
 		return sum[:n], nil
 	}
-	return nil, fmt.Errorf("pac: enctype %d checksum of %d bytes", k.EType(), len(sum))
+	return nil, fmt.Errorf("krbtest: PAC: enctype %d checksum of %d bytes", k.EType(), len(sum))
 }
 
 func filetime(t time.Time) uint64 {
@@ -256,7 +312,7 @@ func (w *ndrWriter) groups(rids []uint32) {
 	}
 }
 
-func buildLogonInfo(o *BuildOptions, dom []byte, extra [][]byte, res []byte) []byte {
+func buildLogonInfo(o *PACOptions, dom []byte, extra [][]byte, res []byte) []byte {
 	const never = 0x7fffffffffffffff
 	ft := filetime(o.AuthTime)
 	server := o.LogonServer
@@ -347,4 +403,29 @@ func buildLogonInfo(o *BuildOptions, dom []byte, extra [][]byte, res []byte) []b
 	}
 	binary.LittleEndian.PutUint32(w.b[8:], uint32(len(w.b)-16))
 	return w.b
+}
+
+// SIDBytes parses the string form of a SID ("S-1-5-21-…") into its binary form.
+func SIDBytes(s string) ([]byte, bool) {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || parts[0] != "S" || parts[1] != "1" || len(parts)-3 > maxSubAuthorities {
+		return nil, false
+	}
+	auth, err := strconv.ParseUint(parts[2], 10, 48)
+	if err != nil {
+		return nil, false
+	}
+	out := make([]byte, 8, 8+4*(len(parts)-3))
+	out[0], out[1] = 1, byte(len(parts)-3)
+	for i := 0; i < 6; i++ {
+		out[2+i] = byte(auth >> (8 * (5 - i)))
+	}
+	for _, p := range parts[3:] {
+		v, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return nil, false
+		}
+		out = binary.LittleEndian.AppendUint32(out, uint32(v))
+	}
+	return out, true
 }
