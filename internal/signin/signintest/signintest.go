@@ -146,7 +146,9 @@ func (s *Store) Tokens() int {
 }
 
 // SeenBefore never reports a replay.
-func (s *Store) SeenBefore(context.Context, replay.Key, time.Time, time.Time) (bool, error) { return false, nil }
+func (s *Store) SeenBefore(context.Context, replay.Key, time.Time, time.Time) (bool, error) {
+	return false, nil
+}
 
 // Close does nothing.
 func (s *Store) Close() error { return nil }
