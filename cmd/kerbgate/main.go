@@ -24,6 +24,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/server"
+	"github.com/kerbgate/kerbgate/internal/setup"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -114,7 +115,7 @@ func serve(args []string, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(cfg, stderr)
-	srv, err := server.New(cfg, log, server.Options{})
+	srv, err := start(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
 		return 1
@@ -132,6 +133,15 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// start translates the configuration into its plan and builds the server on it.
+func start(cfg *config.Config, log *slog.Logger) (*server.Server, error) {
+	p, err := setup.NewPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return server.New(p, log, server.Options{})
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -333,7 +333,7 @@ func TestServiceBinding(t *testing.T) {
 	withShared(cfg)
 	cfg.Store.Path = filepath.Join(t.TempDir(), "kg.db")
 	cfg.EPA.Policy = epa.Policy{TokenChecking: epa.Allow, SPNs: []string{"HTTP/sso"}}
-	if _, err := New(cfg, slog.New(slog.DiscardHandler), Options{}); err == nil || !strings.Contains(err.Error(), "AllowDotlessSpn") {
+	if _, err := newFromConfig(cfg, slog.New(slog.DiscardHandler), Options{}); err == nil || !strings.Contains(err.Error(), "AllowDotlessSpn") {
 		t.Fatalf("dotless epa.spns without AllowDotlessSpn: %v", err)
 	}
 }

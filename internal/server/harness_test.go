@@ -22,6 +22,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/krb/spnego"
+	"github.com/kerbgate/kerbgate/internal/setup"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -110,6 +111,15 @@ func baseConfig(r *testrealm.Realm) *config.Config {
 	}
 }
 
+// newFromConfig builds a server from cfg as `kerbgate serve` does: the plan, then New.
+func newFromConfig(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	p, err := setup.NewPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(p, log, opts)
+}
+
 func startGateway(t testing.TB, cfg *config.Config) *gateway {
 	t.Helper()
 	return startGatewayWith(t, cfg, Options{})
@@ -125,7 +135,7 @@ func startGatewayWith(t testing.TB, cfg *config.Config, opts Options) *gateway {
 		cfg = &c
 	}
 	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: cfg.Log.Level}))
-	srv, err := New(cfg, log, opts)
+	srv, err := newFromConfig(cfg, log, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
@@ -19,10 +18,10 @@ import (
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// newProxy builds the application proxy of cfg.Proxy.
-func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) http.Handler, dir *directory.Directory,
+// newProxy builds the application proxy of its plan.
+func newProxy(plan setup.ProxyPlan, log *slog.Logger, signIn func(http.Handler) http.Handler, dir *directory.Directory,
 	st store.Store, cookieKeys *keyset.Set, rep *refusal.Reporter, reg prometheus.Registerer, opts Options) (*proxy.Service, error) {
-	o, err := setup.Proxy(cfg, signin.Negotiate{Middleware: signIn}, dir, cookieKeys)
+	o, err := plan.Options(signin.Negotiate{Middleware: signIn}, dir, cookieKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -30,8 +29,8 @@ func newProxy(cfg *config.Config, log *slog.Logger, signIn func(http.Handler) ht
 	if dir != nil {
 		o.Directory = dir
 	}
-	if o.Delegator == nil && cfg.Proxy.Delegation.Principal != "" {
-		d, err := newDelegator(cfg, reg)
+	if o.Delegator == nil && plan.Delegation != nil {
+		d, err := newDelegator(*plan.Delegation, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -48,13 +47,14 @@ func (d delegator) Token(ctx context.Context, user proxy.Principal, spn string, 
 }
 
 // newDelegator builds the KDC client of proxy.delegation and exports its counters.
-func newDelegator(cfg *config.Config, reg prometheus.Registerer) (proxy.Delegator, error) {
-	d := cfg.Proxy.Delegation
-	kt, err := s4u.Keytab(d.Keytab)
+func newDelegator(d setup.Delegation, reg prometheus.Registerer) (proxy.Delegator, error) {
+	kt, err := s4u.Keytab(d.KeytabFile)
 	if err != nil {
 		return nil, fmt.Errorf("proxy.delegation.keytab: %w", err)
 	}
-	c, err := s4u.New(s4u.Config{Keytab: kt, Principal: d.Principal, Realm: cfg.Kerberos.Realm, KDCs: d.KDCs, CacheSize: d.TicketCacheSize})
+	sc := d.Client
+	sc.Keytab = kt
+	c, err := s4u.New(sc)
 	if err != nil {
 		return nil, err
 	}

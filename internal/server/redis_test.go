@@ -255,7 +255,7 @@ func TestRedisWrongPasswordStopsStartup(t *testing.T) {
 	cfg := withRedis(baseConfig(r), srv)
 	cfg.Store.Redis.Username, cfg.Store.Redis.PasswordFile = "kerbgate", pwFile
 	logs := &lockedBuffer{}
-	srvr, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), Options{})
+	srvr, err := newFromConfig(cfg, slog.New(slog.NewJSONHandler(logs, nil)), Options{})
 	if err == nil {
 		srvr.Close()
 		t.Fatal("kerbgate started with a wrong Redis password")

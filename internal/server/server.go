@@ -1,4 +1,4 @@
-// Package server wires kerbgate together from a loaded configuration, in the order
+// Package server wires kerbgate together from a configuration's plan, in the order
 // of the architecture: keys, then the store (with Redis, also the replay cache),
 // then the acceptor, then sign-in (Extended Protection, the Negotiate middleware,
 // the directory and its start-up check, the cookie keys), then the faces (the
@@ -6,9 +6,10 @@
 // end view. Each step is one short method of builder.
 //
 // It owns the order of construction, the endpoint map and the HTTP listener. It
-// must not hold protocol logic, handlers or set-up work: the configuration is
-// translated by package setup, and every check, handler and file lives in the
-// mechanism or face it belongs to; this package only connects them.
+// must not hold protocol logic, handlers or set-up work, nor read the configuration
+// file's types: package setup translates the configuration into a setup.Plan, and
+// every check, handler and file lives in the mechanism or face it belongs to; this
+// package only fills the plan's typed options with what runs and connects them.
 package server
 
 import (
@@ -24,7 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kerbgate/kerbgate/internal/clientauth"
-	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
 	"github.com/kerbgate/kerbgate/internal/frontend"
@@ -46,7 +46,7 @@ import (
 
 // Server is a configured kerbgate instance.
 type Server struct {
-	cfg      *config.Config
+	plan     *setup.Plan
 	log      *slog.Logger
 	handler  http.Handler
 	Acceptor *acceptor.Acceptor
@@ -66,22 +66,22 @@ type Options struct {
 	Delegator proxy.Delegator
 }
 
-// New builds a server from a validated configuration.
-func New(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
-	b := &builder{cfg: cfg, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry()}
+// New builds a server from the plan of a validated configuration (setup.NewPlan).
+func New(p *setup.Plan, log *slog.Logger, opts Options) (*Server, error) {
+	b := &builder{plan: p, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry()}
 	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.endpoints} {
 		if err := step(); err != nil {
 			b.close()
 			return nil, err
 		}
 	}
-	return &Server{cfg: cfg, log: log, handler: b.handler, Acceptor: b.acc, Registry: b.reg, TLS: b.tls,
+	return &Server{plan: p, log: log, handler: b.handler, Acceptor: b.acc, Registry: b.reg, TLS: b.tls,
 		Keys: b.watcher, closers: b.closers}, nil
 }
 
 // builder carries what each step of New makes to the steps after it.
 type builder struct {
-	cfg  *config.Config
+	plan *setup.Plan
 	log  *slog.Logger
 	opts Options
 
@@ -115,14 +115,13 @@ func (b *builder) close() {
 // reporter makes the refusal reporter every layer reports to, counted in the
 // registry.
 func (b *builder) reporter() (err error) {
-	b.rep, err = refusal.NewReporter(b.log, b.reg, b.cfg.Log.ExposeReasons)
+	b.rep, err = refusal.NewReporter(b.log, b.reg, b.plan.ExposeReasons)
 	return err
 }
 
 // keys loads the keytabs, and watches them for changes when configured.
 func (b *builder) keys() (err error) {
-	var interval time.Duration
-	b.watcher, interval = setup.Keys(b.cfg, b.opts.Now)
+	b.watcher = b.plan.Keytabs.Watcher(b.opts.Now)
 	if b.kr, err = b.watcher.Start(); err != nil {
 		return err
 	}
@@ -139,7 +138,7 @@ func (b *builder) keys() (err error) {
 		reloads.WithLabelValues("error").Inc()
 		b.log.Error("keytab reload failed; the previous keys stay in use", "error", err.Error())
 	}
-	if interval > 0 {
+	if interval := b.plan.Keytabs.ReloadInterval; interval > 0 {
 		stop := make(chan struct{})
 		b.closers = append(b.closers, closerFunc(func() error { close(stop); return nil }))
 		b.afterAcceptor = func() { go b.watcher.Run(interval, stop) }
@@ -151,10 +150,7 @@ func (b *builder) keys() (err error) {
 // cache. A Redis that cannot be reached is not fatal (store_unavailable until it
 // answers); one that refuses the credentials is a configuration error.
 func (b *builder) store() error {
-	o, err := setup.Store(b.cfg)
-	if err != nil {
-		return err
-	}
+	o := b.plan.Store
 	o.Log, o.Now = b.log, b.opts.Now
 	st, rc, err := store.Open(o)
 	switch {
@@ -173,7 +169,9 @@ func (b *builder) store() error {
 // acceptor makes the Kerberos acceptor on the keys and the replay cache, then
 // starts watching the keytabs.
 func (b *builder) acceptor() (err error) {
-	if b.acc, err = acceptor.New(setup.Acceptor(b.cfg, b.kr, b.replay, b.opts.Now)); err != nil {
+	c := b.plan.Acceptor
+	c.Keyring, c.Replay, c.Now = b.kr, b.replay, b.opts.Now
+	if b.acc, err = acceptor.New(c); err != nil {
 		return err
 	}
 	if b.afterAcceptor != nil {
@@ -196,15 +194,15 @@ func (b *builder) signIn() error {
 
 // servedTLS loads kerbgate's certificate when it terminates TLS itself.
 func (b *builder) servedTLS() (err error) {
-	t, ok := setup.TLSFiles(b.cfg)
-	if !ok {
+	t := b.plan.TLS
+	if t == nil {
 		return nil
 	}
 	if b.tls, err = tlsserve.Load(t.CertFile, t.KeyFile, t.ReloadInterval, b.log); err != nil {
 		return err
 	}
 	b.closers = append(b.closers, b.tls)
-	if c := b.tls.Current(); c.BindingErr != nil && b.cfg.EPA.Policy.TokenChecking != epa.None {
+	if c := b.tls.Current(); c.BindingErr != nil && b.plan.EPA.TokenChecking != epa.None {
 		return c.BindingErr
 	}
 	return nil
@@ -213,14 +211,12 @@ func (b *builder) servedTLS() (err error) {
 // negotiate makes the Negotiate middleware, with Extended Protection, and puts
 // GET /whoami behind it.
 func (b *builder) negotiate() error {
-	policy, err := setup.EPA(b.cfg)
-	if err != nil {
-		return err
-	}
+	policy := b.plan.EPA
+	var err error
 	b.signInMW, err = negotiate.Middleware(negotiate.Options{
 		Acceptor:      b.acc,
 		Reporter:      b.rep,
-		MaxTokenBytes: b.cfg.Kerberos.MaxTokenBytes,
+		MaxTokenBytes: b.plan.MaxTokenBytes,
 		Registerer:    b.reg,
 		EPA:           &policy,
 		Channel:       servedChannel(b.tls),
@@ -238,11 +234,10 @@ func (b *builder) negotiate() error {
 
 // directory connects the directory section's client.
 func (b *builder) directory() error {
-	dc, ok, err := setup.Directory(b.cfg)
-	if err != nil || !ok {
-		return err
+	if b.plan.Directory == nil {
+		return nil
 	}
-	d, err := directory.New(dc)
+	d, err := directory.New(*b.plan.Directory)
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
@@ -253,7 +248,7 @@ func (b *builder) directory() error {
 
 // startupCheck is the start-up SPN check (kerberos.spn_check) and its warnings.
 func (b *builder) startupCheck() error {
-	o := setup.SPNCheck(b.cfg, b.cfg.EPA.Policy)
+	o := b.plan.SPNCheck
 	o.Keys, o.Log = b.kr, b.log
 	if b.dirImpl != nil {
 		o.Directory = b.dirImpl
@@ -264,14 +259,12 @@ func (b *builder) startupCheck() error {
 // loadCookieKeys loads the session cookies' keys, making the default file on first
 // start.
 func (b *builder) loadCookieKeys() error {
-	path, create, err := setup.CookieKeys(b.cfg)
-	if err != nil {
-		return err
-	}
+	path := b.plan.CookieKeys.Path
 	load := keyset.Load
-	if create {
+	if b.plan.CookieKeys.Create {
 		load = func(path string) (*keyset.Set, error) { return keyset.LoadOrCreate(path, b.log) }
 	}
+	var err error
 	if b.cookieKeys, err = load(path); err != nil {
 		return fmt.Errorf("cookie keys %s: %w", path, err)
 	}
@@ -282,7 +275,7 @@ func (b *builder) loadCookieKeys() error {
 // faces makes the handoff and, with proxy.apps, the application proxy in front of
 // every other endpoint.
 func (b *builder) faces() error {
-	ho, err := setup.SSO(b.cfg, b.dirImpl)
+	ho, err := b.plan.SSO.Options(b.dirImpl)
 	if err != nil {
 		return err
 	}
@@ -297,8 +290,8 @@ func (b *builder) faces() error {
 	}
 	handoff.Register(b.mux)
 	b.handler = b.mux
-	if len(b.cfg.Proxy.Apps) > 0 {
-		px, err := newProxy(b.cfg, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts)
+	if len(b.plan.Proxy.Apps) > 0 {
+		px, err := newProxy(b.plan.Proxy, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts)
 		if err != nil {
 			return err
 		}
@@ -321,23 +314,23 @@ func (b *builder) endpoints() error {
 	if err := ops.Register(b.mux, ops.Options{
 		Ready:          append(ready, storeCheck),
 		Registry:       b.reg,
-		DebugTokenFile: setup.DebugTokenFile(b.cfg),
+		DebugTokenFile: b.plan.DebugTokenFile,
 		Recent:         func() any { return b.rep.Recent() },
 	}); err != nil {
 		return err
 	}
 	// What the client sees (scheme, host, address) is worked out once per request,
 	// before any face: behind listen.trusted_proxies or listen.external_url.
-	cfg := b.cfg
-	b.handler = frontend.New(cfg.Listen.ExternalURL, cfg.Listen.TrustedProxies).Middleware(b.handler)
-	if cfg.Listen.ExternalURL != nil || len(cfg.Listen.TrustedProxies) > 0 {
+	fe := b.plan.Frontend
+	b.handler = frontend.New(fe.ExternalURL, fe.TrustedProxies).Middleware(b.handler)
+	if fe.ExternalURL != nil || len(fe.TrustedProxies) > 0 {
 		var trusted []string
-		for _, p := range cfg.Listen.TrustedProxies {
+		for _, p := range fe.TrustedProxies {
 			trusted = append(trusted, p.String())
 		}
 		ext := ""
-		if cfg.Listen.ExternalURL != nil {
-			ext = cfg.Listen.ExternalURL.String()
+		if fe.ExternalURL != nil {
+			ext = fe.ExternalURL.String()
 		}
 		b.log.Info("front end", "external_url", ext, "trusted_proxies", trusted)
 	}
@@ -383,8 +376,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: s.cfg.Listen.ReadHeaderTimeout,
-		MaxHeaderBytes:    s.cfg.Listen.MaxHeaderBytes,
+		ReadHeaderTimeout: s.plan.Listen.ReadHeaderTimeout,
+		MaxHeaderBytes:    s.plan.Listen.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ConnContext:       tlsserve.ConnContext,
 	}
@@ -399,7 +392,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.HTTPServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("kerbgate listening", "address", ln.Addr().String(), "tls", s.TLS != nil, "realm", s.cfg.Kerberos.Realm, "spns", s.cfg.Kerberos.SPNs)
+	s.log.Info("kerbgate listening", "address", ln.Addr().String(), "tls", s.TLS != nil, "realm", s.plan.Acceptor.Realm, "spns", s.plan.Acceptor.SPNs)
 	select {
 	case err := <-errc:
 		return err

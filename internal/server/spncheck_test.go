@@ -41,7 +41,7 @@ func TestStartupSPNCheck(t *testing.T) {
 		c.Kerberos.SPNs = append(c.Kerberos.SPNs, spns...)
 		c.Kerberos.Keytabs = append(c.Kerberos.Keytabs, keytabs...)
 		c.Store.Path = filepath.Join(t.TempDir(), "kg.db")
-		srv, err := New(c, slog.New(slog.DiscardHandler), Options{})
+		srv, err := newFromConfig(c, slog.New(slog.DiscardHandler), Options{})
 		if err == nil {
 			srv.Close()
 		}

@@ -3,6 +3,7 @@ package setup
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
@@ -14,91 +15,187 @@ import (
 	"github.com/kerbgate/kerbgate/internal/sso"
 )
 
-// SSO translates the sso section into the handoff's options: its apps, with their
-// group policies (names resolved through dir, nil without a directory section), the
-// browser session cookie's name and lifetime. The caller adds what runs (the sign-in,
-// the store, keys, logs, metrics).
-func SSO(c *config.Config, dir *directory.Directory) (sso.Options, error) {
-	o := sso.Options{CookieName: c.SSO.CookieName, BrowserSessionTTL: c.SSO.BrowserSessionTTL}
+// SSOPlan is the sso section, typed: the handoff's apps and browser session
+// cookie. The apps' group policies resolve names through the directory, so Options
+// makes them once it is connected.
+type SSOPlan struct {
+	CookieName        string
+	BrowserSessionTTL time.Duration
+	Apps              []SSOApp
+}
+
+// SSOApp is one app of the handoff: App (its Groups left to Options) and the groups
+// it allows, SIDs or names.
+type SSOApp struct {
+	App           sso.App
+	AllowedGroups []string
+}
+
+// SSO translates the sso section into the handoff's plan.
+func SSO(c *config.Config) SSOPlan {
+	p := SSOPlan{CookieName: c.SSO.CookieName, BrowserSessionTTL: c.SSO.BrowserSessionTTL}
 	for _, a := range c.SSO.Apps {
-		groups, err := signin.NewGroups(a.ID, a.AllowedGroups, resolver(dir))
+		p.Apps = append(p.Apps, SSOApp{
+			App: sso.App{
+				ID: a.ID, RedirectURIs: a.RedirectURIs, SecretHash: a.SecretHash,
+				TokenTTL: a.TokenTTL, SessionTTL: a.SessionTTL, RequireDirectory: a.RequireDirectory,
+			},
+			AllowedGroups: a.AllowedGroups,
+		})
+	}
+	return p
+}
+
+// Options returns the handoff's options: its apps, with their group policies (names
+// resolved through dir, nil without a directory section), the browser session
+// cookie's name and lifetime. The caller adds what runs (the sign-in, the store,
+// keys, logs, metrics).
+func (p SSOPlan) Options(dir *directory.Directory) (sso.Options, error) {
+	o := sso.Options{CookieName: p.CookieName, BrowserSessionTTL: p.BrowserSessionTTL}
+	for _, a := range p.Apps {
+		groups, err := signin.NewGroups(a.App.ID, a.AllowedGroups, resolver(dir))
 		if err != nil {
 			return sso.Options{}, err
 		}
-		o.Apps = append(o.Apps, sso.App{
-			ID: a.ID, RedirectURIs: a.RedirectURIs, SecretHash: a.SecretHash,
-			TokenTTL: a.TokenTTL, SessionTTL: a.SessionTTL, Groups: groups,
-			RequireDirectory: a.RequireDirectory,
-		})
+		app := a.App
+		app.Groups = groups
+		o.Apps = append(o.Apps, app)
 	}
 	return o, nil
 }
 
-// Proxy translates the proxy section into the application proxy's options: each app
-// with its pre-authenticator (iwa through the Negotiate middleware signIn, oidc with
-// its own flow sealing state with cookieKeys, passthrough), its group policy (names
-// resolved through dir) and its Kerberos sign-in; the session cookie's name and
-// lifetime; the realm. The caller adds what runs (the delegator, the store, keys,
-// logs, metrics).
-func Proxy(c *config.Config, signIn signin.PreAuthenticator, dir *directory.Directory, cookieKeys *keyset.Set) (proxy.Options, error) {
-	o := proxy.Options{CookieName: c.Proxy.CookieName, SessionTTL: c.Proxy.SessionTTL, Realm: c.Kerberos.Realm}
+// ProxyPlan is the proxy section, typed: the application proxy's apps, session
+// cookie and realm, and the KDC client of constrained delegation. The apps'
+// pre-authenticators and group policies need what runs (the Negotiate middleware,
+// the cookie keys, the directory), so Options makes them.
+type ProxyPlan struct {
+	CookieName string
+	SessionTTL time.Duration
+	Realm      string
+	Apps       []ProxyApp
+	// Delegation is proxy.delegation; nil without a delegation principal.
+	Delegation *Delegation
+}
+
+// ProxyApp is one app of the application proxy: App (its PreAuth and Groups left to
+// Options), how its users sign in, and the groups it allows.
+type ProxyApp struct {
+	App     proxy.App
+	PreAuth signin.Method
+	// OIDC is the OpenID Connect flow's configuration with MethodOIDC (its
+	// CookieKeys left to Options); nil otherwise.
+	OIDC          *oidcauth.Config
+	AllowedGroups []string
+}
+
+// Delegation is proxy.delegation: the KDC client kerbgate asks for delegated
+// tickets.
+type Delegation struct {
+	// KeytabFile holds the service account's own keys (proxy.delegation.keytab).
+	KeytabFile string
+	// Client is the KDC client's configuration (principal, kerberos.realm, KDCs,
+	// ticket cache size); the caller loads its Keytab from KeytabFile.
+	Client s4u.Config
+}
+
+// Proxy translates the proxy section into the application proxy's plan: each app
+// with its pre-authentication method (an oidc app with its flow's configuration,
+// client secret read), its allowed groups and its Kerberos sign-in; the session
+// cookie's name and lifetime; the realm; the delegation's KDC client.
+func Proxy(c *config.Config) (ProxyPlan, error) {
+	p := ProxyPlan{CookieName: c.Proxy.CookieName, SessionTTL: c.Proxy.SessionTTL, Realm: c.Kerberos.Realm}
 	for _, a := range c.Proxy.Apps {
-		app := proxy.App{
-			ID: a.ID, Host: a.Host, PathPrefix: a.PathPrefix, Upstream: a.Upstream, UpstreamCAFile: a.UpstreamCAFile,
-			PreserveHost: a.PreserveHost, Timeout: a.Timeout,
+		app := ProxyApp{
+			App: proxy.App{
+				ID: a.ID, Host: a.Host, PathPrefix: a.PathPrefix, Upstream: a.Upstream, UpstreamCAFile: a.UpstreamCAFile,
+				PreserveHost: a.PreserveHost, Timeout: a.Timeout,
+			},
+			AllowedGroups: a.AllowedGroups,
 		}
 		switch a.PreAuth {
 		case "iwa":
-			app.PreAuth = signIn
+			app.PreAuth = signin.MethodIWA
 		case "oidc":
-			flow, err := OIDC(c, a, cookieKeys)
+			oc, err := OIDC(c, a)
 			if err != nil {
-				return proxy.Options{}, err
+				return ProxyPlan{}, err
 			}
-			app.PreAuth = flow
+			app.PreAuth, app.OIDC = signin.MethodOIDC, &oc
 		case "passthrough":
-			app.PreAuth = signin.Passthrough{}
+			app.PreAuth = signin.MethodPassthrough
 		default:
-			return proxy.Options{}, fmt.Errorf("proxy.apps %s: pre_auth %q", a.ID, a.PreAuth)
-		}
-		if len(a.AllowedGroups) > 0 {
-			groups, err := signin.NewGroups(a.ID, a.AllowedGroups, resolver(dir))
-			if err != nil {
-				return proxy.Options{}, err
-			}
-			app.Groups = groups
+			return ProxyPlan{}, fmt.Errorf("proxy.apps %s: pre_auth %q", a.ID, a.PreAuth)
 		}
 		if k := a.Kerberos; k != nil {
-			app.Kerberos = &proxy.Kerberos{
+			app.App.Kerberos = &proxy.Kerberos{
 				SPN: k.SPN, LoginIdentity: loginIdentities[k.LoginIdentity], AlternateUPNAttribute: k.AlternateUPNAttribute,
 				TokenFormat: tokenFormats[k.TokenFormat], Send: sendModes[k.Send], MaxReplayBody: k.MaxReplayBody,
 				MapForeignRealms: k.MapForeignRealms,
 			}
+		}
+		p.Apps = append(p.Apps, app)
+	}
+	if d := c.Proxy.Delegation; d.Principal != "" {
+		p.Delegation = &Delegation{KeytabFile: d.Keytab, Client: s4u.Config{
+			Principal: d.Principal, Realm: c.Kerberos.Realm, KDCs: d.KDCs, CacheSize: d.TicketCacheSize,
+		}}
+	}
+	return p, nil
+}
+
+// Options returns the application proxy's options: each app with its
+// pre-authenticator (iwa through the Negotiate middleware signIn, oidc with its own
+// flow sealing state with cookieKeys, passthrough) and its group policy (names
+// resolved through dir); the session cookie's name and lifetime; the realm. The
+// caller adds what runs (the delegator, the store, keys, logs, metrics).
+func (p ProxyPlan) Options(signIn signin.PreAuthenticator, dir *directory.Directory, cookieKeys *keyset.Set) (proxy.Options, error) {
+	o := proxy.Options{CookieName: p.CookieName, SessionTTL: p.SessionTTL, Realm: p.Realm}
+	for _, a := range p.Apps {
+		app := a.App
+		switch a.PreAuth {
+		case signin.MethodIWA:
+			app.PreAuth = signIn
+		case signin.MethodOIDC:
+			oc := *a.OIDC
+			oc.CookieKeys = cookieKeys
+			flow, err := oidcauth.New(oc)
+			if err != nil {
+				return proxy.Options{}, fmt.Errorf("proxy.apps %s: %w", app.ID, err)
+			}
+			app.PreAuth = signin.OIDC{Flow: flow}
+		case signin.MethodPassthrough:
+			app.PreAuth = signin.Passthrough{}
+		default:
+			return proxy.Options{}, fmt.Errorf("proxy.apps %s: pre_auth %s", app.ID, a.PreAuth)
+		}
+		if len(a.AllowedGroups) > 0 {
+			groups, err := signin.NewGroups(app.ID, a.AllowedGroups, resolver(dir))
+			if err != nil {
+				return proxy.Options{}, err
+			}
+			app.Groups = groups
 		}
 		o.Apps = append(o.Apps, app)
 	}
 	return o, nil
 }
 
-// OIDC translates proxy.apps[].oidc into the app's OpenID Connect pre-authenticator.
-// Its callback is under the app's path prefix; its state cookie is Secure whenever
+// OIDC translates proxy.apps[].oidc into the configuration of the app's OpenID
+// Connect flow, its client secret read; the cookie keys are the caller's. Its
+// callback is under the app's path prefix; its state cookie is Secure whenever
 // kerbgate is reached over https (a tls section, or an https external_url).
-func OIDC(c *config.Config, a config.ProxyApp, cookieKeys *keyset.Set) (signin.OIDC, error) {
+func OIDC(c *config.Config, a config.ProxyApp) (oidcauth.Config, error) {
 	secret, err := a.OIDC.Secret()
 	if err != nil {
-		return signin.OIDC{}, fmt.Errorf("proxy.apps %s: %w", a.ID, err)
+		return oidcauth.Config{}, fmt.Errorf("proxy.apps %s: %w", a.ID, err)
 	}
-	flow, err := oidcauth.New(oidcauth.Config{
+	return oidcauth.Config{
 		Issuer: a.OIDC.Issuer, ClientID: a.OIDC.ClientID, ClientSecret: secret,
 		UsernameClaim: a.OIDC.UsernameClaim, Scopes: a.OIDC.Scopes,
 		CallbackPath: strings.TrimSuffix(a.PathPrefix, "/") + "/_kerbgate/oidc/callback",
-		Realm:        c.Kerberos.Realm, CookieKeys: cookieKeys,
-		Secure: c.TLS.Enabled || (c.Listen.ExternalURL != nil && c.Listen.ExternalURL.Scheme == "https"),
-	})
-	if err != nil {
-		return signin.OIDC{}, fmt.Errorf("proxy.apps %s: %w", a.ID, err)
-	}
-	return signin.OIDC{Flow: flow}, nil
+		Realm:        c.Kerberos.Realm,
+		Secure:       c.TLS.Enabled || (c.Listen.ExternalURL != nil && c.Listen.ExternalURL.Scheme == "https"),
+	}, nil
 }
 
 // The configuration file's words for the proxy's enums (config has checked them).

@@ -28,8 +28,20 @@ func TestProxyOptionsAreTyped(t *testing.T) {
 			OIDC: &config.ProxyOIDC{Issuer: "https://login.example.com", ClientID: "kerbgate", ClientSecretEnv: "KERBGATE_TEST_OIDC_SECRET"}},
 		{ID: "open", Host: "b.example.test", PathPrefix: "/", Upstream: up, PreAuth: "passthrough"},
 	}
+	c.Proxy.Delegation = config.Delegation{Keytab: "/etc/kerbgate/svc-gw.keytab", Principal: "svc-gw", KDCs: []string{"dc1:88"}, TicketCacheSize: 7}
 	iwa := signin.Negotiate{}
-	o, err := Proxy(c, iwa, nil, keyset.Random())
+	p, err := Proxy(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Delegation; d == nil || d.KeytabFile != "/etc/kerbgate/svc-gw.keytab" || d.Client.Principal != "svc-gw" ||
+		d.Client.Realm != "EXAMPLE.TEST" || len(d.Client.KDCs) != 1 || d.Client.CacheSize != 7 || d.Client.Keytab != nil {
+		t.Errorf("delegation %+v", d)
+	}
+	if oc := p.Apps[1].OIDC; oc == nil || oc.ClientSecret != "s" || oc.CallbackPath != "/o/_kerbgate/oidc/callback" || oc.CookieKeys != nil {
+		t.Errorf("oidc %+v", oc)
+	}
+	o, err := p.Options(iwa, nil, keyset.Random())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +64,16 @@ func TestProxyOptionsAreTyped(t *testing.T) {
 	// A group name with no directory to resolve it: config reports it at load; the
 	// translation refuses rather than build a policy that fails every request.
 	c.Proxy.Apps[0].AllowedGroups = []string{"staff"}
-	if _, err := Proxy(c, iwa, nil, keyset.Random()); err == nil {
+	if p, err = Proxy(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Options(iwa, nil, keyset.Random()); err == nil {
 		t.Error("a group name without a directory was translated")
+	}
+	// Without a delegation principal there is no KDC client.
+	c.Proxy.Delegation = config.Delegation{}
+	if p, err = Proxy(c); err != nil || p.Delegation != nil {
+		t.Errorf("no delegation: %+v %v", p.Delegation, err)
 	}
 }
 
@@ -62,7 +82,7 @@ func TestSSOOptions(t *testing.T) {
 	c.SSO = config.SSO{CookieName: "kg", BrowserSessionTTL: time.Hour, Apps: []config.App{{ID: "demo",
 		RedirectURIs: []string{"https://app.example.test/cb"}, SecretHash: "h", TokenTTL: time.Minute, SessionTTL: time.Hour,
 		AllowedGroups: []string{"S-1-5-21-1-2-3-1110"}}}}
-	o, err := SSO(c, nil)
+	o, err := SSO(c).Options(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
