@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/diagnose"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/setup"
+	doctorsetup "github.com/kerbgate/kerbgate/internal/setup/doctor"
 )
 
 // doctor runs every check that applies to the configuration, prints one line per
@@ -48,14 +48,19 @@ func doctor(args []string, stdout, stderr io.Writer) int {
 		printFindings(stdout, findings, *asJSON)
 		return 1
 	}
+	opts, err := doctorsetup.Options(cfg)
+	if err != nil {
+		printFindings(stdout, []diagnose.Finding{{Status: diagnose.Fail, Check: "config", Subject: *path, Message: err.Error()}}, *asJSON)
+		return 1
+	}
 	if *policy {
-		for _, p := range diagnose.BrowserPolicies(diagnose.PolicyHosts(cfg)) {
+		for _, p := range diagnose.BrowserPolicies(diagnose.PolicyHosts(opts)) {
 			fmt.Fprintf(stdout, "### %s on %s — %s (%s)\n%s\n", p.Browser, p.Platform, p.Path, p.Format, p.Content)
 		}
 		return 0
 	}
 
-	env := &diagnose.Env{Cfg: cfg, User: *user, KDC: *kdc}
+	env := &diagnose.Env{Options: opts, User: *user, KDC: *kdc}
 	if *offset != 0 {
 		env.Now = func() time.Time { return time.Now().Add(*offset) }
 	}
@@ -67,19 +72,11 @@ func doctor(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if err != nil {
-			printFindings(stdout, []diagnose.Finding{{Status: diagnose.Fail, Check: "directory", Subject: cfg.Directory.URL, Message: err.Error()}}, *asJSON)
+			printFindings(stdout, []diagnose.Finding{{Status: diagnose.Fail, Check: "directory", Subject: opts.Directory.URL, Message: err.Error()}}, *asJSON)
 			return 1
 		}
 		defer d.Close()
 		env.Dir = d
-		if env.KDC == "" {
-			if u, err := url.Parse(cfg.Directory.URL); err == nil {
-				env.KDC = net.JoinHostPort(u.Hostname(), "88")
-			}
-		}
-	}
-	if env.KDC == "" && len(cfg.Proxy.Delegation.KDCs) > 0 {
-		env.KDC = cfg.Proxy.Delegation.KDCs[0]
 	}
 	if *dns != "" {
 		server := *dns

@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/kerbgate/kerbgate/internal/config"
 )
 
 // PolicyHosts are the host names browsers must be allowed to send Negotiate
-// credentials to: every accepted SPN's host and every published application's host.
-func PolicyHosts(cfg *config.Config) []string {
+// credentials to: every accepted SPN's host and the host of every published
+// application browsers sign in to with Negotiate.
+func PolicyHosts(o Options) []string {
 	seen := map[string]bool{}
 	var out []string
 	add := func(h string) {
@@ -20,13 +19,13 @@ func PolicyHosts(cfg *config.Config) []string {
 			out = append(out, h)
 		}
 	}
-	for _, spn := range cfg.Kerberos.SPNs {
+	for _, spn := range o.SPNs {
 		_, host, _ := strings.Cut(spn, "/")
 		host, _, _ = strings.Cut(host, ":")
 		add(host)
 	}
-	for _, a := range cfg.Proxy.Apps {
-		if a.PreAuth == "iwa" {
+	for _, a := range o.Apps {
+		if a.IWA {
 			add(a.Host)
 		}
 	}

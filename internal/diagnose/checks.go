@@ -21,7 +21,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
@@ -35,13 +34,13 @@ import (
 	"github.com/kerbgate/kerbgate/internal/spncheck"
 )
 
-// Env is what a doctor run checks.
+// Env is a doctor run: the settings it checks and what it checks them against.
 type Env struct {
-	Cfg *config.Config
+	Options Options
 	// Dir is the directory client; nil without a directory section.
 	Dir *directory.Directory
-	// KDC is a KDC address host:port; the directory's host on port 88 by default
-	// (every AD domain controller is a KDC).
+	// KDC is the KDC address host:port the clock and round trip checks probe;
+	// Options.KDCs[0] when empty (the directory's host on port 88 by default).
 	KDC string
 	// Resolver answers the DNS checks; net.DefaultResolver when nil.
 	Resolver *net.Resolver
@@ -56,6 +55,14 @@ type Env struct {
 	Now func() time.Time
 }
 
+// kdc is the KDC address probed; "" when none is known.
+func (e *Env) kdc() string {
+	if e.KDC == "" && len(e.Options.KDCs) > 0 {
+		return e.Options.KDCs[0]
+	}
+	return e.KDC
+}
+
 func (e *Env) now() time.Time {
 	if e.Now != nil {
 		return e.Now()
@@ -66,27 +73,28 @@ func (e *Env) now() time.Time {
 // Run runs every check that applies to the configuration.
 func Run(ctx context.Context, env *Env) []Finding {
 	var out []Finding
-	kr, fs := CheckKeytabs(env.Cfg)
+	o := &env.Options
+	kr, fs := CheckKeytabs(o.Realm, o.Keytabs, o.SPNs)
 	out = append(out, fs...)
 	if env.Dir == nil {
 		out = append(out, Finding{Status: Warn, Check: "directory", Subject: "directory",
 			Message: "no directory section: SPN registration, key versions, delegation and token sizes cannot be checked",
 			Fix:     "add a directory section (docs/handoff.md) so kerbgate and doctor can read AD"})
 	} else {
-		out = append(out, spncheck.CheckDirectoryCA(env.Cfg.Directory.CAFile)...)
+		out = append(out, spncheck.CheckDirectoryCA(o.Directory.CAFile)...)
 		dirOK := CheckDirectory(ctx, env)
 		out = append(out, dirOK...)
 		if Worst(dirOK) != Fail {
 			if kr != nil {
-				out = append(out, spncheck.CheckSPNs(ctx, env.Dir, kr, env.Cfg.Kerberos.Realm, env.Cfg.Kerberos.SPNs)...)
+				out = append(out, spncheck.CheckSPNs(ctx, env.Dir, kr, o.Realm, o.SPNs)...)
 			}
-			out = append(out, spncheck.CheckEPAAccounts(ctx, env.Dir, env.Cfg.EPA.Policy)...)
+			out = append(out, spncheck.CheckEPAAccounts(ctx, env.Dir, o.EPA)...)
 			if env.User != "" {
 				out = append(out, CheckTokenSize(ctx, env))
 			}
 		}
 	}
-	if env.KDC != "" {
+	if env.kdc() != "" {
 		out = append(out, CheckClock(ctx, env))
 		if kr != nil && env.Dir != nil {
 			out = append(out, CheckRoundTrip(ctx, env, kr)...)
@@ -98,11 +106,11 @@ func Run(ctx context.Context, env *Env) []Finding {
 }
 
 // CheckKeytabs loads every keytab and reports its keys, and each accepted SPN
-// without a key.
-func CheckKeytabs(cfg *config.Config) (*keyring.Keyring, []Finding) {
+// (service/host, in realm) without a key.
+func CheckKeytabs(realm string, keytabs, spns []string) (*keyring.Keyring, []Finding) {
 	var out []Finding
 	ok := true
-	for _, p := range cfg.Kerberos.Keytabs {
+	for _, p := range keytabs {
 		kr, err := keyring.Load(p)
 		if err != nil {
 			ok = false
@@ -117,12 +125,12 @@ func CheckKeytabs(cfg *config.Config) (*keyring.Keyring, []Finding) {
 	if !ok {
 		return nil, out
 	}
-	kr, err := keyring.Load(cfg.Kerberos.Keytabs...)
+	kr, err := keyring.Load(keytabs...)
 	if err != nil {
 		return nil, out
 	}
-	for _, spn := range cfg.Kerberos.SPNs {
-		if !kr.HasPrincipal(spn, cfg.Kerberos.Realm) {
+	for _, spn := range spns {
+		if !kr.HasPrincipal(spn, realm) {
 			out = append(out, Finding{Status: Fail, Check: "spn_in_keytab", Subject: spn,
 				Message: "no keytab holds keys for this accepted SPN: its tickets are refused with spn_not_in_keytab",
 				Fix:     fmt.Sprintf("export a keytab with --principal=%s and add it to kerberos.keytabs, or remove the SPN from kerberos.spns", spn)})
@@ -145,7 +153,7 @@ func etypeNames(kr *keyring.Keyring) string {
 
 // CheckDirectory connects, verifies TLS, binds and reads the base DN.
 func CheckDirectory(ctx context.Context, env *Env) []Finding {
-	d := env.Cfg.Directory
+	d := env.Options.Directory
 	if err := env.Dir.Ping(ctx); err != nil {
 		msg, fix := "cannot reach, verify or bind to the directory", "check directory.url and that the domain controller is up"
 		s := err.Error()
@@ -173,44 +181,44 @@ func CheckDirectory(ctx context.Context, env *Env) []Finding {
 // server time in the KDC's answer to an AS-REQ without pre-authentication (every KDC
 // answers PREAUTH_REQUIRED with its stime).
 func CheckClock(ctx context.Context, env *Env) Finding {
-	realm := env.Cfg.Kerberos.Realm
+	realm, kdcAddr := env.Options.Realm, env.kdc()
 	cfg := krbconfig.New()
 	cfg.LibDefaults.DefaultRealm = realm
 	req, err := messages.NewASReqForTGT(realm, cfg, types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, "kerbgate-doctor-clock-probe"))
 	if err != nil {
-		return Finding{Status: Fail, Check: "clock_offset", Subject: env.KDC, Message: "cannot build the probe", Facts: map[string]any{"error": err.Error()}}
+		return Finding{Status: Fail, Check: "clock_offset", Subject: kdcAddr, Message: "cannot build the probe", Facts: map[string]any{"error": err.Error()}}
 	}
 	b, err := req.Marshal()
 	if err != nil {
-		return Finding{Status: Fail, Check: "clock_offset", Subject: env.KDC, Message: "cannot build the probe", Facts: map[string]any{"error": err.Error()}}
+		return Finding{Status: Fail, Check: "clock_offset", Subject: kdcAddr, Message: "cannot build the probe", Facts: map[string]any{"error": err.Error()}}
 	}
 	sent := env.now()
-	reply, err := kdc.Exchange(ctx, env.KDC, b, 5*time.Second)
+	reply, err := kdc.Exchange(ctx, kdcAddr, b, 5*time.Second)
 	received := env.now()
 	if err != nil {
-		return Finding{Status: Fail, Check: "kdc_reachable", Subject: env.KDC, Message: "the KDC does not answer over TCP",
+		return Finding{Status: Fail, Check: "kdc_reachable", Subject: kdcAddr, Message: "the KDC does not answer over TCP",
 			Facts: map[string]any{"error": err.Error()}, Fix: "check the KDC address (kerbgate doctor --kdc HOST:88) and that TCP port 88 is open from this host"}
 	}
 	var kerr messages.KRBError
 	if err := kerr.Unmarshal(reply); err != nil {
-		return Finding{Status: Warn, Check: "clock_offset", Subject: env.KDC, Message: "the KDC's answer carries no error with a time", Facts: map[string]any{"error": err.Error()}}
+		return Finding{Status: Warn, Check: "clock_offset", Subject: kdcAddr, Message: "the KDC's answer carries no error with a time", Facts: map[string]any{"error": err.Error()}}
 	}
 	mid := sent.Add(received.Sub(sent) / 2)
 	offset := kerr.STime.Add(time.Duration(kerr.Susec) * time.Microsecond).Sub(mid)
-	skew := env.Cfg.Kerberos.ClockSkew
+	skew := env.Options.ClockSkew
 	facts := map[string]any{"offset_seconds": math.Round(offset.Seconds()*10) / 10, "allowed_skew_seconds": skew.Seconds(),
 		"kdc_time": kerr.STime.UTC().Format(time.RFC3339), "kdc_error": errorcode.Lookup(kerr.ErrorCode)}
 	switch a := offset.Abs(); {
 	case a > skew:
-		return Finding{Status: Fail, Check: "clock_offset", Subject: env.KDC, Facts: facts,
+		return Finding{Status: Fail, Check: "clock_offset", Subject: kdcAddr, Facts: facts,
 			Message: "kerbgate's clock differs from the KDC's by more than kerberos.clock_skew: every sign-in fails with clock_skew or ticket_not_yet_valid",
 			Fix:     "synchronise this host's clock with the domain (chrony/ntpd pointed at a domain controller)"}
 	case a > skew/2:
-		return Finding{Status: Warn, Check: "clock_offset", Subject: env.KDC, Facts: facts,
+		return Finding{Status: Warn, Check: "clock_offset", Subject: kdcAddr, Facts: facts,
 			Message: "the clock offset to the KDC is more than half the allowed skew",
 			Fix:     "synchronise this host's clock with the domain (chrony/ntpd pointed at a domain controller)"}
 	}
-	return Finding{Status: OK, Check: "clock_offset", Subject: env.KDC, Message: "clocks agree", Facts: facts}
+	return Finding{Status: OK, Check: "clock_offset", Subject: kdcAddr, Message: "clocks agree", Facts: facts}
 }
 
 // CheckRoundTrip gets a real ticket for each accepted SPN with kerbgate's own keys
@@ -218,13 +226,13 @@ func CheckClock(ctx context.Context, env *Env) Finding {
 // be: the end-to-end proof that keytab, SPN registration and enctypes agree.
 func CheckRoundTrip(ctx context.Context, env *Env, kr *keyring.Keyring) []Finding {
 	var out []Finding
-	realm := env.Cfg.Kerberos.Realm
-	kcfg, err := kdc.Client{Realm: realm, KDCs: []string{env.KDC},
+	realm := env.Options.Realm
+	kcfg, err := kdc.Client{Realm: realm, KDCs: []string{env.kdc()},
 		Enctypes: []int32{kcrypto.AES256SHA1, kcrypto.AES128SHA1, kcrypto.RC4HMAC}}.Config()
 	if err != nil {
 		return []Finding{{Status: Fail, Check: "ticket_round_trip", Subject: realm, Message: "cannot configure the Kerberos client", Facts: map[string]any{"error": err.Error()}}}
 	}
-	for _, spn := range env.Cfg.Kerberos.SPNs {
+	for _, spn := range env.Options.SPNs {
 		owners, err := env.Dir.SPNOwners(ctx, spn)
 		if err != nil || len(owners) != 1 || !kr.HasPrincipal(spn, realm) {
 			continue // reported by the SPN checks
@@ -237,7 +245,7 @@ func CheckRoundTrip(ctx context.Context, env *Env, kr *keyring.Keyring) []Findin
 }
 
 func roundTrip(ctx context.Context, env *Env, kr *keyring.Keyring, kcfg *krbconfig.Config, spn, account string) Finding {
-	realm := env.Cfg.Kerberos.Realm
+	realm := env.Options.Realm
 	fail := func(msg, fix string, err error) Finding {
 		return Finding{Status: Fail, Check: "ticket_round_trip", Subject: spn, Message: msg,
 			Facts: map[string]any{"account": account, "error": err.Error()}, Fix: fix}
@@ -245,7 +253,7 @@ func roundTrip(ctx context.Context, env *Env, kr *keyring.Keyring, kcfg *krbconf
 	// The SPN's keys are the account's keys (same password and salt): sign in as the
 	// account with them.
 	kt := keytab.New()
-	for _, p := range env.Cfg.Kerberos.Keytabs {
+	for _, p := range env.Options.Keytabs {
 		one, err := keytab.Load(p)
 		if err != nil {
 			return fail("cannot read the keytab", "", err)
@@ -282,8 +290,8 @@ func roundTrip(ctx context.Context, env *Env, kr *keyring.Keyring, kcfg *krbconf
 	if err != nil {
 		return fail("cannot build the AP-REQ", "", err)
 	}
-	acc, err := acceptor.New(acceptor.Config{Keyring: kr, SPNs: env.Cfg.Kerberos.SPNs, Realm: realm,
-		Enctypes: env.Cfg.Kerberos.Enctypes, ClockSkew: env.Cfg.Kerberos.ClockSkew, Replay: replay.NewMemory(1000)})
+	acc, err := acceptor.New(acceptor.Config{Keyring: kr, SPNs: env.Options.SPNs, Realm: realm,
+		Enctypes: env.Options.Enctypes, ClockSkew: env.Options.ClockSkew, Replay: replay.NewMemory(1000)})
 	if err != nil {
 		return fail("cannot configure the acceptor", "", err)
 	}
@@ -304,7 +312,7 @@ func CheckDNS(ctx context.Context, env *Env) []Finding {
 		res = net.DefaultResolver
 	}
 	var out []Finding
-	for _, spn := range env.Cfg.Kerberos.SPNs {
+	for _, spn := range env.Options.SPNs {
 		_, host, _ := strings.Cut(spn, "/")
 		host, _, _ = strings.Cut(host, ":")
 		addrs, err := res.LookupHost(ctx, host)
@@ -359,9 +367,9 @@ func CheckTokenSize(ctx context.Context, env *Env) Finding {
 		}
 	}
 	est := EstimateTokenBytes(inDomain, len(u.Groups)-inDomain)
-	limit := env.Cfg.Kerberos.MaxTokenBytes
+	limit := env.Options.MaxTokenBytes
 	facts := map[string]any{"groups": len(u.Groups), "estimated_token_bytes": est, "max_token_bytes": limit,
-		"max_header_bytes": env.Cfg.Listen.MaxHeaderBytes}
+		"max_header_bytes": env.Options.MaxHeaderBytes}
 	switch {
 	case est > limit:
 		return Finding{Status: Fail, Check: "token_size", Subject: env.User, Facts: facts,
@@ -461,26 +469,26 @@ func cnameOf(ctx context.Context, server, host string) (string, error) {
 // a kerberos section, S4U2Self then S4U2Proxy for env.User, each KDC refusal mapped
 // to the AD setting at fault.
 func CheckDelegation(ctx context.Context, env *Env) []Finding {
-	d := env.Cfg.Proxy.Delegation
-	if d.Principal == "" || env.User == "" {
+	d := env.Options.Delegation
+	if d == nil || env.User == "" {
 		return nil
 	}
 	kt, err := s4u.Keytab(d.Keytab)
 	if err != nil {
 		return []Finding{{Status: Fail, Check: "delegation", Subject: d.Keytab, Message: "the delegation keytab cannot be read", Facts: map[string]any{"error": err.Error()}}}
 	}
-	c, err := s4u.New(s4u.Config{Keytab: kt, Principal: d.Principal, Realm: env.Cfg.Kerberos.Realm, KDCs: d.KDCs})
+	c, err := s4u.New(s4u.Config{Keytab: kt, Principal: d.Principal, Realm: env.Options.Realm, KDCs: d.KDCs})
 	if err != nil {
 		return []Finding{{Status: Fail, Check: "delegation", Subject: d.Principal, Message: err.Error()}}
 	}
 	user := s4u.User{Name: env.User, Enterprise: strings.Contains(env.User, "@")}
 	var out []Finding
-	for _, a := range env.Cfg.Proxy.Apps {
-		if a.Kerberos == nil {
+	for _, a := range env.Options.Apps {
+		if a.UpstreamSPN == "" {
 			continue
 		}
-		subject := a.ID + " → " + a.Kerberos.SPN
-		if _, err := c.Token(ctx, user, a.Kerberos.SPN, s4u.SPNEGO); err != nil {
+		subject := a.ID + " → " + a.UpstreamSPN
+		if _, err := c.Token(ctx, user, a.UpstreamSPN, s4u.SPNEGO); err != nil {
 			f := Finding{Status: Fail, Check: "delegation", Subject: subject, Message: err.Error(),
 				Facts: map[string]any{"service_account": d.Principal, "user": env.User}}
 			var re *reason.Error

@@ -5,10 +5,15 @@
 //
 // It owns the doctor's own probes and their wording: keytabs, the directory bind,
 // the clock against the KDC, a real ticket round trip, DNS, token sizes and the
-// delegation dry run. The checks serve also runs at start-up (SPN registration and
-// key versions, EPA shared accounts, the directory CA) and the Finding type live in
-// package spncheck, so that serve does not import this package. It must not change
-// anything (it only reads), print, or exit: `kerbgate doctor` renders its findings.
+// delegation dry run, and the browsers' Negotiate allowlist policies. The checks
+// serve also runs at start-up (SPN registration and key versions, EPA shared
+// accounts, the directory CA) and the Finding type live in package spncheck, so
+// that serve runs them without the doctor's probes.
+//
+// It checks typed Options, which package setup translates from the configuration
+// file (internal/setup/doctor): it must not import config or read the file. It must not
+// change anything (it only reads), print, or exit: `kerbgate doctor` renders its
+// findings.
 package diagnose
 
 import "github.com/kerbgate/kerbgate/internal/spncheck"
