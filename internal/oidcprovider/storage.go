@@ -1,0 +1,458 @@
+package oidcprovider
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kerbgate/kerbgate/internal/frontend"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// authRequestTTL bounds how long an authorization request waits for the sign-in and
+// the code for its redemption.
+const authRequestTTL = 5 * time.Minute
+
+// codeTTL is how long an authorization code may be redeemed.
+const codeTTL = time.Minute
+
+// accessAppPrefix marks an access token's record in the store's sessions: the
+// token's id keys a session of app "oidc-access:CLIENT" holding the identity.
+const accessAppPrefix = "oidc-access:"
+
+// authRequest is one authorization request, from the authorization endpoint to the
+// code's redemption.
+type authRequest struct {
+	ID            string
+	ClientID      string
+	RedirectURI   string
+	State         string
+	Nonce         string
+	Scopes        []string
+	ResponseType  oidc.ResponseType
+	ResponseMode  oidc.ResponseMode
+	CodeChallenge *oidc.CodeChallenge
+	promptNone    bool
+	created       time.Time
+
+	identity *identity.Identity // nil until signed in
+	subject  string
+	authTime time.Time
+	code     string
+}
+
+func (a *authRequest) GetID() string                         { return a.ID }
+func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetAMR() []string                      { return []string{"kerberos"} }
+func (a *authRequest) GetAudience() []string                 { return []string{a.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
+func (a *authRequest) GetClientID() string                   { return a.ClientID }
+func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.CodeChallenge }
+func (a *authRequest) GetNonce() string                      { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string                { return a.RedirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType    { return a.ResponseType }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode    { return a.ResponseMode }
+func (a *authRequest) GetScopes() []string                   { return a.Scopes }
+func (a *authRequest) GetState() string                      { return a.State }
+func (a *authRequest) GetSubject() string                    { return a.subject }
+func (a *authRequest) Done() bool                            { return a.identity != nil }
+
+// storage is what the protocol library keeps and asks: authorization requests and
+// codes, access tokens, clients, keys and claims.
+//
+// Authorization requests live in this node's memory for the minute of a sign-in;
+// a code is also recorded in the store and taken from it atomically, so that it
+// redeems once across a farm. Access tokens are records in the store.
+type storage struct {
+	p *Provider
+
+	mu       sync.Mutex
+	requests map[string]*authRequest
+	codes    map[string]string // code -> request id
+}
+
+func newStorage(p *Provider) *storage {
+	return &storage{p: p, requests: map[string]*authRequest{}, codes: map[string]string{}}
+}
+
+var errNotFound = errors.New("oidcprovider: not found")
+
+func (s *storage) now() time.Time { return s.p.opts.Now() }
+
+// purge drops expired requests; s.mu is held.
+func (s *storage) purge(now time.Time) {
+	for id, a := range s.requests {
+		if now.Sub(a.created) >= authRequestTTL {
+			delete(s.requests, id)
+			if a.code != "" {
+				delete(s.codes, a.code)
+			}
+		}
+	}
+}
+
+func (s *storage) authRequest(id string) (*authRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purge(s.now())
+	a, ok := s.requests[id]
+	if !ok {
+		return nil, errNotFound
+	}
+	return a, nil
+}
+
+func (s *storage) delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.requests[id]; ok {
+		delete(s.requests, id)
+		if a.code != "" {
+			delete(s.codes, a.code)
+		}
+	}
+}
+
+// done records the signed-in identity on request id.
+func (s *storage) done(id string, who *identity.Identity, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.requests[id]
+	if !ok {
+		return errNotFound
+	}
+	cp := *who
+	a.identity = &cp
+	a.subject = Subject(s.p.opts.Issuer, who.SID)
+	a.authTime = now
+	return nil
+}
+
+// CreateAuthRequest records a validated authorization request. PKCE is S256 only,
+// and required of public clients.
+func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	c, ok := s.p.clients[r.ClientID]
+	if !ok {
+		return nil, oidc.ErrInvalidClient()
+	}
+	var challenge *oidc.CodeChallenge
+	if r.CodeChallenge != "" {
+		if r.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+			return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+		}
+		challenge = &oidc.CodeChallenge{Challenge: r.CodeChallenge, Method: r.CodeChallengeMethod}
+	} else if c.SecretHash == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("a public client must use PKCE (S256)")
+	}
+	if r.ResponseType != oidc.ResponseTypeCode {
+		return nil, oidc.ErrInvalidRequest().WithDescription("only the code flow is supported")
+	}
+	id, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return nil, err
+	}
+	a := &authRequest{
+		ID: id, ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
+		Scopes: r.Scopes, ResponseType: r.ResponseType, ResponseMode: r.ResponseMode,
+		CodeChallenge: challenge, promptNone: slices.Contains(r.Prompt, oidc.PromptNone), created: s.now(),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purge(a.created)
+	s.requests[id] = a
+	return a, nil
+}
+
+func (s *storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, error) {
+	a, err := s.authRequest(id)
+	if err != nil {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
+	}
+	return a, nil
+}
+
+// AuthRequestByCode takes the code: from this node's memory, then atomically from
+// the store, so that of two redemptions anywhere in a farm at most one succeeds.
+func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	s.mu.Lock()
+	id, ok := s.codes[code]
+	var a *authRequest
+	if ok {
+		delete(s.codes, code)
+		a = s.requests[id]
+	}
+	s.mu.Unlock()
+	if a == nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	if _, err := s.p.opts.Store.TakeToken(ctx, code, a.ClientID, s.now()); err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	return a, nil
+}
+
+func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+	s.mu.Lock()
+	a, ok := s.requests[id]
+	if ok {
+		a.code = code
+		s.codes[code] = id
+	}
+	s.mu.Unlock()
+	if !ok || a.identity == nil {
+		return errNotFound
+	}
+	now := s.now()
+	return s.p.opts.Store.PutToken(ctx, code, store.Token{
+		AppID: a.ClientID, RedirectURI: a.RedirectURI, Identity: *a.identity, IssuedAt: now, ExpiresAt: now.Add(codeTTL),
+	})
+}
+
+func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
+	s.delete(id)
+	return nil
+}
+
+// CreateAccessToken records an access token: its id keys a store session holding
+// the identity, so that userinfo answers on any node of a farm.
+func (s *storage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
+	a, ok := r.(*authRequest)
+	if !ok || a.identity == nil {
+		return "", time.Time{}, oidc.ErrServerError().WithDescription("unsupported token request")
+	}
+	id, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := s.now()
+	exp := now.Add(s.p.opts.AccessTokenTTL)
+	err = s.p.opts.Store.PutSession(ctx, id, store.Session{
+		AppID: accessAppPrefix + a.ClientID, Identity: *a.identity, CreatedAt: now, ExpiresAt: exp,
+	})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return id, exp, nil
+}
+
+func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
+	return "", "", time.Time{}, oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not issued")
+}
+
+func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
+	return nil, oidc.ErrInvalidGrant().WithDescription("refresh tokens are not issued")
+}
+
+func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
+
+func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Error {
+	return oidc.ErrUnsupportedGrantType().WithDescription("revocation is not built yet")
+}
+
+func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
+	return "", "", op.ErrInvalidRefreshToken
+}
+
+// signingKey is one of Options.SigningKeys.
+type signingKey struct{ k jose.JSONWebKey }
+
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.k.Algorithm)
+}
+func (k signingKey) Key() any   { return k.k.Key }
+func (k signingKey) ID() string { return k.k.KeyID }
+
+// publicKey is the published half of a signing key.
+type publicKey struct{ k jose.JSONWebKey }
+
+func (k publicKey) ID() string                         { return k.k.KeyID }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(k.k.Algorithm) }
+func (k publicKey) Use() string                        { return "sig" }
+func (k publicKey) Key() any                           { return k.k.Public().Key }
+func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
+	return signingKey{s.p.opts.SigningKeys[len(s.p.opts.SigningKeys)-1]}, nil
+}
+
+func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	var algs []jose.SignatureAlgorithm
+	for _, k := range s.p.opts.SigningKeys {
+		if a := jose.SignatureAlgorithm(k.Algorithm); !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs, nil
+}
+
+func (s *storage) KeySet(context.Context) ([]op.Key, error) {
+	keys := make([]op.Key, 0, len(s.p.opts.SigningKeys))
+	for _, k := range s.p.opts.SigningKeys {
+		keys = append(keys, publicKey{k})
+	}
+	return keys, nil
+}
+
+func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	c, ok := s.p.clients[id]
+	if !ok {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	return c, nil
+}
+
+// AuthorizeClientIDSecret checks a confidential client's secret through clientauth:
+// bounded, rate-limited per client id and address.
+func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	hash := ""
+	if c, ok := s.p.clients[id]; ok {
+		hash = c.SecretHash
+	}
+	addr := ""
+	if r, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
+		addr = r.addr
+	}
+	if err := s.p.opts.Secrets.Check(id, hash, addr, secret); err != nil {
+		s.p.opts.Log.Warn("oidc client authentication refused", "client", id, "reason", string(err.Code), "detail", err.Error())
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	return nil
+}
+
+// requestKey carries the client's address (frontend.View) to AuthorizeClientIDSecret.
+type requestKey struct{}
+
+type requestInfo struct{ addr string }
+
+func withRequestInfo(ctx context.Context, v frontend.View) context.Context {
+	return context.WithValue(ctx, requestKey{}, &requestInfo{addr: v.ClientAddr()})
+}
+
+// SetUserinfoFromScopes is not used: SetUserinfoFromRequest answers instead.
+func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest puts the signed-in account's claims in the ID token.
+func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r op.IDTokenRequest, scopes []string) error {
+	a, ok := r.(*authRequest)
+	if !ok || a.identity == nil {
+		return oidc.ErrServerError().WithDescription("unsupported token request")
+	}
+	s.fill(u, a.subject, a.identity, scopes)
+	return nil
+}
+
+// SetUserinfoFromToken answers the userinfo endpoint from the access token's record.
+func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
+	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
+	if err != nil || len(sess.AppID) <= len(accessAppPrefix) || sess.AppID[:len(accessAppPrefix)] != accessAppPrefix {
+		return oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+	}
+	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+		return oidc.ErrAccessDenied().WithDescription("invalid access token")
+	}
+	c := s.p.clients[sess.AppID[len(accessAppPrefix):]]
+	scopes := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
+	if c != nil && c.Scopes != nil {
+		scopes = c.Scopes
+	}
+	s.fill(u, subject, &sess.Identity, scopes)
+	return nil
+}
+
+// fill sets the claims of id that scopes ask for.
+func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scopes []string) {
+	u.Subject = sub
+	if slices.Contains(scopes, oidc.ScopeProfile) {
+		u.PreferredUsername = preferredUsername(id)
+		u.Name = id.DisplayName
+		if id.UPN != "" {
+			u.AppendClaims("upn", id.UPN)
+		}
+	}
+	if slices.Contains(scopes, oidc.ScopeEmail) && id.Mail != "" {
+		u.Email = id.Mail
+		u.EmailVerified = oidc.Bool(true)
+	}
+}
+
+// preferredUsername is the account's UPN, else its principal name.
+func preferredUsername(id *identity.Identity) string {
+	if id.UPN != "" {
+		return id.UPN
+	}
+	return id.Principal
+}
+
+func (s *storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
+	return oidc.ErrUnsupportedGrantType().WithDescription("introspection is not built yet")
+}
+
+func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errNotFound
+}
+
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, oidc.ErrUnauthorizedClient()
+}
+
+func (s *storage) Health(context.Context) error { return nil }
+
+// client adapts a Client to the library's view of one.
+type client struct {
+	Client
+	p *Provider
+}
+
+func (c *client) GetID() string                    { return c.ID }
+func (c *client) RedirectURIs() []string           { return c.Client.RedirectURIs }
+func (c *client) PostLogoutRedirectURIs() []string { return c.Client.PostLogoutRedirectURIs }
+func (c *client) ApplicationType() op.ApplicationType {
+	return op.ApplicationTypeWeb
+}
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.SecretHash == "" {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) GrantTypes() []oidc.GrantType { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c *client) LoginURL(id string) string    { return c.p.loginURL(id) }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	return op.AccessTokenTypeBearer
+}
+func (c *client) IDTokenLifetime() time.Duration { return c.p.opts.IDTokenTTL }
+func (c *client) DevMode() bool                  { return false }
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) IsScopeAllowed(scope string) bool {
+	if c.Scopes == nil {
+		return scope == oidc.ScopeOpenID || scope == oidc.ScopeProfile || scope == oidc.ScopeEmail
+	}
+	return slices.Contains(c.Scopes, scope)
+}
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+
+var (
+	_ op.Storage                   = (*storage)(nil)
+	_ op.CanSetUserinfoFromRequest = (*storage)(nil)
+	_ op.Client                    = (*client)(nil)
+)

@@ -1,0 +1,289 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/krb/initiator"
+	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/testrealm"
+)
+
+// kerbgate as an OpenID Provider, driven by real relying-party libraries
+// (coreos/go-oidc and golang.org/x/oauth2) with real Kerberos tickets.
+
+// ticket kinits user and gets the gateway's service ticket, as a signed-in Windows
+// browser holds.
+func ticket(t testing.TB, r *testrealm.Realm, user string) string {
+	cc := r.Kinit(t, user)
+	r.Kvno(t, cc, testrealm.GatewaySPN)
+	return cc
+}
+
+const opRPCallback = "http://app.example.test:9/callback"
+
+// opConfig is handoffConfig plus an oidc_provider with a confidential client (rp,
+// any domain user), a public one (spa) and a confidential one for staff only.
+func opConfig(t *testing.T, r *testrealm.Realm) (*config.Config, string) {
+	t.Helper()
+	port := freePort(t)
+	cfg := handoffConfig(t, r, "http://app.example.test:9")
+	cfg.Listen.Address = "127.0.0.1:" + strconv.Itoa(port)
+	keys := filepath.Join(t.TempDir(), "oidc-keys.json")
+	if _, err := oidcprovider.AddSigningKey(keys, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oidcprovider.AddSigningKey(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dh, sh := secretHashes(t)
+	issuer := "http://sso.example.test:" + strconv.Itoa(port) + "/oidc"
+	cfg.OIDCProvider = config.OIDCProvider{
+		Enabled: true, Issuer: issuer, SigningKeysFile: keys,
+		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute,
+		Clients: []config.OIDCClient{
+			{ID: "rp", SecretHash: dh, RedirectURIs: []string{opRPCallback}, RequireDirectory: true},
+			{ID: "spa", RedirectURIs: []string{opRPCallback}, RequireDirectory: true},
+			{ID: "staff-rp", SecretHash: sh, RedirectURIs: []string{opRPCallback}, AllowedGroups: []string{"staff"}, RequireDirectory: true},
+		},
+	}
+	return cfg, issuer
+}
+
+// negotiateTransport answers kerbgate's Negotiate challenges with the tickets of
+// ccache, as a browser holding them does, without a prompt.
+type negotiateTransport struct {
+	t      testing.TB
+	ccache string
+}
+
+func (n negotiateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || n.ccache == "" ||
+		!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Negotiate") || req.Header.Get("Authorization") != "" {
+		return resp, err
+	}
+	resp.Body.Close()
+	h, err := tryNegotiateHeader(n.ccache, "HTTP/sso.example.test", initiator.Options{})
+	if err != nil {
+		return nil, err
+	}
+	r2 := req.Clone(req.Context())
+	r2.Header.Set("Authorization", h)
+	return http.DefaultTransport.RoundTrip(r2)
+}
+
+// browser is an HTTP client with a cookie jar holding the tickets of ccache ("" for
+// none) that follows redirects until the relying party's callback.
+func opBrowser(t testing.TB, ccache string) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar: jar, Transport: negotiateTransport{t: t, ccache: ccache}, Timeout: 20 * time.Second,
+		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), opRPCallback) {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+}
+
+// authorize opens authURL in the browser and returns the callback's query.
+func authorize(t testing.TB, b *http.Client, authURL string) url.Values {
+	t.Helper()
+	resp, err := b.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(loc.String(), opRPCallback) {
+		t.Fatalf("status %d, Location %q: not sent back to the relying party", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc.Query()
+}
+
+type opRP struct {
+	provider *oidc.Provider
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
+}
+
+func newOPRP(t testing.TB, ctx context.Context, issuer, clientID, secret string) *opRP {
+	t.Helper()
+	p, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &opRP{
+		provider: p,
+		oauth: oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: p.Endpoint(),
+			RedirectURL: opRPCallback, Scopes: []string{oidc.ScopeOpenID, "profile", "email"}},
+		verifier: p.Verifier(&oidc.Config{ClientID: clientID}),
+	}
+}
+
+func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	g := startGateway(t, cfg)
+	ctx := context.Background()
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	rp.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader // client_secret_basic
+	b := opBrowser(t, ticket(t, r, "alice"))
+
+	verifier := oauth2.GenerateVerifier()
+	q := authorize(t, b, rp.oauth.AuthCodeURL("st-1", oidc.Nonce("n-1"), oauth2.S256ChallengeOption(verifier)))
+	if q.Get("state") != "st-1" || q.Get("code") == "" {
+		t.Fatalf("callback %v", q)
+	}
+	tok, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := rp.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Sub, Nonce, Name, Email, UPN string
+		PreferredUsername            string   `json:"preferred_username"`
+		AMR                          []string `json:"amr"`
+		AuthTime                     int64    `json:"auth_time"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	wantSub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	if claims.Sub != wantSub || claims.Nonce != "n-1" || len(claims.AMR) != 1 || claims.AMR[0] != "kerberos" ||
+		!strings.EqualFold(claims.PreferredUsername, "alice@example.test") || claims.AuthTime == 0 {
+		t.Errorf("ID token claims %+v, want sub %s", claims, wantSub)
+	}
+	if strings.Contains(strings.ToLower(claims.Sub), "alice") {
+		t.Errorf("sub %q carries the name", claims.Sub)
+	}
+
+	// userinfo with the access token.
+	ui, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ui.Subject != wantSub {
+		t.Errorf("userinfo sub %s, want %s", ui.Subject, wantSub)
+	}
+
+	// The code redeems once.
+	if _, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("second redemption: %v, want invalid_grant", err)
+	}
+
+	// A second sign-in rides kerbgate's OIDC browser session: no ticket needed.
+	b.Transport = negotiateTransport{t: t}
+	q = authorize(t, b, rp.oauth.AuthCodeURL("st-2", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if q.Get("code") == "" {
+		t.Fatalf("second sign-in: %v", q)
+	}
+	_ = g
+}
+
+func TestOIDCProviderPublicClientNeedsPKCES256(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	startGateway(t, cfg)
+	ctx := context.Background()
+	rp := newOPRP(t, ctx, issuer, "spa", "")
+	b := opBrowser(t, ticket(t, r, "alice"))
+
+	q := authorize(t, b, rp.oauth.AuthCodeURL("s"))
+	if q.Get("error") != "invalid_request" {
+		t.Errorf("without PKCE: %v", q)
+	}
+	q = authorize(t, b, rp.oauth.AuthCodeURL("s", oauth2.SetAuthURLParam("code_challenge", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
+		oauth2.SetAuthURLParam("code_challenge_method", "plain")))
+	if q.Get("error") != "invalid_request" {
+		t.Errorf("plain PKCE: %v", q)
+	}
+	verifier := oauth2.GenerateVerifier()
+	q = authorize(t, b, rp.oauth.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	if q.Get("code") == "" {
+		t.Fatalf("S256: %v", q)
+	}
+	if _, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption("wrong-"+verifier)); err == nil {
+		t.Error("a wrong verifier redeemed the code")
+	}
+}
+
+func TestOIDCProviderRefusalsReachTheRelyingParty(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	g := startGateway(t, cfg)
+	ctx := context.Background()
+	staff := newOPRP(t, ctx, issuer, "staff-rp", staffSecret)
+	v := oauth2.GenerateVerifier()
+
+	// alice is not in staff: access_denied at the client's redirect URI.
+	q := authorize(t, opBrowser(t, ticket(t, r, "alice")), staff.oauth.AuthCodeURL("s-a", oauth2.S256ChallengeOption(v)))
+	if q.Get("error") != "access_denied" || q.Get("state") != "s-a" || q.Get("code") != "" {
+		t.Errorf("alice at staff-rp: %v", q)
+	}
+	if !strings.Contains(g.logs.String(), "not_in_group") {
+		t.Error("kerbgate's reason (not_in_group) is not in the log")
+	}
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	// bob is, through a nested group.
+	q = authorize(t, opBrowser(t, ticket(t, r, "bob")), staff.oauth.AuthCodeURL("s-b", oauth2.S256ChallengeOption(v)))
+	if q.Get("code") == "" {
+		t.Fatalf("bob at staff-rp: %v", q)
+	}
+	staff.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams // client_secret_post
+	if _, err := staff.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err != nil {
+		t.Errorf("bob's code with client_secret_post: %v", err)
+	}
+	// carol is disabled in the directory: refused though her ticket is valid
+	// (obtained while she was enabled).
+	carol := ticket(t, r, "carol")
+	r.SambaTool(t, "user", "disable", "carol")
+	t.Cleanup(func() { r.SambaTool(t, "user", "enable", "carol") })
+	waitFor(t, 15*time.Second, "carol refused once the directory cache expired", func() bool {
+		q = authorize(t, opBrowser(t, carol), rp.oauth.AuthCodeURL("s-c", oauth2.S256ChallengeOption(v)))
+		return q.Get("error") == "access_denied" && q.Get("code") == ""
+	})
+	if !strings.Contains(g.logs.String(), "user_disabled") {
+		t.Error("kerbgate's reason (user_disabled) is not in the log")
+	}
+	// prompt=none without a ticket or a session: login_required.
+	q = authorize(t, opBrowser(t, ""), rp.oauth.AuthCodeURL("s-n", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")))
+	if q.Get("error") != "login_required" || q.Get("state") != "s-n" {
+		t.Errorf("prompt=none without a ticket: %v", q)
+	}
+	// An unregistered redirect URI never gets a redirect.
+	c := rp.oauth
+	c.RedirectURL = "http://evil.example.test/cb"
+	resp, err := opBrowser(t, ticket(t, r, "alice")).Get(c.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); strings.Contains(l, "evil") {
+		t.Errorf("sent to an unregistered redirect URI: %s", l)
+	}
+	// A wrong client secret is refused at the token endpoint.
+	bad := newOPRP(t, ctx, issuer, "rp", "wrong-secret")
+	bad.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	q = authorize(t, opBrowser(t, ticket(t, r, "alice")), bad.oauth.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	if _, err := bad.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Errorf("wrong secret: %v", err)
+	}
+}
