@@ -287,3 +287,35 @@ func TestOIDCProviderRefusalsReachTheRelyingParty(t *testing.T) {
 		t.Errorf("wrong secret: %v", err)
 	}
 }
+
+// TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently: a real relying party
+// (Apache httpd with mod_auth_openidc) protects a page; headless Chromium holding
+// alice's ticket opens it and lands on it with her claims, with no prompt. alice at
+// a client for staff only gets access_denied at the relying party.
+func TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	rpPort, staffPort := freePort(t), freePort(t)
+	cfg.OIDCProvider.Clients[0].RedirectURIs = []string{testrealm.OIDCRPRedirectURI(rpPort)}
+	cfg.OIDCProvider.Clients[2].RedirectURIs = []string{testrealm.OIDCRPRedirectURI(staffPort)}
+	startGateway(t, cfg)
+	rp := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "rp", ClientSecret: demoSecret, Port: rpPort})
+	staff := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "staff-rp", ClientSecret: staffSecret, Port: staffPort})
+
+	alice := r.Kinit(t, "alice")
+	page := chromium(t, r, alice, rp.Whoami)
+	sub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	for _, want := range []string{"sub=" + sub, "amr=kerberos", "upn=alice@"} {
+		if !strings.Contains(strings.ToLower(page), strings.ToLower(want)) {
+			t.Errorf("alice's page lacks %q:\n%s\nerror.log:\n%s", want, page, rp.ErrorLog())
+		}
+	}
+	if !strings.Contains(strings.ToLower(page), "preferred_username=alice@example.test") {
+		t.Errorf("alice's page:\n%s", page)
+	}
+
+	page = chromium(t, r, alice, staff.Whoami)
+	if strings.Contains(page, "sub=") || !strings.Contains(page, "access_denied") {
+		t.Errorf("alice at the staff-only client:\n%s\nerror.log:\n%s", page, staff.ErrorLog())
+	}
+}
