@@ -221,8 +221,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		p.complete(w, r, ar, c, id, true)
 		return
 	}
-	if ar.promptNone && r.Header.Get("Authorization") == "" {
-		p.st.delete(ar.ID)
+	if ar.PromptNone && r.Header.Get("Authorization") == "" {
 		op.AuthRequestError(w, r, ar, oidc.ErrLoginRequired(), p.op)
 		return
 	}
@@ -264,12 +263,13 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequ
 			return
 		}
 	}
-	if err := p.st.done(ar.ID, id, p.opts.Now()); err != nil {
-		p.opts.Reporter.Refuse(w, r, reason.New(reason.BadRequest, "authorization request expired", "cause", "expired"))
+	k, err := p.st.signedIn(ctx, ar, id, p.opts.Now())
+	if err != nil {
+		p.opts.Reporter.Refuse(w, r, storeRefusal("cannot record the sign-in", "put_token", err))
 		return
 	}
 	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal)
-	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), ar.ID), http.StatusFound)
+	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), k), http.StatusFound)
 }
 
 // deny sends the client access_denied at its (registered) redirect URI, or
@@ -277,7 +277,6 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequ
 func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ar *authRequest, err error) {
 	e := reason.Of(err)
 	p.opts.Log.Warn("oidc sign-in refused", "client", ar.ClientID, "reason", string(e.Code), "detail", e.Error())
-	p.st.delete(ar.ID)
 	oe := oidc.ErrAccessDenied()
 	switch e.Code {
 	case reason.DirectoryUnavailable, reason.StoreUnavailable, reason.Internal:
@@ -309,4 +308,14 @@ func enrich(id *identity.Identity, u *directory.User) {
 	if len(u.Groups) > 0 {
 		id.Groups = u.Groups
 	}
+}
+
+// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
+// ends by itself) when the store cannot be reached, internal_error otherwise.
+func storeRefusal(detail, op string, err error) *reason.Error {
+	code := reason.Internal
+	if errors.Is(err, store.ErrUnavailable) {
+		code = reason.StoreUnavailable
+	}
+	return reason.New(code, detail, "op", op, "error", err.Error())
 }

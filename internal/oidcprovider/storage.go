@@ -2,6 +2,8 @@ package oidcprovider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -16,36 +18,54 @@ import (
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// authRequestTTL bounds how long an authorization request waits for the sign-in and
-// the code for its redemption.
+// authRequestTTL bounds how long an authorization request waits for the sign-in.
 const authRequestTTL = 5 * time.Minute
 
-// codeTTL is how long an authorization code may be redeemed.
-const codeTTL = time.Minute
+// codeTTL is how long an authorization code may be redeemed; signedInTTL how long
+// the browser has from the login step to the library's callback.
+const (
+	codeTTL     = time.Minute
+	signedInTTL = time.Minute
+)
 
 // accessAppPrefix marks an access token's record in the store's sessions: the
 // token's id keys a session of app "oidc-access:CLIENT" holding the identity.
 const accessAppPrefix = "oidc-access:"
 
-// authRequest is one authorization request, from the authorization endpoint to the
-// code's redemption.
-type authRequest struct {
-	ID            string
-	ClientID      string
-	RedirectURI   string
-	State         string
-	Nonce         string
-	Scopes        []string
-	ResponseType  oidc.ResponseType
-	ResponseMode  oidc.ResponseMode
-	CodeChallenge *oidc.CodeChallenge
-	promptNone    bool
-	created       time.Time
+// Store token kinds (store.Token.AppID) of the authorization code flow.
+const (
+	signedInKind = "oidc-signed-in"
+	codeKind     = "oidc-code"
+)
 
+// requestPurpose binds the authorization request's seal to its use.
+const requestPurpose = "kerbgate-oidc-authorization-request"
+
+// authRequest is one authorization request, from the authorization endpoint to the
+// code's redemption. Its fields travel sealed (Request), so that any node of a farm
+// serves any step.
+type authRequest struct {
+	Request
+	// ID is the sealed request until the sign-in, then the key of the signed-in
+	// record in the store.
+	ID       string
+	sealed   string
 	identity *identity.Identity // nil until signed in
 	subject  string
 	authTime time.Time
-	code     string
+}
+
+// Request is what the authorization request asked for.
+type Request struct {
+	ClientID      string              `json:"c"`
+	RedirectURI   string              `json:"r"`
+	State         string              `json:"s,omitempty"`
+	Nonce         string              `json:"n,omitempty"`
+	Scopes        []string            `json:"sc"`
+	ResponseMode  oidc.ResponseMode   `json:"rm,omitempty"`
+	CodeChallenge *oidc.CodeChallenge `json:"pk,omitempty"`
+	PromptNone    bool                `json:"pn,omitempty"`
+	Created       time.Time           `json:"t"`
 }
 
 func (a *authRequest) GetID() string                         { return a.ID }
@@ -57,7 +77,7 @@ func (a *authRequest) GetClientID() string                   { return a.ClientID
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.CodeChallenge }
 func (a *authRequest) GetNonce() string                      { return a.Nonce }
 func (a *authRequest) GetRedirectURI() string                { return a.RedirectURI }
-func (a *authRequest) GetResponseType() oidc.ResponseType    { return a.ResponseType }
+func (a *authRequest) GetResponseType() oidc.ResponseType    { return oidc.ResponseTypeCode }
 func (a *authRequest) GetResponseMode() oidc.ResponseMode    { return a.ResponseMode }
 func (a *authRequest) GetScopes() []string                   { return a.Scopes }
 func (a *authRequest) GetState() string                      { return a.State }
@@ -67,75 +87,80 @@ func (a *authRequest) Done() bool                            { return a.identity
 // storage is what the protocol library keeps and asks: authorization requests and
 // codes, access tokens, clients, keys and claims.
 //
-// Authorization requests live in this node's memory for the minute of a sign-in;
-// a code is also recorded in the store and taken from it atomically, so that it
-// redeems once across a farm. Access tokens are records in the store.
+// Nothing of a sign-in is kept in one node's memory: the authorization request
+// travels sealed with the farm's cookie keys (the login step's id); the signed-in
+// request and the code are store tokens, each taken once, atomically, farm-wide;
+// access tokens are store records. The only state in memory is the signed-in
+// request between the library's callback and its code (one HTTP request).
 type storage struct {
 	p *Provider
 
-	mu       sync.Mutex
-	requests map[string]*authRequest
-	codes    map[string]string // code -> request id
+	mu      sync.Mutex
+	pending map[string]*authRequest // signed-in key -> request, within the callback
 }
 
 func newStorage(p *Provider) *storage {
-	return &storage{p: p, requests: map[string]*authRequest{}, codes: map[string]string{}}
+	return &storage{p: p, pending: map[string]*authRequest{}}
 }
 
 var errNotFound = errors.New("oidcprovider: not found")
 
 func (s *storage) now() time.Time { return s.p.opts.Now() }
 
-// purge drops expired requests; s.mu is held.
-func (s *storage) purge(now time.Time) {
-	for id, a := range s.requests {
-		if now.Sub(a.created) >= authRequestTTL {
-			delete(s.requests, id)
-			if a.code != "" {
-				delete(s.codes, a.code)
-			}
-		}
+// open returns the request sealed in id, or an error when it is forged, sealed with
+// a retired key or older than authRequestTTL.
+func (s *storage) open(sealed string) (*authRequest, error) {
+	if len(sealed) > 8<<10 {
+		return nil, errNotFound
 	}
-}
-
-func (s *storage) authRequest(id string) (*authRequest, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.purge(s.now())
-	a, ok := s.requests[id]
+	v, ok := s.p.browser.Keys.Open(requestPurpose, sealed)
 	if !ok {
 		return nil, errNotFound
 	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, errNotFound
+	}
+	var req Request
+	if err := json.Unmarshal(b, &req); err != nil {
+		return nil, errNotFound
+	}
+	if age := s.now().Sub(req.Created); age < 0 || age >= authRequestTTL {
+		return nil, errNotFound
+	}
+	return &authRequest{Request: req, ID: sealed, sealed: sealed}, nil
+}
+
+// authRequest returns the request of the login step's id.
+func (s *storage) authRequest(id string) (*authRequest, error) { return s.open(id) }
+
+// signedIn records that the browser of a signed in as who, and returns the key
+// the library's callback takes it by.
+func (s *storage) signedIn(ctx context.Context, a *authRequest, who *identity.Identity, now time.Time) (string, error) {
+	k, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return "", err
+	}
+	return k, s.p.opts.Store.PutToken(ctx, k, store.Token{
+		AppID: signedInKind, RedirectURI: a.sealed, Identity: *who, IssuedAt: now, ExpiresAt: now.Add(signedInTTL),
+	})
+}
+
+// taken rebuilds a signed-in request from its store token.
+func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
+	a, err := s.open(t.RedirectURI)
+	if err != nil {
+		return nil, err
+	}
+	a.ID = id
+	idt := t.Identity
+	a.identity = &idt
+	a.subject = Subject(s.p.opts.Issuer, idt.SID)
+	a.authTime = t.IssuedAt
 	return a, nil
 }
 
-func (s *storage) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a, ok := s.requests[id]; ok {
-		delete(s.requests, id)
-		if a.code != "" {
-			delete(s.codes, a.code)
-		}
-	}
-}
-
-// done records the signed-in identity on request id.
-func (s *storage) done(id string, who *identity.Identity, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.requests[id]
-	if !ok {
-		return errNotFound
-	}
-	cp := *who
-	a.identity = &cp
-	a.subject = Subject(s.p.opts.Issuer, who.SID)
-	a.authTime = now
-	return nil
-}
-
-// CreateAuthRequest records a validated authorization request. PKCE is S256 only,
+// CreateAuthRequest seals a validated authorization request. PKCE is S256 only,
 // and required of public clients.
 func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	c, ok := s.p.clients[r.ClientID]
@@ -154,45 +179,49 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 	if r.ResponseType != oidc.ResponseTypeCode {
 		return nil, oidc.ErrInvalidRequest().WithDescription("only the code flow is supported")
 	}
-	id, err := store.NewID(s.p.opts.Rand)
+	req := Request{
+		ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
+		Scopes: r.Scopes, ResponseMode: r.ResponseMode, CodeChallenge: challenge,
+		PromptNone: slices.Contains(r.Prompt, oidc.PromptNone), Created: s.now(),
+	}
+	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	a := &authRequest{
-		ID: id, ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
-		Scopes: r.Scopes, ResponseType: r.ResponseType, ResponseMode: r.ResponseMode,
-		CodeChallenge: challenge, promptNone: slices.Contains(r.Prompt, oidc.PromptNone), created: s.now(),
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.purge(a.created)
-	s.requests[id] = a
-	return a, nil
+	sealed := s.p.browser.Keys.Seal(requestPurpose, base64.RawURLEncoding.EncodeToString(b))
+	return &authRequest{Request: req, ID: sealed, sealed: sealed}, nil
 }
 
-func (s *storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, error) {
-	a, err := s.authRequest(id)
+// AuthRequestByID is the library's callback taking the signed-in request: once.
+func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	t, err := s.p.opts.Store.TakeToken(ctx, id, signedInKind, s.now())
+	if err != nil {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown, used or expired authorization request")
+	}
+	a, err := s.taken(id, t)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.pending { // bounded: entries of abandoned callbacks go
+		if s.now().Sub(p.authTime) >= signedInTTL {
+			delete(s.pending, k)
+		}
+	}
+	s.pending[id] = a
 	return a, nil
 }
 
-// AuthRequestByCode takes the code: from this node's memory, then atomically from
-// the store, so that of two redemptions anywhere in a farm at most one succeeds.
+// AuthRequestByCode takes the code from the store: of two redemptions anywhere in a
+// farm at most one succeeds. The library then checks the client and the verifier.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	s.mu.Lock()
-	id, ok := s.codes[code]
-	var a *authRequest
-	if ok {
-		delete(s.codes, code)
-		a = s.requests[id]
-	}
-	s.mu.Unlock()
-	if a == nil {
+	t, err := s.p.opts.Store.TakeToken(ctx, code, codeKind, s.now())
+	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
-	if _, err := s.p.opts.Store.TakeToken(ctx, code, a.ClientID, s.now()); err != nil {
+	a, err := s.taken(code, t)
+	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
 	return a, nil
@@ -200,23 +229,22 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	s.mu.Lock()
-	a, ok := s.requests[id]
-	if ok {
-		a.code = code
-		s.codes[code] = id
-	}
+	a, ok := s.pending[id]
+	delete(s.pending, id)
 	s.mu.Unlock()
-	if !ok || a.identity == nil {
+	if !ok {
 		return errNotFound
 	}
 	now := s.now()
 	return s.p.opts.Store.PutToken(ctx, code, store.Token{
-		AppID: a.ClientID, RedirectURI: a.RedirectURI, Identity: *a.identity, IssuedAt: now, ExpiresAt: now.Add(codeTTL),
+		AppID: codeKind, RedirectURI: a.sealed, Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(codeTTL),
 	})
 }
 
 func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
-	s.delete(id)
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
 	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/store/redistest"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -66,10 +68,15 @@ func opConfig(t *testing.T, r *testrealm.Realm) (*config.Config, string) {
 type negotiateTransport struct {
 	t      testing.TB
 	ccache string
+	base   http.RoundTripper // http.DefaultTransport when nil
 }
 
 func (n negotiateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	base := n.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || n.ccache == "" ||
 		!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Negotiate") || req.Header.Get("Authorization") != "" {
 		return resp, err
@@ -81,7 +88,7 @@ func (n negotiateTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	r2 := req.Clone(req.Context())
 	r2.Header.Set("Authorization", h)
-	return http.DefaultTransport.RoundTrip(r2)
+	return base.RoundTrip(r2)
 }
 
 // browser is an HTTP client with a cookie jar holding the tickets of ccache ("" for
@@ -317,5 +324,71 @@ func TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently(t *testing.T) {
 	page = chromium(t, r, alice, staff.Whoami)
 	if strings.Contains(page, "sub=") || !strings.Contains(page, "access_denied") {
 		t.Errorf("alice at the staff-only client:\n%s\nerror.log:\n%s", page, staff.ErrorLog())
+	}
+}
+
+// roundRobin sends each request for sso.example.test to the next node of a farm, in
+// turn: no step of a sign-in finds the node that served the step before.
+type roundRobin struct {
+	ports []int
+	next  *atomic.Int64
+	base  http.RoundTripper
+}
+
+func (rr roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Hostname() == "sso.example.test" {
+		r2 := req.Clone(req.Context())
+		r2.URL.Host = "sso.example.test:" + strconv.Itoa(rr.ports[int(rr.next.Add(1))%len(rr.ports)])
+		r2.Host = req.URL.Host // the issuer's name, as a balancer passes it on
+		req = r2
+	}
+	return rr.base.RoundTrip(req)
+}
+
+// TestOIDCProviderFarmServesEachStepOnAnotherNode: two nodes sharing Redis, the
+// cookie keys and the signing keys; authorize, login, callback, token and userinfo
+// each land on the other node, and the code still redeems once.
+func TestOIDCProviderFarmServesEachStepOnAnotherNode(t *testing.T) {
+	r := testrealm.Require(t)
+	redis := redistest.Start(t, redistest.Options{})
+	cfgA, issuer := opConfig(t, r)
+	cfgA = withRedis(cfgA, redis)
+	cfgB := *cfgA
+	cfgB.Listen.Address = "127.0.0.1:0"
+	a := startGateway(t, cfgA)
+	b := startGateway(t, &cfgB)
+	rr := roundRobin{ports: []int{a.port, b.port}, next: &atomic.Int64{}, base: http.DefaultTransport}
+
+	back := &http.Client{Transport: roundRobin{ports: rr.ports, next: rr.next, base: http.DefaultTransport}}
+	ctx := oidc.ClientContext(context.Background(), back)
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	br := opBrowser(t, ticket(t, r, "alice"))
+	br.Transport = negotiateTransport{t: t, ccache: br.Transport.(negotiateTransport).ccache, base: rr}
+
+	v := oauth2.GenerateVerifier()
+	q := authorize(t, br, rp.oauth.AuthCodeURL("st", oidc.Nonce("n"), oauth2.S256ChallengeOption(v)))
+	if q.Get("code") == "" {
+		t.Fatalf("callback %v", q)
+	}
+	tok, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if _, err := rp.verifier.Verify(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // userinfo on both nodes
+		if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err != nil {
+			t.Fatalf("userinfo %d: %v", i, err)
+		}
+	}
+	for i := 0; i < 2; i++ { // the code is spent on both nodes
+		if _, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err == nil {
+			t.Fatalf("code redeemed again (%d)", i)
+		}
+	}
+	if !strings.Contains(a.logs.String(), "oidc sign-in") && !strings.Contains(b.logs.String(), "oidc sign-in") {
+		t.Error("no node logged the sign-in")
 	}
 }
