@@ -287,6 +287,9 @@ epa:
 #   signing_keys_file: /etc/kerbgate/oidc-keys.json
 #   id_token_ttl: 5m
 #   access_token_ttl: 10m
+#   # Refresh tokens (clients with offline_access in scopes) rotate at each use; a
+#   # token used twice revokes its whole family.
+#   refresh_token_ttl: 8h
 #   clients:
 #     - id: wiki
 #       # kerbgate hash-secret; absent: a public client, which must use PKCE.
@@ -294,6 +297,6 @@ epa:
 #       redirect_uris: [https://wiki.example.com/redirect_uri]
 #       post_logout_redirect_uris: [https://wiki.example.com/]
 #       allowed_groups: [staff]
-#       scopes: [openid, profile, email]
+#       scopes: [openid, profile, email]   # and offline_access for refresh tokens
 #       require_directory: true
 `

@@ -21,8 +21,10 @@ type OIDCProvider struct {
 	// SigningKeysFile is the farm's JWK set (kerbgate oidc-keygen), oldest first;
 	// the last key signs, all are published.
 	SigningKeysFile string
-	// IDTokenTTL and AccessTokenTTL are the tokens' lifetimes (5m and 10m by default).
-	IDTokenTTL, AccessTokenTTL time.Duration
+	// IDTokenTTL and AccessTokenTTL are the tokens' lifetimes (5m and 10m by default);
+	// RefreshTokenTTL is a refresh token's (8h by default), for clients allowed
+	// offline_access.
+	IDTokenTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
 	// Clients are the registered relying parties.
 	Clients []OIDCClient
 }
@@ -37,7 +39,7 @@ type OIDCClient struct {
 	PostLogoutRedirectURIs []string
 	AllowedGroups          []string
 	// Scopes are the scopes the client may ask for; openid, profile and email when
-	// absent.
+	// absent. offline_access (refresh tokens) only when listed.
 	Scopes []string
 	// RequireDirectory is as in sso apps: true by default with a directory section.
 	RequireDirectory bool
@@ -46,9 +48,10 @@ type OIDCClient struct {
 const (
 	defaultIDTokenTTL     = 5 * time.Minute
 	defaultAccessTokenTTL = 10 * time.Minute
+	defaultRefreshTTL     = 8 * time.Hour
 )
 
-var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true}
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 
 var oidcClientID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -102,6 +105,12 @@ func decodeOIDCProvider(m *mapping, c *Config) {
 		p.AccessTokenTTL = v
 	}
 
+	p.RefreshTokenTTL = defaultRefreshTTL
+	f = m.field("refresh_token_ttl", "a duration from 1m to 720h (30 days), like 8h")
+	if v, ok := f.durationIn(time.Minute, 30*24*time.Hour); ok {
+		p.RefreshTokenTTL = v
+	}
+
 	const clientExpect = "a client: a mapping with at least id and redirect_uris"
 	f = m.field("clients", "a list of clients, each "+strings.TrimPrefix(clientExpect, "a client: "))
 	items, _ := f.list(clientExpect)
@@ -151,9 +160,9 @@ func decodeOIDCClient(m *mapping) OIDCClient {
 		cl.PostLogoutRedirectURIs = decodeURIs(f)
 	}
 	cl.AllowedGroups = decodeGroups(m.field("allowed_groups", groupsExpect))
-	f = m.field("scopes", "a list of the scopes the client may ask for, of openid, profile and email")
+	f = m.field("scopes", "a list of the scopes the client may ask for, of openid, profile, email and offline_access")
 	if f.set() {
-		scopes, its := f.strings("openid, profile or email")
+		scopes, its := f.strings("openid, profile, email or offline_access")
 		for i, s := range scopes {
 			if !oidcScopes[s] {
 				its[i].invalid("%s is not a supported scope", describe(its[i].val))

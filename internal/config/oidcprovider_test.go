@@ -28,7 +28,7 @@ func TestOIDCProviderParsesWithDefaults(t *testing.T) {
 	}
 	want := OIDCProvider{
 		Enabled: true, Issuer: "https://sso.example.com/oidc", SigningKeysFile: "/etc/kerbgate/oidc-keys.json",
-		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute,
+		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: 8 * time.Hour,
 		Clients: []OIDCClient{
 			{ID: "wiki", SecretHash: testBcrypt, RedirectURIs: []string{"https://wiki.example.com/cb"}, AllowedGroups: []string{"S-1-5-21-1-2-3-1110"}},
 			{ID: "spa", RedirectURIs: []string{"http://localhost:8080/cb"}, Scopes: []string{"openid", "profile"}},
@@ -65,8 +65,8 @@ func TestOIDCProviderInvalid(t *testing.T) {
 		},
 		{
 			name: "unsupported scope",
-			src:  strings.Replace(validOP, "[openid, profile]", "[openid, offline_access]", 1),
-			want: []string{`15:24: oidc_provider.clients[1].scopes[1]: "offline_access" is not a supported scope; expected openid, profile or email`},
+			src:  strings.Replace(validOP, "[openid, profile]", "[openid, offline]", 1),
+			want: []string{`15:24: oidc_provider.clients[1].scopes[1]: "offline" is not a supported scope; expected openid, profile, email or offline_access`},
 		},
 		{
 			name: "duplicate client id",

@@ -75,10 +75,11 @@ type Options struct {
 	// SigningKeys are the farm's private JWKs (RS256 or ES256), oldest first: the last
 	// signs, all are published.
 	SigningKeys []jose.JSONWebKey
-	// IDTokenTTL and AccessTokenTTL are the tokens' lifetimes.
-	IDTokenTTL, AccessTokenTTL time.Duration
-	Clients                    []Client
-	CookieName                 string
+	// IDTokenTTL and AccessTokenTTL are the tokens' lifetimes; RefreshTokenTTL how
+	// long a refresh token (and its family, renewed at each use) lives.
+	IDTokenTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
+	Clients                                     []Client
+	CookieName                                  string
 	// CookieKeys seal the OIDC browser session cookie; shared by a farm.
 	CookieKeys        *keyset.Set
 	BrowserSessionTTL time.Duration
@@ -127,6 +128,9 @@ func New(o Options) (*Provider, error) {
 	if o.AccessTokenTTL <= 0 {
 		o.AccessTokenTTL = 10 * time.Minute
 	}
+	if o.RefreshTokenTTL <= 0 {
+		o.RefreshTokenTTL = 8 * time.Hour
+	}
 	if o.CookieName == "" {
 		o.CookieName = "kerbgate_oidc"
 	}
@@ -148,11 +152,12 @@ func New(o Options) (*Provider, error) {
 	}
 	p.st = newStorage(p)
 	cfg := &op.Config{
-		CryptoKey:      sha256.Sum256(cryptoKeyMaterial(o.SigningKeys)),
-		CodeMethodS256: true,
-		AuthMethodPost: true,
+		CryptoKey:             sha256.Sum256(cryptoKeyMaterial(o.SigningKeys)),
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
 		SupportedScopes: []string{
-			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail,
+			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
 		},
 	}
 	var opts []op.Option

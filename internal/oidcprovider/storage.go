@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,9 +180,15 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 	if r.ResponseType != oidc.ResponseTypeCode {
 		return nil, oidc.ErrInvalidRequest().WithDescription("only the code flow is supported")
 	}
+	// The library keeps the standard scopes whatever the client; the client's
+	// configured scopes decide here (offline_access only when listed).
+	scopes := slices.DeleteFunc(slices.Clone(r.Scopes), func(sc string) bool { return !c.IsScopeAllowed(sc) })
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	}
 	req := Request{
 		ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
-		Scopes: r.Scopes, ResponseMode: r.ResponseMode, CodeChallenge: challenge,
+		Scopes: scopes, ResponseMode: r.ResponseMode, CodeChallenge: challenge,
 		PromptNone: slices.Contains(r.Prompt, oidc.PromptNone), Created: s.now(),
 	}
 	b, err := json.Marshal(req)
@@ -251,41 +258,190 @@ func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 // CreateAccessToken records an access token: its id keys a store session holding
 // the identity, so that userinfo answers on any node of a farm.
 func (s *storage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
-	a, ok := r.(*authRequest)
-	if !ok || a.identity == nil {
+	a, family := grant(r)
+	if a == nil {
 		return "", time.Time{}, oidc.ErrServerError().WithDescription("unsupported token request")
 	}
+	return s.accessToken(ctx, a, family)
+}
+
+func (s *storage) accessToken(ctx context.Context, a *authRequest, family string) (string, time.Time, error) {
 	id, err := store.NewID(s.p.opts.Rand)
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	now := s.now()
 	exp := now.Add(s.p.opts.AccessTokenTTL)
-	err = s.p.opts.Store.PutSession(ctx, id, store.Session{
-		AppID: accessAppPrefix + a.ClientID, Identity: *a.identity, CreatedAt: now, ExpiresAt: exp,
-	})
+	app := accessAppPrefix + a.ClientID
+	if family != "" {
+		app += "/" + family
+	}
+	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: *a.identity, CreatedAt: now, ExpiresAt: exp})
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	return id, exp, nil
 }
 
-func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not issued")
+// grant returns the signed-in request behind a token request, and its refresh
+// family ("" for a code without offline_access).
+func grant(r any) (*authRequest, string) {
+	switch v := r.(type) {
+	case *authRequest:
+		if v.identity != nil {
+			return v, ""
+		}
+	case *refreshRequest:
+		return v.a, v.family
+	}
+	return nil, ""
 }
 
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, oidc.ErrInvalidGrant().WithDescription("refresh tokens are not issued")
+// Refresh tokens rotate: each use takes the token (atomically, farm-wide) and
+// issues the next one of the same family. A token of the family used twice means
+// it was stolen: the whole family is revoked (its record deleted), and with it
+// every refresh token and access token it issued.
+const (
+	refreshKind        = "oidc-refresh"
+	familyAppPrefix    = "oidc-family:"
+	maxRefreshTokenLen = 256
+)
+
+// refreshRecord is what a refresh token's store token holds beside the identity.
+type refreshRecord struct {
+	ClientID string   `json:"c"`
+	Scopes   []string `json:"sc"`
+}
+
+// refreshRequest is a refresh token redeemed.
+type refreshRequest struct {
+	a      *authRequest
+	family string
+}
+
+func (r *refreshRequest) GetAMR() []string             { return r.a.GetAMR() }
+func (r *refreshRequest) GetAudience() []string        { return r.a.GetAudience() }
+func (r *refreshRequest) GetAuthTime() time.Time       { return r.a.authTime }
+func (r *refreshRequest) GetClientID() string          { return r.a.ClientID }
+func (r *refreshRequest) GetScopes() []string          { return r.a.Scopes }
+func (r *refreshRequest) GetSubject() string           { return r.a.subject }
+func (r *refreshRequest) SetCurrentScopes(sc []string) { r.a.Scopes = sc }
+
+// familyOf returns the family a refresh token names (FAMILY.RANDOM).
+func familyOf(token string) (string, bool) {
+	if len(token) > maxRefreshTokenLen {
+		return "", false
+	}
+	f, rest, ok := strings.Cut(token, ".")
+	return f, ok && f != "" && rest != ""
+}
+
+// CreateAccessAndRefreshTokens issues an access token and the next refresh token of
+// the family (a new family for a code).
+func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRequest, _ string) (string, string, time.Time, error) {
+	a, family := grant(r)
+	if a == nil {
+		return "", "", time.Time{}, oidc.ErrServerError().WithDescription("unsupported token request")
+	}
+	now := s.now()
+	if family == "" {
+		f, err := store.NewID(s.p.opts.Rand)
+		if err != nil {
+			return "", "", time.Time{}, err
+		}
+		family = f
+	}
+	// The family lives as long as its newest refresh token.
+	err := s.p.opts.Store.PutSession(ctx, family, store.Session{
+		AppID: familyAppPrefix + a.ClientID, Identity: *a.identity, CreatedAt: now, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
+	})
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	rnd, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	refresh := family + "." + rnd
+	rec, _ := json.Marshal(refreshRecord{ClientID: a.ClientID, Scopes: a.Scopes})
+	err = s.p.opts.Store.PutToken(ctx, refresh, store.Token{
+		AppID: refreshKind, RedirectURI: string(rec), Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
+	})
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	access, exp, err := s.accessToken(ctx, a, family)
+	return access, refresh, exp, err
+}
+
+// TokenRequestByRefreshToken takes the refresh token. A token used before revokes
+// its family.
+func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	family, ok := familyOf(token)
+	if !ok {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	t, err := s.p.opts.Store.TakeToken(ctx, token, refreshKind, s.now())
+	if errors.Is(err, store.ErrTokenUsed) {
+		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.p.opts.Log.Error("oidc refresh token reused; cannot revoke its family", "error", derr.Error())
+		}
+		s.p.opts.Log.Warn("oidc refresh token reused: family revoked", "reason", "refresh_token_reused")
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	if err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	var rec refreshRecord
+	if json.Unmarshal([]byte(t.RedirectURI), &rec) != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+rec.ClientID {
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
+	}
+	idt := t.Identity
+	a := &authRequest{Request: Request{ClientID: rec.ClientID, Scopes: rec.Scopes}, identity: &idt,
+		subject: Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt}
+	return &refreshRequest{a: a, family: family}, nil
 }
 
 func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
 
-func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Error {
-	return oidc.ErrUnsupportedGrantType().WithDescription("revocation is not built yet")
+// RevokeToken revokes an access token (its record) or a refresh token (its whole
+// family), of the calling client only; an unknown token is not an error (RFC 7009).
+func (s *storage) RevokeToken(ctx context.Context, token, _, clientID string) *oidc.Error {
+	if family, ok := familyOf(token); ok {
+		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err == nil && fam.AppID == familyAppPrefix+clientID {
+			if err := s.p.opts.Store.DeleteSession(ctx, family); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return oidc.ErrServerError()
+			}
+		}
+		return nil
+	}
+	sess, err := s.p.opts.Store.GetSession(ctx, token, s.now())
+	if err != nil {
+		return nil
+	}
+	if c, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/"); strings.HasPrefix(sess.AppID, accessAppPrefix) && c == clientID {
+		if err := s.p.opts.Store.DeleteSession(ctx, token); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return oidc.ErrServerError()
+		}
+	}
+	return nil
 }
 
-func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
+// GetRefreshTokenInfo tells the revocation endpoint whether token is a live refresh
+// token of clientID (without spending it).
+func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	family, ok := familyOf(token)
+	if !ok {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	fam, err := s.p.opts.Store.GetSession(ctx, family, s.now())
+	if err != nil || fam.AppID != familyAppPrefix+clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
 }
 
 // signingKey is one of Options.SigningKeys.
@@ -368,8 +524,8 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 
 // SetUserinfoFromRequest puts the signed-in account's claims in the ID token.
 func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r op.IDTokenRequest, scopes []string) error {
-	a, ok := r.(*authRequest)
-	if !ok || a.identity == nil {
+	a, _ := grant(r)
+	if a == nil {
 		return oidc.ErrServerError().WithDescription("unsupported token request")
 	}
 	s.fill(u, a.subject, a.identity, scopes)
@@ -379,13 +535,19 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r 
 // SetUserinfoFromToken answers the userinfo endpoint from the access token's record.
 func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
 	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
-	if err != nil || len(sess.AppID) <= len(accessAppPrefix) || sess.AppID[:len(accessAppPrefix)] != accessAppPrefix {
+	if err != nil || !strings.HasPrefix(sess.AppID, accessAppPrefix) {
 		return oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+	}
+	clientID, family, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
+	if family != "" {
+		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+clientID {
+			return oidc.ErrAccessDenied().WithDescription("access token revoked")
+		}
 	}
 	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied().WithDescription("invalid access token")
 	}
-	c := s.p.clients[sess.AppID[len(accessAppPrefix):]]
+	c := s.p.clients[clientID]
 	scopes := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
 	if c != nil && c.Scopes != nil {
 		scopes = c.Scopes
@@ -457,8 +619,13 @@ func (c *client) AuthMethod() oidc.AuthMethod {
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
-func (c *client) GrantTypes() []oidc.GrantType { return []oidc.GrantType{oidc.GrantTypeCode} }
-func (c *client) LoginURL(id string) string    { return c.p.loginURL(id) }
+func (c *client) GrantTypes() []oidc.GrantType {
+	if c.IsScopeAllowed(oidc.ScopeOfflineAccess) {
+		return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	}
+	return []oidc.GrantType{oidc.GrantTypeCode}
+}
+func (c *client) LoginURL(id string) string { return c.p.loginURL(id) }
 func (c *client) AccessTokenType() op.AccessTokenType {
 	return op.AccessTokenTypeBearer
 }

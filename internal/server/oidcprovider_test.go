@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -53,9 +54,10 @@ func opConfig(t *testing.T, r *testrealm.Realm) (*config.Config, string) {
 	issuer := "http://sso.example.test:" + strconv.Itoa(port) + "/oidc"
 	cfg.OIDCProvider = config.OIDCProvider{
 		Enabled: true, Issuer: issuer, SigningKeysFile: keys,
-		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute,
+		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: time.Hour,
 		Clients: []config.OIDCClient{
-			{ID: "rp", SecretHash: dh, RedirectURIs: []string{opRPCallback}, RequireDirectory: true},
+			{ID: "rp", SecretHash: dh, RedirectURIs: []string{opRPCallback}, RequireDirectory: true,
+				Scopes: []string{"openid", "profile", "email", "offline_access"}},
 			{ID: "spa", RedirectURIs: []string{opRPCallback}, RequireDirectory: true},
 			{ID: "staff-rp", SecretHash: sh, RedirectURIs: []string{opRPCallback}, AllowedGroups: []string{"staff"}, RequireDirectory: true},
 		},
@@ -250,13 +252,16 @@ func TestOIDCProviderRefusalsReachTheRelyingParty(t *testing.T) {
 	}
 	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
 	// bob is, through a nested group.
+	staff.oauth.Scopes = append(staff.oauth.Scopes, "offline_access") // not among its scopes: dropped
 	q = authorize(t, opBrowser(t, ticket(t, r, "bob")), staff.oauth.AuthCodeURL("s-b", oauth2.S256ChallengeOption(v)))
 	if q.Get("code") == "" {
 		t.Fatalf("bob at staff-rp: %v", q)
 	}
 	staff.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams // client_secret_post
-	if _, err := staff.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err != nil {
+	if tok, err := staff.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err != nil {
 		t.Errorf("bob's code with client_secret_post: %v", err)
+	} else if tok.RefreshToken != "" {
+		t.Error("a refresh token for a client without offline_access")
 	}
 	// carol is disabled in the directory: refused though her ticket is valid
 	// (obtained while she was enabled).
@@ -390,5 +395,92 @@ func TestOIDCProviderFarmServesEachStepOnAnotherNode(t *testing.T) {
 	}
 	if !strings.Contains(a.logs.String(), "oidc sign-in") && !strings.Contains(b.logs.String(), "oidc sign-in") {
 		t.Error("no node logged the sign-in")
+	}
+}
+
+// TestOIDCProviderRefreshTokensRotateAndReuseRevokesTheFamily: offline_access gives a
+// refresh token; each use returns the next one; using an old one again revokes the
+// family (its refresh and access tokens); revocation ends a family too.
+func TestOIDCProviderRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	g := startGateway(t, cfg)
+	ctx := context.Background()
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	rp.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	rp.oauth.Scopes = append(rp.oauth.Scopes, "offline_access")
+	b := opBrowser(t, ticket(t, r, "alice"))
+	signIn := func() *oauth2.Token {
+		t.Helper()
+		v := oauth2.GenerateVerifier()
+		q := authorize(t, b, rp.oauth.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+		tok, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.RefreshToken == "" {
+			t.Fatal("no refresh token with offline_access")
+		}
+		return tok
+	}
+	refresh := func(rt string) (*oauth2.Token, error) {
+		return rp.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+	}
+
+	tok1 := signIn()
+	tok2, err := refresh(tok1.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok2.RefreshToken == "" || tok2.RefreshToken == tok1.RefreshToken || tok2.AccessToken == tok1.AccessToken {
+		t.Fatalf("refresh did not rotate: %q -> %q", tok1.RefreshToken, tok2.RefreshToken)
+	}
+	if raw, _ := tok2.Extra("id_token").(string); raw != "" {
+		if _, err := rp.verifier.Verify(ctx, raw); err != nil {
+			t.Errorf("refreshed ID token: %v", err)
+		}
+	}
+	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok2)); err != nil {
+		t.Fatalf("userinfo with the refreshed access token: %v", err)
+	}
+	// tok1's refresh token again: reuse. It fails, and so does the whole family.
+	if _, err := refresh(tok1.RefreshToken); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("reused refresh token: %v", err)
+	}
+	if _, err := refresh(tok2.RefreshToken); err == nil {
+		t.Error("the family's newest refresh token still works after a reuse")
+	}
+	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok2)); err == nil {
+		t.Error("the family's access token still works after a reuse")
+	}
+	if !strings.Contains(g.logs.String(), "refresh_token_reused") {
+		t.Error("no refresh_token_reused in the log")
+	}
+
+	// Revocation (RFC 7009) of a refresh token ends its family.
+	var meta struct {
+		Revocation string `json:"revocation_endpoint"`
+	}
+	if err := rp.provider.Claims(&meta); err != nil || meta.Revocation == "" {
+		t.Fatalf("no revocation endpoint: %v", err)
+	}
+	tok3 := signIn()
+	req, _ := http.NewRequest("POST", meta.Revocation, strings.NewReader(url.Values{"token": {tok3.RefreshToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("rp", demoSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revocation: %d %s", resp.StatusCode, body)
+	}
+	if _, err := refresh(tok3.RefreshToken); err == nil {
+		t.Error("a revoked refresh token still works")
+	}
+	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok3)); err == nil {
+		t.Error("the revoked family's access token still works")
 	}
 }

@@ -221,10 +221,10 @@ func resolver(dir *directory.Directory) signin.GroupResolver {
 // clients' group policies resolve names through the directory, so Options makes
 // them once it is connected.
 type OIDCProviderPlan struct {
-	Issuer                     string
-	SigningKeysFile            string
-	IDTokenTTL, AccessTokenTTL time.Duration
-	Clients                    []OIDCClient
+	Issuer                                      string
+	SigningKeysFile                             string
+	IDTokenTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
+	Clients                                     []OIDCClient
 }
 
 // OIDCClient is one client of the provider: Client (its Groups left to Options) and
@@ -241,7 +241,7 @@ func OIDCProvider(c *config.Config) *OIDCProviderPlan {
 		return nil
 	}
 	p := &OIDCProviderPlan{Issuer: o.Issuer, SigningKeysFile: o.SigningKeysFile,
-		IDTokenTTL: o.IDTokenTTL, AccessTokenTTL: o.AccessTokenTTL}
+		IDTokenTTL: o.IDTokenTTL, AccessTokenTTL: o.AccessTokenTTL, RefreshTokenTTL: o.RefreshTokenTTL}
 	for _, cl := range o.Clients {
 		p.Clients = append(p.Clients, OIDCClient{
 			Client: oidcprovider.Client{
@@ -263,7 +263,7 @@ func (p *OIDCProviderPlan) Options(dir *directory.Directory) (oidcprovider.Optio
 	if err != nil {
 		return oidcprovider.Options{}, fmt.Errorf("oidc_provider.signing_keys_file: %w", err)
 	}
-	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys, IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL}
+	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys, IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL, RefreshTokenTTL: p.RefreshTokenTTL}
 	for _, c := range p.Clients {
 		groups, err := signin.NewGroups(c.Client.ID, c.AllowedGroups, resolver(dir))
 		if err != nil {
