@@ -16,6 +16,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/reason"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
@@ -386,7 +387,8 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			s.p.opts.Log.Error("oidc refresh token reused; cannot revoke its family", "error", derr.Error())
 		}
-		s.p.opts.Log.Warn("oidc refresh token reused: family revoked", "reason", "refresh_token_reused")
+		e := reason.New(reason.RefreshTokenReused, "refresh token used twice: its family is revoked", "family", family[:min(8, len(family))]+"…")
+		s.p.opts.Log.Warn("oidc refresh refused", "reason", string(e.Code), "detail", e.Error())
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	if err != nil {
