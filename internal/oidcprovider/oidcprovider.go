@@ -34,7 +34,6 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/clientauth"
 	"github.com/kerbgate/kerbgate/internal/directory"
-	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/reason"
@@ -156,6 +155,9 @@ func New(o Options) (*Provider, error) {
 		CodeMethodS256:        true,
 		AuthMethodPost:        true,
 		GrantTypeRefreshToken: true,
+		// Where end_session sends a browser without a registered
+		// post_logout_redirect_uri.
+		DefaultLogoutRedirectURI: strings.TrimSuffix(iss.Path, "/") + "/signed-out",
 		SupportedScopes: []string{
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
 		},
@@ -170,7 +172,7 @@ func New(o Options) (*Provider, error) {
 	}
 	p.op = prov
 	p.handler = http.StripPrefix(p.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		prov.ServeHTTP(w, r.WithContext(withRequestInfo(r.Context(), frontend.From(r))))
+		prov.ServeHTTP(w, withRequestInfo(w, r))
 	}))
 	return p, nil
 }
@@ -189,6 +191,7 @@ func cryptoKeyMaterial(keys []jose.JSONWebKey) []byte {
 // Register adds the provider's endpoints to mux.
 func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p.path+"/login", p.login)
+	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
 	mux.Handle(p.path+"/", p.handler)
 }
 
@@ -323,4 +326,11 @@ func storeRefusal(detail, op string, err error) *reason.Error {
 		code = reason.StoreUnavailable
 	}
 	return reason.New(code, detail, "op", op, "error", err.Error())
+}
+
+// signedOut is where end_session leaves a browser that named no return address.
+func signedOut(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, "You are signed out of kerbgate.\n")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -407,7 +408,25 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	return &refreshRequest{a: a, family: family}, nil
 }
 
-func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
+// TerminateSession ends kerbgate's OIDC browser session in the browser that asked
+// (end_session with an id_token_hint the library verified, so that a link on another
+// site cannot sign a browser out). Access and refresh tokens live on: revocation
+// ends those.
+func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	ri, ok := ctx.Value(requestKey{}).(*requestInfo)
+	if !ok || userID == "" || ri.w == nil {
+		return nil
+	}
+	if id, err := s.p.browser.Load(ri.r, s.p.browserScope()); err != nil || id == nil ||
+		Subject(s.p.opts.Issuer, id.SID) != userID {
+		return nil // another user's session, or none: leave it
+	}
+	if err := s.p.browser.End(ri.w, ri.r, s.p.browserScope()); err != nil {
+		return oidc.ErrServerError().WithDescription("cannot end the session")
+	}
+	s.p.opts.Log.Info("oidc sign-out", "client", clientID)
+	return nil
+}
 
 // RevokeToken revokes an access token (its record) or a refresh token (its whole
 // family), of the calling client only; an unknown token is not an error (RFC 7009).
@@ -513,10 +532,19 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 // requestKey carries the client's address (frontend.View) to AuthorizeClientIDSecret.
 type requestKey struct{}
 
-type requestInfo struct{ addr string }
+type requestInfo struct {
+	addr string
+	w    http.ResponseWriter
+	r    *http.Request
+}
 
-func withRequestInfo(ctx context.Context, v frontend.View) context.Context {
-	return context.WithValue(ctx, requestKey{}, &requestInfo{addr: v.ClientAddr()})
+// withRequestInfo carries the client's address, and the request and its writer
+// (for end_session's cookie), to the storage.
+func withRequestInfo(w http.ResponseWriter, r *http.Request) *http.Request {
+	ri := &requestInfo{addr: frontend.From(r).ClientAddr(), w: w}
+	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, ri))
+	ri.r = r
+	return r
 }
 
 // SetUserinfoFromScopes is not used: SetUserinfoFromRequest answers instead.

@@ -34,7 +34,10 @@ func ticket(t testing.TB, r *testrealm.Realm, user string) string {
 	return cc
 }
 
-const opRPCallback = "http://app.example.test:9/callback"
+const (
+	opRPCallback  = "http://app.example.test:9/callback"
+	opRPLoggedOut = "http://app.example.test:9/logged-out"
+)
 
 // opConfig is handoffConfig plus an oidc_provider with a confidential client (rp,
 // any domain user), a public one (spa) and a confidential one for staff only.
@@ -57,7 +60,7 @@ func opConfig(t *testing.T, r *testrealm.Realm) (*config.Config, string) {
 		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: time.Hour,
 		Clients: []config.OIDCClient{
 			{ID: "rp", SecretHash: dh, RedirectURIs: []string{opRPCallback}, RequireDirectory: true,
-				Scopes: []string{"openid", "profile", "email", "offline_access"}},
+				Scopes: []string{"openid", "profile", "email", "offline_access"}, PostLogoutRedirectURIs: []string{opRPLoggedOut}},
 			{ID: "spa", RedirectURIs: []string{opRPCallback}, RequireDirectory: true},
 			{ID: "staff-rp", SecretHash: sh, RedirectURIs: []string{opRPCallback}, AllowedGroups: []string{"staff"}, RequireDirectory: true},
 		},
@@ -203,6 +206,39 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 	q = authorize(t, b, rp.oauth.AuthCodeURL("st-2", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
 	if q.Get("code") == "" {
 		t.Fatalf("second sign-in: %v", q)
+	}
+
+	// RP-initiated sign-out ends kerbgate's OIDC session: prompt=none then needs a
+	// new sign-in.
+	var meta struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := rp.provider.Claims(&meta); err != nil || meta.EndSession == "" {
+		t.Fatalf("no end_session_endpoint: %v", err)
+	}
+	noFollow := *b
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Get(meta.EndSession + "?" + url.Values{"id_token_hint": {raw},
+		"post_logout_redirect_uri": {"http://evil.example.test/"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); strings.Contains(l, "evil") {
+		t.Fatalf("end_session sent the browser to an unregistered URI: %s", l)
+	}
+	resp, err = noFollow.Get(meta.EndSession + "?" + url.Values{"id_token_hint": {raw},
+		"post_logout_redirect_uri": {opRPLoggedOut}, "state": {"bye"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(l, opRPLoggedOut) || !strings.Contains(l, "state=bye") {
+		t.Fatalf("end_session: %d %q", resp.StatusCode, l)
+	}
+	q = authorize(t, b, rp.oauth.AuthCodeURL("st-3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if q.Get("error") != "login_required" {
+		t.Errorf("prompt=none after sign-out: %v", q)
 	}
 	_ = g
 }
