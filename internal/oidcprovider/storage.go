@@ -564,16 +564,11 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r 
 
 // SetUserinfoFromToken answers the userinfo endpoint from the access token's record.
 func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
-	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
-	if err != nil || !strings.HasPrefix(sess.AppID, accessAppPrefix) {
-		return oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+	sess, err := s.liveAccessToken(ctx, tokenID)
+	if err != nil {
+		return err
 	}
-	clientID, family, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
-	if family != "" {
-		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+clientID {
-			return oidc.ErrAccessDenied().WithDescription("access token revoked")
-		}
-	}
+	clientID, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
 	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied().WithDescription("invalid access token")
 	}
@@ -610,8 +605,45 @@ func preferredUsername(id *identity.Identity) string {
 	return id.Principal
 }
 
-func (s *storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
-	return oidc.ErrUnsupportedGrantType().WithDescription("introspection is not built yet")
+// SetIntrospectionFromToken answers introspection (RFC 7662) of a live access token,
+// to the client it was issued to only: another client learns {"active":false}.
+func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	sess, err := s.liveAccessToken(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	owner, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
+	if owner != clientID || Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+		return oidc.ErrAccessDenied()
+	}
+	var u oidc.UserInfo
+	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail})
+	resp.SetUserInfo(&u)
+	resp.ClientID = owner
+	resp.TokenType = oidc.BearerToken
+	resp.Audience = oidc.Audience{owner}
+	resp.Issuer = s.p.opts.Issuer
+	resp.Expiration = oidc.FromTime(sess.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(sess.CreatedAt)
+	resp.Username = preferredUsername(&sess.Identity)
+	resp.AuthenticationMethodsReferences = []string{"kerberos"}
+	return nil
+}
+
+// liveAccessToken returns the record of a live access token: not expired, revoked,
+// nor of a revoked refresh family.
+func (s *storage) liveAccessToken(ctx context.Context, tokenID string) (store.Session, error) {
+	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
+	if err != nil || !strings.HasPrefix(sess.AppID, accessAppPrefix) {
+		return store.Session{}, oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+	}
+	clientID, family, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
+	if family != "" {
+		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+clientID {
+			return store.Session{}, oidc.ErrAccessDenied().WithDescription("access token revoked")
+		}
+	}
+	return sess, nil
 }
 
 func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {

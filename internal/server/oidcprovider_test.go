@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -196,6 +197,37 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 		t.Errorf("userinfo sub %s, want %s", ui.Subject, wantSub)
 	}
 
+	// Introspection (RFC 7662): active for its own client, not for another.
+	var meta struct {
+		Introspection string `json:"introspection_endpoint"`
+		EndSession    string `json:"end_session_endpoint"`
+	}
+	if err := rp.provider.Claims(&meta); err != nil || meta.Introspection == "" || meta.EndSession == "" {
+		t.Fatalf("discovery lacks introspection or end_session: %+v %v", meta, err)
+	}
+	introspect := func(id, secret string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", meta.Introspection, strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("introspection as %s: %d %v", id, resp.StatusCode, err)
+		}
+		return out
+	}
+	if got := introspect("rp", demoSecret); got["active"] != true || got["sub"] != wantSub || got["client_id"] != "rp" {
+		t.Errorf("introspection by its client: %v", got)
+	}
+	if got := introspect("staff-rp", staffSecret); got["active"] != false || got["sub"] != nil {
+		t.Errorf("introspection by another client: %v", got)
+	}
+
 	// The code redeems once.
 	if _, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("second redemption: %v, want invalid_grant", err)
@@ -210,12 +242,6 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 
 	// RP-initiated sign-out ends kerbgate's OIDC session: prompt=none then needs a
 	// new sign-in.
-	var meta struct {
-		EndSession string `json:"end_session_endpoint"`
-	}
-	if err := rp.provider.Claims(&meta); err != nil || meta.EndSession == "" {
-		t.Fatalf("no end_session_endpoint: %v", err)
-	}
 	noFollow := *b
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := noFollow.Get(meta.EndSession + "?" + url.Values{"id_token_hint": {raw},
