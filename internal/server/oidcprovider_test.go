@@ -546,3 +546,71 @@ func TestOIDCProviderRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 		t.Error("the revoked family's access token still works")
 	}
 }
+
+// TestOIDCProviderHostileRequests: a forged login id, a replayed callback and a code
+// presented by another client get nothing.
+func TestOIDCProviderHostileRequests(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	startGateway(t, cfg)
+	ctx := context.Background()
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	alice := ticket(t, r, "alice")
+	v := oauth2.GenerateVerifier()
+
+	// Record the login and callback URLs the browser is sent through.
+	var login, callback string
+	b := opBrowser(t, alice)
+	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		switch {
+		case strings.Contains(req.URL.Path, "/oidc/login"):
+			login = req.URL.String()
+		case strings.Contains(req.URL.Path, "/authorize/callback"):
+			callback = req.URL.String()
+		case strings.HasPrefix(req.URL.String(), opRPCallback):
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	q := authorize(t, b, rp.oauth.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	if q.Get("code") == "" || login == "" || callback == "" {
+		t.Fatalf("callback %v, login %q, callback URL %q", q, login, callback)
+	}
+
+	// The callback's id is spent: replaying it yields no second code.
+	fresh := opBrowser(t, "")
+	fresh.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := fresh.Get(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); strings.Contains(l, "code=") {
+		t.Errorf("replayed callback gave a code: %s", l)
+	}
+
+	// A login id whose sealed request was altered (another redirect URI, state…) is
+	// refused before any sign-in.
+	u, _ := url.Parse(login)
+	id := u.Query().Get("id")
+	dot := strings.LastIndexByte(id, '.')
+	forged := "eyJjIjoicnAiLCJyIjoiaHR0cDovL2V2aWwuZXhhbXBsZS50ZXN0L2NiIn0" + id[dot:]
+	qv := u.Query()
+	qv.Set("id", forged)
+	u.RawQuery = qv.Encode()
+	resp, err = opBrowser(t, alice).Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(resp.Header.Get("Location"), "evil") {
+		t.Errorf("forged login id: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// Another client presenting rp's code gets invalid_grant.
+	staff := newOPRP(t, ctx, issuer, "staff-rp", staffSecret)
+	staff.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	if _, err := staff.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("rp's code redeemed by staff-rp: %v", err)
+	}
+}
