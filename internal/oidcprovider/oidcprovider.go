@@ -219,7 +219,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		p.opts.Reporter.Refuse(w, r, reason.New(reason.BadRequest, "no such authorization request", "cause", "unknown_or_expired"))
 		return
 	}
-	c := p.clients[ar.ClientID]
+	c, ok := p.clients[ar.ClientID]
+	if !ok { // sealed before a configuration change removed the client
+		p.opts.Reporter.Refuse(w, r, reason.New(reason.UnknownApp, "no such client", "client", ar.ClientID))
+		return
+	}
 	id, err := p.browser.Load(r, p.browserScope())
 	if err != nil {
 		p.opts.Reporter.Refuse(w, r, reason.Of(err))
