@@ -21,9 +21,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
@@ -234,7 +236,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ar.PromptNone && r.Header.Get("Authorization") == "" {
-		op.AuthRequestError(w, r, ar, oidc.ErrLoginRequired(), p.op)
+		p.challengeOrLoginRequired(w, r, ar)
 		return
 	}
 	p.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
@@ -337,4 +339,31 @@ func signedOut(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = io.WriteString(w, "You are signed out of kerbgate.\n")
+}
+
+// challengeOrLoginRequired answers prompt=none without a session: a Negotiate
+// challenge, which a browser holding a ticket answers at once and silently, whose
+// page sends any other browser on to the client with login_required. No prompt is
+// shown either way.
+func (p *Provider) challengeOrLoginRequired(w http.ResponseWriter, r *http.Request, ar *authRequest) {
+	rec := httptest.NewRecorder()
+	op.AuthRequestError(rec, r, ar, oidc.ErrLoginRequired(), p.op)
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusFound || loc == "" {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", "Negotiate")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.WriteHeader(http.StatusUnauthorized)
+	u := html.EscapeString(loc)
+	fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=%s"><title>Sign-in required</title></head><body><p><a href="%s">Continue</a></p></body></html>`+"\n", u, u)
 }

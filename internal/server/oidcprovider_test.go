@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -262,9 +264,13 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 	if l := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(l, opRPLoggedOut) || !strings.Contains(l, "state=bye") {
 		t.Fatalf("end_session: %d %q", resp.StatusCode, l)
 	}
-	q = authorize(t, b, rp.oauth.AuthCodeURL("st-3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
-	if q.Get("error") != "login_required" {
-		t.Errorf("prompt=none after sign-out: %v", q)
+	resp, err = b.Get(rp.oauth.AuthCodeURL("st-3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("prompt=none after sign-out (no ticket, no session): %d, want the challenge", resp.StatusCode)
 	}
 	_ = g
 }
@@ -337,15 +343,32 @@ func TestOIDCProviderRefusalsReachTheRelyingParty(t *testing.T) {
 	if !strings.Contains(g.logs.String(), "user_disabled") {
 		t.Error("kerbgate's reason (user_disabled) is not in the log")
 	}
-	// prompt=none without a ticket or a session: login_required.
-	q = authorize(t, opBrowser(t, ""), rp.oauth.AuthCodeURL("s-n", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")))
-	if q.Get("error") != "login_required" || q.Get("state") != "s-n" {
-		t.Errorf("prompt=none without a ticket: %v", q)
+	// prompt=none with a ticket but no session: signed in silently (the challenge is
+	// answered at once).
+	q = authorize(t, opBrowser(t, ticket(t, r, "alice")), rp.oauth.AuthCodeURL("s-t", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")))
+	if q.Get("code") == "" {
+		t.Errorf("prompt=none with a ticket: %v", q)
+	}
+	// prompt=none without a ticket or a session: the challenge's page sends the
+	// browser on to the client with login_required.
+	resp, err := opBrowser(t, "").Get(rp.oauth.AuthCodeURL("s-n", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`http-equiv="refresh" content="0;url=([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != http.StatusUnauthorized || m == nil {
+		t.Fatalf("prompt=none without a ticket: %d %s", resp.StatusCode, page)
+	}
+	next, _ := url.Parse(html.UnescapeString(string(m[1])))
+	if !strings.HasPrefix(next.String(), opRPCallback) || next.Query().Get("error") != "login_required" || next.Query().Get("state") != "s-n" {
+		t.Errorf("prompt=none without a ticket goes on to %s", next)
 	}
 	// An unregistered redirect URI never gets a redirect.
 	c := rp.oauth
 	c.RedirectURL = "http://evil.example.test/cb"
-	resp, err := opBrowser(t, ticket(t, r, "alice")).Get(c.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	resp, err = opBrowser(t, ticket(t, r, "alice")).Get(c.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
 	if err != nil {
 		t.Fatal(err)
 	}
