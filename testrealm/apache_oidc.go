@@ -23,6 +23,9 @@ type OIDCRPOptions struct {
 	// Port is the port to listen on (its redirect URI is registered with the
 	// provider before Apache starts); a free one when 0.
 	Port int
+	// PromptNone makes every sign-in request prompt=none (a silent sign-in or an
+	// error, never a login page).
+	PromptNone bool
 }
 
 // OIDCRP is Apache + mod_auth_openidc running for one test on a loopback port:
@@ -125,6 +128,9 @@ ScriptAlias /protected/whoami %[2]s/cgi/whoami
   Require all granted
 </Directory>
 `, mods, dir, port, o.Issuer, o.ClientID, o.ClientSecret, OIDCRPRedirectURI(port), hex.EncodeToString(pass))
+	if o.PromptNone {
+		conf += "OIDCAuthRequestParams prompt=none\n"
+	}
 	write("httpd.conf", conf, 0o644)
 	a := r.runApache(t, dir, port)
 	return &OIDCRP{Apache: a, RedirectURI: OIDCRPRedirectURI(port),

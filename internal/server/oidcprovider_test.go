@@ -392,9 +392,12 @@ func TestOIDCProviderRefusalsReachTheRelyingParty(t *testing.T) {
 func TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently(t *testing.T) {
 	r := testrealm.Require(t)
 	cfg, issuer := opConfig(t, r)
-	rpPort, staffPort := freePort(t), freePort(t)
+	rpPort, staffPort, silentPort := freePort(t), freePort(t), freePort(t)
 	cfg.OIDCProvider.Clients[0].RedirectURIs = []string{testrealm.OIDCRPRedirectURI(rpPort)}
 	cfg.OIDCProvider.Clients[2].RedirectURIs = []string{testrealm.OIDCRPRedirectURI(staffPort)}
+	silentClient := cfg.OIDCProvider.Clients[0]
+	silentClient.ID, silentClient.RedirectURIs = "silent", []string{testrealm.OIDCRPRedirectURI(silentPort)}
+	cfg.OIDCProvider.Clients = append(cfg.OIDCProvider.Clients, silentClient)
 	startGateway(t, cfg)
 	rp := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "rp", ClientSecret: demoSecret, Port: rpPort})
 	staff := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "staff-rp", ClientSecret: staffSecret, Port: staffPort})
@@ -414,6 +417,17 @@ func TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently(t *testing.T) {
 	page = chromium(t, r, alice, staff.Whoami)
 	if strings.Contains(page, "sub=") || !strings.Contains(page, "access_denied") {
 		t.Errorf("alice at the staff-only client:\n%s\nerror.log:\n%s", page, staff.ErrorLog())
+	}
+	// prompt=none (silent or nothing): Chromium with a ticket lands on the page; with
+	// none, mod_auth_openidc gets login_required and no prompt is shown.
+	silent := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "silent", ClientSecret: demoSecret, Port: silentPort, PromptNone: true})
+	page = chromium(t, r, alice, silent.Whoami)
+	if !strings.Contains(page, "sub="+sub) {
+		t.Errorf("prompt=none with a ticket:\n%s\nerror.log:\n%s", page, silent.ErrorLog())
+	}
+	page = chromium(t, r, filepath.Join(t.TempDir(), "no-ccache"), silent.Whoami)
+	if strings.Contains(page, "sub=") || !strings.Contains(page, "login_required") {
+		t.Errorf("prompt=none without a ticket:\n%s\nerror.log:\n%s", page, silent.ErrorLog())
 	}
 }
 
