@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,13 @@ func AddSigningKey(path string, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	kid := now.UTC().Format("20060102T150405Z")
+	// The date orders keys for an operator; the random part keeps two keys made in
+	// the same second apart.
+	rnd := make([]byte, 4)
+	if _, err := rand.Read(rnd); err != nil {
+		return "", err
+	}
+	kid := now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd)
 	set.Keys = append(set.Keys, jose.JSONWebKey{Key: priv, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
 	b, err := json.MarshalIndent(set, "", "  ")
 	if err != nil {
