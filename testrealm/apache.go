@@ -137,6 +137,13 @@ ScriptAlias /whoami %[2]s/cgi/whoami
 `, mods, dir, port)
 	write("httpd.conf", conf, 0o644)
 
+	return r.runApache(t, dir, port)
+}
+
+// runApache starts Apache with DIR/httpd.conf, listening on port, in the foreground,
+// and stops it (by its pid) when the test ends.
+func (r *Realm) runApache(t testing.TB, dir string, port int) *Apache {
+	t.Helper()
 	a := &Apache{Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), dir: dir}
 	a.cmd = exec.Command("apache2", "-f", filepath.Join(dir, "httpd.conf"), "-DFOREGROUND")
 	a.cmd.Env = append(os.Environ(), "KRB5_CONFIG="+r.Krb5Conf, "KRB5RCACHEDIR="+filepath.Join(dir, "rcache"),

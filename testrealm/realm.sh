@@ -82,7 +82,7 @@ PACKAGES=(samba samba-ad-dc samba-ad-provision krb5-user winbind ldb-tools smbcl
   # Real peers for the other capabilities: an IWA upstream (proxy, benchmarks), a
   # load balancer (farm, Extended Protection scenarios), Redis (farm), faketime (doctor),
   # nginx (a second real upstream for the proxy's path tests).
-  apache2 libapache2-mod-auth-gssapi haproxy redis-server faketime nginx)
+  apache2 libapache2-mod-auth-gssapi libapache2-mod-auth-openidc haproxy redis-server faketime nginx)
 
 packages_missing() {
   local b
@@ -94,6 +94,7 @@ packages_missing() {
   [ -d /usr/share/samba/setup/ad-schema ] || { echo samba-ad-provision; return 0; }
   /usr/bin/python3 -c 'import gssapi' >/dev/null 2>&1 || { echo python3-gssapi; return 0; }
   [ -f /usr/lib/apache2/modules/mod_auth_gssapi.so ] || { echo libapache2-mod-auth-gssapi; return 0; }
+  [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || { echo libapache2-mod-auth-openidc; return 0; }
   return 1
 }
 

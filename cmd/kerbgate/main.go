@@ -44,6 +44,7 @@ Usage:
                                    load a Negotiate-protected URL, a fresh authenticator per request
   kerbgate hash-secret [--generate] < secret
                                    print the secret_hash of an application's client secret
+  kerbgate oidc-keygen FILE        add a signing key to oidc_provider.signing_keys_file
   kerbgate example-config          print a commented example configuration
   kerbgate version                 print the version
 `
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return doctor(args[1:], stdout, stderr)
 	case "hash-secret":
 		return hashSecretCmd(args[1:], os.Stdin, stdout, stderr)
+	case "oidc-keygen":
+		return oidcKeygenCmd(args[1:], stdout, stderr)
 	case "example-config":
 		fmt.Fprint(stdout, config.Example())
 		return 0

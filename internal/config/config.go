@@ -48,6 +48,8 @@ type Config struct {
 	EPA EPA
 	// Proxy is the published applications (none when the file has no proxy section).
 	Proxy Proxy
+	// OIDCProvider is kerbgate as an OpenID Provider (disabled without the section).
+	OIDCProvider OIDCProvider
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -66,6 +68,7 @@ var sections = []struct {
 	{"tls", decodeTLS},
 	{"epa", decodeEPA},
 	{"proxy", decodeProxy},
+	{"oidc_provider", decodeOIDCProvider},
 }
 
 // crossChecks run after every section is decoded.
@@ -74,6 +77,7 @@ var crossChecks = []func(d *decoder, c *Config){
 	finishSSO,
 	finishEPA,
 	finishProxy,
+	finishOIDCProvider,
 }
 
 // Load reads the file at path and parses it with Parse.

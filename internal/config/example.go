@@ -276,4 +276,27 @@ epa:
 #         # their own realm. Empty by default: refused with
 #         # login_identity_foreign_realm (upn and alternate_upn need no entry).
 #         map_foreign_realms: []
+# kerbgate as an OpenID Provider (docs/oidc-provider.md): applications sign their
+# users in with the Windows login, silently (code flow; PKCE S256).
+# oidc_provider: (an OpenID Provider)
+#   # The provider's URL; its path holds the endpoints
+#   # (ISSUER/.well-known/openid-configuration). https, except for loopback and .test.
+#   issuer: https://sso.example.com/oidc
+#   # The farm's signing keys, a JWK set: kerbgate oidc-keygen FILE adds one (the
+#   # newest signs, all are published). The same file on every node.
+#   signing_keys_file: /etc/kerbgate/oidc-keys.json
+#   id_token_ttl: 5m
+#   access_token_ttl: 10m
+#   # Refresh tokens (clients with offline_access in scopes) rotate at each use; a
+#   # token used twice revokes its whole family.
+#   refresh_token_ttl: 8h
+#   clients:
+#     - id: wiki
+#       # kerbgate hash-secret; absent: a public client, which must use PKCE.
+#       secret_hash: $argon2id$v=19$m=19456,t=2,p=1$...
+#       redirect_uris: [https://wiki.example.com/redirect_uri]
+#       post_logout_redirect_uris: [https://wiki.example.com/]
+#       allowed_groups: [staff]
+#       scopes: [openid, profile, email]   # and offline_access for refresh tokens
+#       require_directory: true
 `

@@ -59,6 +59,9 @@ const (
 	SessionNotFound       Code = "session_not_found"
 	BadRequest            Code = "bad_request"
 	CrossSiteRequest      Code = "cross_site_request"
+	// RefreshTokenReused is an OpenID Provider refresh token used a second time:
+	// its family is revoked.
+	RefreshTokenReused Code = "refresh_token_reused"
 )
 
 // The refusals that protect kerbgate's resources from a flood of client
@@ -237,6 +240,10 @@ var Catalog = map[Code]Entry{
 		"The sign-in token is unknown, already used, expired, or belongs to another application.",
 		"Sign in again from the application.",
 		"The log line names the precise cause. Tokens are single use and live sso.apps[].token_ttl (60 s by default): redeem at once, from the app's own back end."},
+	RefreshTokenReused: {http.StatusBadRequest, "Sign-in ended",
+		"This application's sign-in was ended for your protection.",
+		"Sign in to the application again.",
+		"A refresh token of oidc_provider was presented a second time: a copy of it is in other hands, or the client retried a refresh whose answer it lost. Every refresh and access token of that sign-in (its family) is revoked; the client gets invalid_grant and signs the user in again."},
 	BadClientCredentials: {http.StatusUnauthorized, "Application not authenticated",
 		"The application did not present valid credentials.",
 		"",

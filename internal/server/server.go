@@ -33,6 +33,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/krb/keyring"
 	"github.com/kerbgate/kerbgate/internal/krb/replay"
 	"github.com/kerbgate/kerbgate/internal/negotiate"
+	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/ops"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/refusal"
@@ -289,6 +290,19 @@ func (b *builder) faces() error {
 		return err
 	}
 	handoff.Register(b.mux)
+	if b.plan.OIDCProvider != nil {
+		po, err := b.plan.OIDCProvider.Options(b.dirImpl)
+		if err != nil {
+			return err
+		}
+		po.CookieKeys, po.SignIn, po.Directory, po.Store = b.cookieKeys, signin.Negotiate{Middleware: b.signInMW}, b.dir, b.st
+		po.Reporter, po.Log, po.Secrets, po.Now = b.rep, b.log, ho.Clients, b.opts.Now
+		provider, err := oidcprovider.New(po)
+		if err != nil {
+			return err
+		}
+		provider.Register(b.mux)
+	}
 	b.handler = b.mux
 	if len(b.plan.Proxy.Apps) > 0 {
 		px, err := newProxy(b.plan.Proxy, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts)

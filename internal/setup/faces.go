@@ -10,6 +10,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
 	"github.com/kerbgate/kerbgate/internal/oidcauth"
+	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/sso"
@@ -214,4 +215,63 @@ func resolver(dir *directory.Directory) signin.GroupResolver {
 		return nil
 	}
 	return dir
+}
+
+// OIDCProviderPlan is the oidc_provider section, typed; nil without one. The
+// clients' group policies resolve names through the directory, so Options makes
+// them once it is connected.
+type OIDCProviderPlan struct {
+	Issuer                                      string
+	SigningKeysFile                             string
+	IDTokenTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
+	Clients                                     []OIDCClient
+}
+
+// OIDCClient is one client of the provider: Client (its Groups left to Options) and
+// the groups it allows.
+type OIDCClient struct {
+	Client        oidcprovider.Client
+	AllowedGroups []string
+}
+
+// OIDCProvider translates the oidc_provider section; nil without one.
+func OIDCProvider(c *config.Config) *OIDCProviderPlan {
+	o := c.OIDCProvider
+	if !o.Enabled {
+		return nil
+	}
+	p := &OIDCProviderPlan{Issuer: o.Issuer, SigningKeysFile: o.SigningKeysFile,
+		IDTokenTTL: o.IDTokenTTL, AccessTokenTTL: o.AccessTokenTTL, RefreshTokenTTL: o.RefreshTokenTTL}
+	for _, cl := range o.Clients {
+		p.Clients = append(p.Clients, OIDCClient{
+			Client: oidcprovider.Client{
+				ID: cl.ID, SecretHash: cl.SecretHash, RedirectURIs: cl.RedirectURIs,
+				PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, Scopes: cl.Scopes,
+				RequireDirectory: cl.RequireDirectory,
+			},
+			AllowedGroups: cl.AllowedGroups,
+		})
+	}
+	return p
+}
+
+// Options returns the provider's options: the issuer, the signing keys read from
+// their file, the lifetimes and the clients with their group policies (names
+// resolved through dir). The caller adds what runs.
+func (p *OIDCProviderPlan) Options(dir *directory.Directory) (oidcprovider.Options, error) {
+	keys, err := oidcprovider.LoadSigningKeys(p.SigningKeysFile)
+	if err != nil {
+		return oidcprovider.Options{}, fmt.Errorf("oidc_provider.signing_keys_file: %w", err)
+	}
+	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys, IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL, RefreshTokenTTL: p.RefreshTokenTTL}
+	for _, c := range p.Clients {
+		groups, err := signin.NewGroups(c.Client.ID, c.AllowedGroups, resolver(dir))
+		if err != nil {
+			return oidcprovider.Options{}, err
+		}
+		cl := c.Client
+		cl.Groups = groups
+		o.Clients = append(o.Clients, cl)
+	}
+	return o, nil
 }

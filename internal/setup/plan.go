@@ -46,6 +46,8 @@ type Plan struct {
 	SSO SSOPlan
 	// Proxy is the application proxy; it runs when it has apps.
 	Proxy ProxyPlan
+	// OIDCProvider is the OpenID Provider; nil without an oidc_provider section.
+	OIDCProvider *OIDCProviderPlan
 	// DebugTokenFile is log.debug_token_file, the bearer token of
 	// /debug/last-failures.
 	DebugTokenFile string
@@ -101,6 +103,7 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 		Acceptor:       Acceptor(cfg, nil, nil, nil),
 		MaxTokenBytes:  cfg.Kerberos.MaxTokenBytes,
 		SSO:            SSO(cfg),
+		OIDCProvider:   OIDCProvider(cfg),
 		DebugTokenFile: DebugTokenFile(cfg),
 		Frontend:       Frontend{ExternalURL: cfg.Listen.ExternalURL, TrustedProxies: cfg.Listen.TrustedProxies},
 		Listen:         Listen{ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout, MaxHeaderBytes: cfg.Listen.MaxHeaderBytes},

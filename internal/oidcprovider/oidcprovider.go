@@ -1,0 +1,369 @@
+// Package oidcprovider is kerbgate's OpenID Provider face: any OpenID Connect relying
+// party signs its users in with their Windows login, silently. The browser signs in
+// to kerbgate with Negotiate (or kerbgate's own OIDC browser session), kerbgate checks
+// the account in the directory and the client's allowed groups, and the relying party
+// gets an authorization code it redeems for an ID token and an access token.
+//
+// It owns the provider's policy (the registered clients, the issuer, the signing keys,
+// the token lifetimes), given as typed Options (package setup makes them from the
+// configuration file), the login step (/login under the issuer's path) and the
+// storage adapter the OpenID protocol library calls. The protocol itself — discovery,
+// JWKS, the authorization and token endpoints, PKCE, userinfo, token signing — is
+// github.com/zitadel/oidc/v3/pkg/op, an OpenID-certified implementation; this package
+// writes none of it. It must not verify Kerberos, speak LDAP or read configuration:
+// it composes the sign-in core (package signin), a Directory, a store.Store and
+// clientauth for client secrets.
+package oidcprovider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kerbgate/kerbgate/internal/clientauth"
+	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/keyset"
+	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/refusal"
+	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// Directory confirms a signed-in user (the *directory.Directory in production).
+type Directory interface {
+	Check(ctx context.Context, id *identity.Identity) (*directory.User, error)
+}
+
+// Client is one registered relying party.
+type Client struct {
+	// ID is the client_id.
+	ID string
+	// SecretHash is the client secret's argon2id or bcrypt hash; "" makes a public
+	// client, which must use PKCE (S256).
+	SecretHash string
+	// RedirectURIs and PostLogoutRedirectURIs are compared exactly.
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	// Groups is who may sign in to the client; nil: anyone signed in.
+	Groups *signin.Groups
+	// Scopes are the scopes the client may ask for; nil: openid, profile, email.
+	Scopes []string
+	// RequireDirectory makes sign-in require the account to be found, and usable,
+	// in the directory.
+	RequireDirectory bool
+}
+
+// Options configure the provider.
+type Options struct {
+	// Issuer is the provider's https URL (http only for loopback and .test names);
+	// its path is where the endpoints live.
+	Issuer string
+	// SigningKeys are the farm's private JWKs (RS256 or ES256), oldest first: the last
+	// signs, all are published.
+	SigningKeys []jose.JSONWebKey
+	// IDTokenTTL and AccessTokenTTL are the tokens' lifetimes; RefreshTokenTTL how
+	// long a refresh token (and its family, renewed at each use) lives.
+	IDTokenTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
+	Clients                                     []Client
+	CookieName                                  string
+	// CookieKeys seal the OIDC browser session cookie; shared by a farm.
+	CookieKeys        *keyset.Set
+	BrowserSessionTTL time.Duration
+	// SignIn signs a browser in (signin.Negotiate in production).
+	SignIn    signin.PreAuthenticator
+	Directory Directory // nil: no directory configured
+	Store     store.Store
+	Reporter  *refusal.Reporter
+	Log       *slog.Logger
+	// Secrets checks client secrets (bounded, rate-limited); nil makes one.
+	Secrets *clientauth.Authenticator
+	// Now and Rand are injected for tests.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Provider serves the OpenID Provider's endpoints under the issuer's path.
+type Provider struct {
+	opts    Options
+	path    string // the issuer's path, without a trailing slash
+	clients map[string]*client
+	browser *signin.Sessions
+	st      *storage
+	op      *op.Provider
+	handler http.Handler
+}
+
+// cookiePurpose binds the OIDC browser session cookie's MAC to its use.
+const cookiePurpose = "kerbgate-oidc-browser-session"
+
+// New checks the options and returns the provider.
+func New(o Options) (*Provider, error) {
+	if o.SignIn == nil || o.Store == nil || o.Reporter == nil || o.Log == nil {
+		return nil, errors.New("oidcprovider: SignIn, Store, Reporter and Log are required")
+	}
+	if len(o.SigningKeys) == 0 {
+		return nil, errors.New("oidcprovider: no signing key")
+	}
+	iss, err := url.Parse(o.Issuer)
+	if err != nil || iss.Host == "" {
+		return nil, fmt.Errorf("oidcprovider: issuer %q is not an absolute URL", o.Issuer)
+	}
+	if o.IDTokenTTL <= 0 {
+		o.IDTokenTTL = 5 * time.Minute
+	}
+	if o.AccessTokenTTL <= 0 {
+		o.AccessTokenTTL = 10 * time.Minute
+	}
+	if o.RefreshTokenTTL <= 0 {
+		o.RefreshTokenTTL = 8 * time.Hour
+	}
+	if o.CookieName == "" {
+		o.CookieName = "kerbgate_oidc"
+	}
+	if o.Secrets == nil {
+		o.Secrets = clientauth.New(clientauth.Options{})
+	}
+	p := &Provider{opts: o, path: strings.TrimSuffix(iss.Path, "/"), clients: map[string]*client{}}
+	p.browser = signin.NewSessions(signin.Sessions{
+		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
+		TTL: o.BrowserSessionTTL, Now: o.Now, Rand: o.Rand,
+	})
+	p.opts.Now = p.browser.Now
+	for i := range o.Clients {
+		c := o.Clients[i]
+		if c.RequireDirectory && o.Directory == nil {
+			return nil, fmt.Errorf("oidcprovider: client %s requires a directory but none is given", c.ID)
+		}
+		p.clients[c.ID] = &client{Client: c, p: p}
+	}
+	p.st = newStorage(p)
+	cfg := &op.Config{
+		CryptoKey:             sha256.Sum256(cryptoKeyMaterial(o.SigningKeys)),
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
+		// Where end_session sends a browser without a registered
+		// post_logout_redirect_uri.
+		DefaultLogoutRedirectURI: strings.TrimSuffix(iss.Path, "/") + "/signed-out",
+		SupportedScopes: []string{
+			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
+		},
+	}
+	var opts []op.Option
+	if iss.Scheme == "http" {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	prov, err := op.NewProvider(cfg, p.st, op.StaticIssuer(o.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("oidcprovider: %w", err)
+	}
+	p.op = prov
+	p.handler = http.StripPrefix(p.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		prov.ServeHTTP(w, withRequestInfo(w, r))
+	}))
+	return p, nil
+}
+
+// cryptoKeyMaterial is what the access tokens' encryption key is derived from: the
+// signing keys' private parts, the same on every node of a farm.
+func cryptoKeyMaterial(keys []jose.JSONWebKey) []byte {
+	h := sha256.New()
+	for _, k := range keys {
+		b, _ := k.MarshalJSON()
+		h.Write(b)
+	}
+	return append([]byte("kerbgate-oidc-access-token\x00"), h.Sum(nil)...)
+}
+
+// Register adds the provider's endpoints to mux.
+func (p *Provider) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+p.path+"/login", p.login)
+	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
+	mux.Handle(p.path+"/", p.handler)
+}
+
+// Subject is the sub claim of the account with SID sid at issuer: stable for the
+// account (a rename keeps it), different at each issuer, and not the name.
+func Subject(issuer, sid string) string {
+	h := sha256.Sum256([]byte(issuer + "\x00" + sid))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// loginPath is where the library sends the browser to sign in (client.LoginURL).
+func (p *Provider) loginURL(id string) string {
+	return p.path + "/login?id=" + url.QueryEscape(id)
+}
+
+// browserScope is where the OIDC browser session holds: the provider's own paths.
+func (p *Provider) browserScope() signin.Scope { return signin.Scope{Path: p.path + "/"} }
+
+// login is the login step: the authorization request waits under id until the
+// browser has signed in (kerbgate's OIDC browser session, or Negotiate), the account
+// is confirmed and the client's groups allow it.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+	ar, err := p.st.authRequest(r.URL.Query().Get("id"))
+	if err != nil {
+		p.opts.Reporter.Refuse(w, r, reason.New(reason.BadRequest, "no such authorization request", "cause", "unknown_or_expired"))
+		return
+	}
+	c, ok := p.clients[ar.ClientID]
+	if !ok { // sealed before a configuration change removed the client
+		p.opts.Reporter.Refuse(w, r, reason.New(reason.UnknownApp, "no such client", "client", ar.ClientID))
+		return
+	}
+	id, err := p.browser.Load(r, p.browserScope())
+	if err != nil {
+		p.opts.Reporter.Refuse(w, r, reason.Of(err))
+		return
+	}
+	if id != nil {
+		p.complete(w, r, ar, c, id, true)
+		return
+	}
+	if ar.PromptNone && r.Header.Get("Authorization") == "" {
+		p.challengeOrLoginRequired(w, r, ar)
+		return
+	}
+	p.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
+		if err == nil && res.Identity == nil {
+			err = reason.New(reason.Internal, "sign-in did not produce an identity")
+		}
+		if err != nil {
+			p.opts.Reporter.Refuse(w, r, reason.Of(err))
+			return
+		}
+		p.complete(w, r, ar, c, res.Identity, false)
+	})
+}
+
+// complete confirms the account, applies the client's groups and hands the
+// authorization request back to the library, which redirects with the code.
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
+	ctx := r.Context()
+	if c.RequireDirectory {
+		u, err := p.opts.Directory.Check(ctx, id)
+		if err != nil {
+			p.deny(w, r, ar, err)
+			return
+		}
+		enrich(id, u)
+	}
+	if err := c.Groups.Check(ctx, id); err != nil {
+		p.deny(w, r, ar, err)
+		return
+	}
+	if id.SID == "" {
+		p.deny(w, r, ar, reason.New(reason.Internal, "the account has no SID to derive its subject from", "user", id.Principal))
+		return
+	}
+	if !signedIn {
+		if err := p.browser.Start(w, r, p.browserScope(), id); err != nil {
+			p.opts.Reporter.Refuse(w, r, reason.Of(err))
+			return
+		}
+	}
+	k, err := p.st.signedIn(ctx, ar, id, p.opts.Now())
+	if err != nil {
+		p.opts.Reporter.Refuse(w, r, storeRefusal("cannot record the sign-in", "put_token", err))
+		return
+	}
+	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal)
+	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), k), http.StatusFound)
+}
+
+// deny sends the client access_denied at its (registered) redirect URI, or
+// server_error when the directory cannot answer; kerbgate's reason goes to the log.
+func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ar *authRequest, err error) {
+	e := reason.Of(err)
+	p.opts.Log.Warn("oidc sign-in refused", "client", ar.ClientID, "reason", string(e.Code), "detail", e.Error())
+	oe := oidc.ErrAccessDenied()
+	switch e.Code {
+	case reason.DirectoryUnavailable, reason.StoreUnavailable, reason.Internal:
+		oe = oidc.ErrServerError()
+	}
+	op.AuthRequestError(w, r, ar, oe, p.op)
+}
+
+// enrich completes the ticket's identity with what the directory knows now.
+func enrich(id *identity.Identity, u *directory.User) {
+	if u == nil {
+		return
+	}
+	if u.DisplayName != "" {
+		id.DisplayName = u.DisplayName
+	}
+	if u.Mail != "" {
+		id.Mail = u.Mail
+	}
+	if id.UPN == "" {
+		id.UPN = u.UPN
+	}
+	if id.SAMAccountName == "" {
+		id.SAMAccountName = u.SAMAccountName
+	}
+	if id.SID == "" {
+		id.SID = u.SID
+	}
+	if len(u.Groups) > 0 {
+		id.Groups = u.Groups
+	}
+}
+
+// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
+// ends by itself) when the store cannot be reached, internal_error otherwise.
+func storeRefusal(detail, op string, err error) *reason.Error {
+	code := reason.Internal
+	if errors.Is(err, store.ErrUnavailable) {
+		code = reason.StoreUnavailable
+	}
+	return reason.New(code, detail, "op", op, "error", err.Error())
+}
+
+// signedOut is where end_session leaves a browser that named no return address.
+func signedOut(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, "You are signed out of kerbgate.\n")
+}
+
+// challengeOrLoginRequired answers prompt=none without a session: a Negotiate
+// challenge, which a browser holding a ticket answers at once and silently, whose
+// page sends any other browser on to the client with login_required. No prompt is
+// shown either way.
+func (p *Provider) challengeOrLoginRequired(w http.ResponseWriter, r *http.Request, ar *authRequest) {
+	rec := httptest.NewRecorder()
+	op.AuthRequestError(rec, r, ar, oidc.ErrLoginRequired(), p.op)
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusFound || loc == "" {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", "Negotiate")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.WriteHeader(http.StatusUnauthorized)
+	u := html.EscapeString(loc)
+	fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=%s"><title>Sign-in required</title></head><body><p><a href="%s">Continue</a></p></body></html>`+"\n", u, u)
+}

@@ -1,0 +1,715 @@
+package oidcprovider
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/kerbgate/kerbgate/internal/frontend"
+	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/store"
+)
+
+// authRequestTTL bounds how long an authorization request waits for the sign-in.
+const authRequestTTL = 5 * time.Minute
+
+// codeTTL is how long an authorization code may be redeemed; signedInTTL how long
+// the browser has from the login step to the library's callback.
+const (
+	codeTTL     = time.Minute
+	signedInTTL = time.Minute
+)
+
+// accessAppPrefix marks an access token's record in the store's sessions: the
+// token's id keys a session of app "oidc-access:CLIENT" holding the identity.
+const accessAppPrefix = "oidc-access:"
+
+// Store token kinds (store.Token.AppID) of the authorization code flow.
+const (
+	signedInKind = "oidc-signed-in"
+	codeKind     = "oidc-code"
+)
+
+// requestPurpose binds the authorization request's seal to its use.
+const requestPurpose = "kerbgate-oidc-authorization-request"
+
+// authRequest is one authorization request, from the authorization endpoint to the
+// code's redemption. Its fields travel sealed (Request), so that any node of a farm
+// serves any step.
+type authRequest struct {
+	Request
+	// ID is the sealed request until the sign-in, then the key of the signed-in
+	// record in the store.
+	ID       string
+	sealed   string
+	identity *identity.Identity // nil until signed in
+	subject  string
+	authTime time.Time
+}
+
+// Request is what the authorization request asked for.
+type Request struct {
+	ClientID      string              `json:"c"`
+	RedirectURI   string              `json:"r"`
+	State         string              `json:"s,omitempty"`
+	Nonce         string              `json:"n,omitempty"`
+	Scopes        []string            `json:"sc"`
+	ResponseMode  oidc.ResponseMode   `json:"rm,omitempty"`
+	CodeChallenge *oidc.CodeChallenge `json:"pk,omitempty"`
+	PromptNone    bool                `json:"pn,omitempty"`
+	Created       time.Time           `json:"t"`
+}
+
+func (a *authRequest) GetID() string                         { return a.ID }
+func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetAMR() []string                      { return []string{"kerberos"} }
+func (a *authRequest) GetAudience() []string                 { return []string{a.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
+func (a *authRequest) GetClientID() string                   { return a.ClientID }
+func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.CodeChallenge }
+func (a *authRequest) GetNonce() string                      { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string                { return a.RedirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType    { return oidc.ResponseTypeCode }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode    { return a.ResponseMode }
+func (a *authRequest) GetScopes() []string                   { return a.Scopes }
+func (a *authRequest) GetState() string                      { return a.State }
+func (a *authRequest) GetSubject() string                    { return a.subject }
+func (a *authRequest) Done() bool                            { return a.identity != nil }
+
+// storage is what the protocol library keeps and asks: authorization requests and
+// codes, access tokens, clients, keys and claims.
+//
+// Nothing of a sign-in is kept in one node's memory: the authorization request
+// travels sealed with the farm's cookie keys (the login step's id); the signed-in
+// request and the code are store tokens, each taken once, atomically, farm-wide;
+// access tokens are store records. The only state in memory is the signed-in
+// request between the library's callback and its code (one HTTP request).
+type storage struct {
+	p *Provider
+
+	mu      sync.Mutex
+	pending map[string]*authRequest // signed-in key -> request, within the callback
+}
+
+func newStorage(p *Provider) *storage {
+	return &storage{p: p, pending: map[string]*authRequest{}}
+}
+
+var errNotFound = errors.New("oidcprovider: not found")
+
+func (s *storage) now() time.Time { return s.p.opts.Now() }
+
+// open returns the request sealed in id, or an error when it is forged, sealed with
+// a retired key or older than authRequestTTL.
+func (s *storage) open(sealed string) (*authRequest, error) {
+	if len(sealed) > 8<<10 {
+		return nil, errNotFound
+	}
+	v, ok := s.p.browser.Keys.Open(requestPurpose, sealed)
+	if !ok {
+		return nil, errNotFound
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, errNotFound
+	}
+	var req Request
+	if err := json.Unmarshal(b, &req); err != nil {
+		return nil, errNotFound
+	}
+	if age := s.now().Sub(req.Created); age < 0 || age >= authRequestTTL {
+		return nil, errNotFound
+	}
+	return &authRequest{Request: req, ID: sealed, sealed: sealed}, nil
+}
+
+// authRequest returns the request of the login step's id.
+func (s *storage) authRequest(id string) (*authRequest, error) { return s.open(id) }
+
+// signedIn records that the browser of a signed in as who, and returns the key
+// the library's callback takes it by.
+func (s *storage) signedIn(ctx context.Context, a *authRequest, who *identity.Identity, now time.Time) (string, error) {
+	k, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return "", err
+	}
+	return k, s.p.opts.Store.PutToken(ctx, k, store.Token{
+		AppID: signedInKind, RedirectURI: a.sealed, Identity: *who, IssuedAt: now, ExpiresAt: now.Add(signedInTTL),
+	})
+}
+
+// taken rebuilds a signed-in request from its store token.
+func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
+	a, err := s.open(t.RedirectURI)
+	if err != nil {
+		return nil, err
+	}
+	a.ID = id
+	idt := t.Identity
+	a.identity = &idt
+	a.subject = Subject(s.p.opts.Issuer, idt.SID)
+	a.authTime = t.IssuedAt
+	return a, nil
+}
+
+// CreateAuthRequest seals a validated authorization request. PKCE is S256 only,
+// and required of public clients.
+func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	c, ok := s.p.clients[r.ClientID]
+	if !ok {
+		return nil, oidc.ErrInvalidClient()
+	}
+	var challenge *oidc.CodeChallenge
+	if r.CodeChallenge != "" {
+		if r.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+			return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+		}
+		challenge = &oidc.CodeChallenge{Challenge: r.CodeChallenge, Method: r.CodeChallengeMethod}
+	} else if c.SecretHash == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("a public client must use PKCE (S256)")
+	}
+	if r.ResponseType != oidc.ResponseTypeCode {
+		return nil, oidc.ErrInvalidRequest().WithDescription("only the code flow is supported")
+	}
+	// The library keeps the standard scopes whatever the client; the client's
+	// configured scopes decide here (offline_access only when listed).
+	scopes := slices.DeleteFunc(slices.Clone(r.Scopes), func(sc string) bool { return !c.IsScopeAllowed(sc) })
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	}
+	req := Request{
+		ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
+		Scopes: scopes, ResponseMode: r.ResponseMode, CodeChallenge: challenge,
+		PromptNone: slices.Contains(r.Prompt, oidc.PromptNone), Created: s.now(),
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	sealed := s.p.browser.Keys.Seal(requestPurpose, base64.RawURLEncoding.EncodeToString(b))
+	return &authRequest{Request: req, ID: sealed, sealed: sealed}, nil
+}
+
+// AuthRequestByID is the library's callback taking the signed-in request: once.
+func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	t, err := s.p.opts.Store.TakeToken(ctx, id, signedInKind, s.now())
+	if err != nil {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown, used or expired authorization request")
+	}
+	a, err := s.taken(id, t)
+	if err != nil {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.pending { // bounded: entries of abandoned callbacks go
+		if s.now().Sub(p.authTime) >= signedInTTL {
+			delete(s.pending, k)
+		}
+	}
+	s.pending[id] = a
+	return a, nil
+}
+
+// AuthRequestByCode takes the code from the store: of two redemptions anywhere in a
+// farm at most one succeeds. The library then checks the client and the verifier.
+func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	t, err := s.p.opts.Store.TakeToken(ctx, code, codeKind, s.now())
+	if err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	a, err := s.taken(code, t)
+	if err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	return a, nil
+}
+
+func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+	s.mu.Lock()
+	a, ok := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !ok {
+		return errNotFound
+	}
+	now := s.now()
+	return s.p.opts.Store.PutToken(ctx, code, store.Token{
+		AppID: codeKind, RedirectURI: a.sealed, Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(codeTTL),
+	})
+}
+
+func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
+	return nil
+}
+
+// CreateAccessToken records an access token: its id keys a store session holding
+// the identity, so that userinfo answers on any node of a farm.
+func (s *storage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
+	a, family := grant(r)
+	if a == nil {
+		return "", time.Time{}, oidc.ErrServerError().WithDescription("unsupported token request")
+	}
+	return s.accessToken(ctx, a, family)
+}
+
+func (s *storage) accessToken(ctx context.Context, a *authRequest, family string) (string, time.Time, error) {
+	id, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := s.now()
+	exp := now.Add(s.p.opts.AccessTokenTTL)
+	app := accessAppPrefix + a.ClientID
+	if family != "" {
+		app += "/" + family
+	}
+	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: *a.identity, CreatedAt: now, ExpiresAt: exp})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return id, exp, nil
+}
+
+// grant returns the signed-in request behind a token request, and its refresh
+// family ("" for a code without offline_access).
+func grant(r any) (*authRequest, string) {
+	switch v := r.(type) {
+	case *authRequest:
+		if v.identity != nil {
+			return v, ""
+		}
+	case *refreshRequest:
+		return v.a, v.family
+	}
+	return nil, ""
+}
+
+// Refresh tokens rotate: each use takes the token (atomically, farm-wide) and
+// issues the next one of the same family. A token of the family used twice means
+// it was stolen: the whole family is revoked (its record deleted), and with it
+// every refresh token and access token it issued.
+const (
+	refreshKind        = "oidc-refresh"
+	familyAppPrefix    = "oidc-family:"
+	maxRefreshTokenLen = 256
+)
+
+// refreshRecord is what a refresh token's store token holds beside the identity.
+type refreshRecord struct {
+	ClientID string   `json:"c"`
+	Scopes   []string `json:"sc"`
+}
+
+// refreshRequest is a refresh token redeemed.
+type refreshRequest struct {
+	a      *authRequest
+	family string
+}
+
+func (r *refreshRequest) GetAMR() []string             { return r.a.GetAMR() }
+func (r *refreshRequest) GetAudience() []string        { return r.a.GetAudience() }
+func (r *refreshRequest) GetAuthTime() time.Time       { return r.a.authTime }
+func (r *refreshRequest) GetClientID() string          { return r.a.ClientID }
+func (r *refreshRequest) GetScopes() []string          { return r.a.Scopes }
+func (r *refreshRequest) GetSubject() string           { return r.a.subject }
+func (r *refreshRequest) SetCurrentScopes(sc []string) { r.a.Scopes = sc }
+
+// familyOf returns the family a refresh token names (FAMILY.RANDOM).
+func familyOf(token string) (string, bool) {
+	if len(token) > maxRefreshTokenLen {
+		return "", false
+	}
+	f, rest, ok := strings.Cut(token, ".")
+	return f, ok && f != "" && rest != ""
+}
+
+// CreateAccessAndRefreshTokens issues an access token and the next refresh token of
+// the family (a new family for a code).
+func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRequest, _ string) (string, string, time.Time, error) {
+	a, family := grant(r)
+	if a == nil {
+		return "", "", time.Time{}, oidc.ErrServerError().WithDescription("unsupported token request")
+	}
+	now := s.now()
+	if family == "" {
+		f, err := store.NewID(s.p.opts.Rand)
+		if err != nil {
+			return "", "", time.Time{}, err
+		}
+		family = f
+	}
+	// The family lives as long as its newest refresh token.
+	err := s.p.opts.Store.PutSession(ctx, family, store.Session{
+		AppID: familyAppPrefix + a.ClientID, Identity: *a.identity, CreatedAt: now, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
+	})
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	rnd, err := store.NewID(s.p.opts.Rand)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	refresh := family + "." + rnd
+	rec, _ := json.Marshal(refreshRecord{ClientID: a.ClientID, Scopes: a.Scopes})
+	err = s.p.opts.Store.PutToken(ctx, refresh, store.Token{
+		AppID: refreshKind, RedirectURI: string(rec), Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
+	})
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	access, exp, err := s.accessToken(ctx, a, family)
+	return access, refresh, exp, err
+}
+
+// TokenRequestByRefreshToken takes the refresh token. A token used before revokes
+// its family.
+func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	family, ok := familyOf(token)
+	if !ok {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	t, err := s.p.opts.Store.TakeToken(ctx, token, refreshKind, s.now())
+	if errors.Is(err, store.ErrTokenUsed) {
+		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.p.opts.Log.Error("oidc refresh token reused; cannot revoke its family", "error", derr.Error())
+		}
+		e := reason.New(reason.RefreshTokenReused, "refresh token used twice: its family is revoked", "family", family[:min(8, len(family))]+"…")
+		s.p.opts.Log.Warn("oidc refresh refused", "reason", string(e.Code), "detail", e.Error())
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	if err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	var rec refreshRecord
+	if json.Unmarshal([]byte(t.RedirectURI), &rec) != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+rec.ClientID {
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
+	}
+	idt := t.Identity
+	a := &authRequest{Request: Request{ClientID: rec.ClientID, Scopes: rec.Scopes}, identity: &idt,
+		subject: Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt}
+	return &refreshRequest{a: a, family: family}, nil
+}
+
+// TerminateSession ends kerbgate's OIDC browser session in the browser that asked
+// (end_session with an id_token_hint the library verified, so that a link on another
+// site cannot sign a browser out). Access and refresh tokens live on: revocation
+// ends those.
+func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	ri, ok := ctx.Value(requestKey{}).(*requestInfo)
+	if !ok || userID == "" || ri.w == nil {
+		return nil
+	}
+	if id, err := s.p.browser.Load(ri.r, s.p.browserScope()); err != nil || id == nil ||
+		Subject(s.p.opts.Issuer, id.SID) != userID {
+		return nil // another user's session, or none: leave it
+	}
+	if err := s.p.browser.End(ri.w, ri.r, s.p.browserScope()); err != nil {
+		return oidc.ErrServerError().WithDescription("cannot end the session")
+	}
+	s.p.opts.Log.Info("oidc sign-out", "client", clientID)
+	return nil
+}
+
+// RevokeToken revokes an access token (its record) or a refresh token (its whole
+// family), of the calling client only; an unknown token is not an error (RFC 7009).
+func (s *storage) RevokeToken(ctx context.Context, token, _, clientID string) *oidc.Error {
+	if family, ok := familyOf(token); ok {
+		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err == nil && fam.AppID == familyAppPrefix+clientID {
+			if err := s.p.opts.Store.DeleteSession(ctx, family); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return oidc.ErrServerError()
+			}
+		}
+		return nil
+	}
+	sess, err := s.p.opts.Store.GetSession(ctx, token, s.now())
+	if err != nil {
+		return nil
+	}
+	if c, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/"); strings.HasPrefix(sess.AppID, accessAppPrefix) && c == clientID {
+		if err := s.p.opts.Store.DeleteSession(ctx, token); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return oidc.ErrServerError()
+		}
+	}
+	return nil
+}
+
+// GetRefreshTokenInfo tells the revocation endpoint whether token is a live refresh
+// token of clientID (without spending it).
+func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	family, ok := familyOf(token)
+	if !ok {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	fam, err := s.p.opts.Store.GetSession(ctx, family, s.now())
+	if err != nil || fam.AppID != familyAppPrefix+clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
+}
+
+// signingKey is one of Options.SigningKeys.
+type signingKey struct{ k jose.JSONWebKey }
+
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.k.Algorithm)
+}
+func (k signingKey) Key() any   { return k.k.Key }
+func (k signingKey) ID() string { return k.k.KeyID }
+
+// publicKey is the published half of a signing key.
+type publicKey struct{ k jose.JSONWebKey }
+
+func (k publicKey) ID() string                         { return k.k.KeyID }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(k.k.Algorithm) }
+func (k publicKey) Use() string                        { return "sig" }
+func (k publicKey) Key() any                           { return k.k.Public().Key }
+func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
+	return signingKey{s.p.opts.SigningKeys[len(s.p.opts.SigningKeys)-1]}, nil
+}
+
+func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	var algs []jose.SignatureAlgorithm
+	for _, k := range s.p.opts.SigningKeys {
+		if a := jose.SignatureAlgorithm(k.Algorithm); !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs, nil
+}
+
+func (s *storage) KeySet(context.Context) ([]op.Key, error) {
+	keys := make([]op.Key, 0, len(s.p.opts.SigningKeys))
+	for _, k := range s.p.opts.SigningKeys {
+		keys = append(keys, publicKey{k})
+	}
+	return keys, nil
+}
+
+func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	c, ok := s.p.clients[id]
+	if !ok {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	return c, nil
+}
+
+// AuthorizeClientIDSecret checks a confidential client's secret through clientauth:
+// bounded, rate-limited per client id and address.
+func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	hash := ""
+	if c, ok := s.p.clients[id]; ok {
+		hash = c.SecretHash
+	}
+	addr := ""
+	if r, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
+		addr = r.addr
+	}
+	if err := s.p.opts.Secrets.Check(id, hash, addr, secret); err != nil {
+		s.p.opts.Log.Warn("oidc client authentication refused", "client", id, "reason", string(err.Code), "detail", err.Error())
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	return nil
+}
+
+// requestKey carries the client's address (frontend.View) to AuthorizeClientIDSecret.
+type requestKey struct{}
+
+type requestInfo struct {
+	addr string
+	w    http.ResponseWriter
+	r    *http.Request
+}
+
+// withRequestInfo carries the client's address, and the request and its writer
+// (for end_session's cookie), to the storage.
+func withRequestInfo(w http.ResponseWriter, r *http.Request) *http.Request {
+	ri := &requestInfo{addr: frontend.From(r).ClientAddr(), w: w}
+	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, ri))
+	ri.r = r
+	return r
+}
+
+// SetUserinfoFromScopes is not used: SetUserinfoFromRequest answers instead.
+func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest puts the signed-in account's claims in the ID token.
+func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r op.IDTokenRequest, scopes []string) error {
+	a, _ := grant(r)
+	if a == nil {
+		return oidc.ErrServerError().WithDescription("unsupported token request")
+	}
+	s.fill(u, a.subject, a.identity, scopes)
+	return nil
+}
+
+// SetUserinfoFromToken answers the userinfo endpoint from the access token's record.
+func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
+	sess, err := s.liveAccessToken(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	clientID, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
+	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+		return oidc.ErrAccessDenied().WithDescription("invalid access token")
+	}
+	c := s.p.clients[clientID]
+	scopes := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
+	if c != nil && c.Scopes != nil {
+		scopes = c.Scopes
+	}
+	s.fill(u, subject, &sess.Identity, scopes)
+	return nil
+}
+
+// fill sets the claims of id that scopes ask for.
+func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scopes []string) {
+	u.Subject = sub
+	if slices.Contains(scopes, oidc.ScopeProfile) {
+		u.PreferredUsername = preferredUsername(id)
+		u.Name = id.DisplayName
+		if id.UPN != "" {
+			u.AppendClaims("upn", id.UPN)
+		}
+	}
+	if slices.Contains(scopes, oidc.ScopeEmail) && id.Mail != "" {
+		u.Email = id.Mail
+		u.EmailVerified = oidc.Bool(true)
+	}
+}
+
+// preferredUsername is the account's UPN, else its principal name.
+func preferredUsername(id *identity.Identity) string {
+	if id.UPN != "" {
+		return id.UPN
+	}
+	return id.Principal
+}
+
+// SetIntrospectionFromToken answers introspection (RFC 7662) of a live access token,
+// to the client it was issued to only: another client learns {"active":false}.
+func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	sess, err := s.liveAccessToken(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	owner, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
+	if owner != clientID || Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+		return oidc.ErrAccessDenied()
+	}
+	var u oidc.UserInfo
+	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail})
+	resp.SetUserInfo(&u)
+	resp.ClientID = owner
+	resp.TokenType = oidc.BearerToken
+	resp.Audience = oidc.Audience{owner}
+	resp.Issuer = s.p.opts.Issuer
+	resp.Expiration = oidc.FromTime(sess.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(sess.CreatedAt)
+	resp.Username = preferredUsername(&sess.Identity)
+	resp.AuthenticationMethodsReferences = []string{"kerberos"}
+	return nil
+}
+
+// liveAccessToken returns the record of a live access token: not expired, revoked,
+// nor of a revoked refresh family.
+func (s *storage) liveAccessToken(ctx context.Context, tokenID string) (store.Session, error) {
+	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
+	if err != nil || !strings.HasPrefix(sess.AppID, accessAppPrefix) {
+		return store.Session{}, oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+	}
+	clientID, family, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
+	if family != "" {
+		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+clientID {
+			return store.Session{}, oidc.ErrAccessDenied().WithDescription("access token revoked")
+		}
+	}
+	return sess, nil
+}
+
+func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errNotFound
+}
+
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, oidc.ErrUnauthorizedClient()
+}
+
+func (s *storage) Health(context.Context) error { return nil }
+
+// client adapts a Client to the library's view of one.
+type client struct {
+	Client
+	p *Provider
+}
+
+func (c *client) GetID() string                    { return c.ID }
+func (c *client) RedirectURIs() []string           { return c.Client.RedirectURIs }
+func (c *client) PostLogoutRedirectURIs() []string { return c.Client.PostLogoutRedirectURIs }
+func (c *client) ApplicationType() op.ApplicationType {
+	return op.ApplicationTypeWeb
+}
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.SecretHash == "" {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) GrantTypes() []oidc.GrantType {
+	if c.IsScopeAllowed(oidc.ScopeOfflineAccess) {
+		return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	}
+	return []oidc.GrantType{oidc.GrantTypeCode}
+}
+func (c *client) LoginURL(id string) string { return c.p.loginURL(id) }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	return op.AccessTokenTypeBearer
+}
+func (c *client) IDTokenLifetime() time.Duration { return c.p.opts.IDTokenTTL }
+func (c *client) DevMode() bool                  { return false }
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) IsScopeAllowed(scope string) bool {
+	if c.Scopes == nil {
+		return scope == oidc.ScopeOpenID || scope == oidc.ScopeProfile || scope == oidc.ScopeEmail
+	}
+	return slices.Contains(c.Scopes, scope)
+}
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+
+var (
+	_ op.Storage                   = (*storage)(nil)
+	_ op.CanSetUserinfoFromRequest = (*storage)(nil)
+	_ op.Client                    = (*client)(nil)
+)
