@@ -16,7 +16,6 @@
 package oidcprovider
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -35,7 +34,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/kerbgate/kerbgate/internal/clientauth"
-	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/reason"
@@ -45,9 +43,7 @@ import (
 )
 
 // Directory confirms a signed-in user (the *directory.Directory in production).
-type Directory interface {
-	Check(ctx context.Context, id *identity.Identity) (*directory.User, error)
-}
+type Directory = signin.AccountChecker
 
 // Client is one registered relying party.
 type Client struct {
@@ -255,15 +251,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 // authorization request back to the library, which redirects with the code.
 func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
 	ctx := r.Context()
+	var dir signin.AccountChecker
 	if c.RequireDirectory {
-		u, err := p.opts.Directory.Check(ctx, id)
-		if err != nil {
-			p.deny(w, r, ar, err)
-			return
-		}
-		enrich(id, u)
+		dir = p.opts.Directory
 	}
-	if err := c.Groups.Check(ctx, id); err != nil {
+	if err := signin.Admit(ctx, dir, c.Groups, id); err != nil {
 		p.deny(w, r, ar, err)
 		return
 	}
@@ -279,7 +271,7 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequ
 	}
 	k, err := p.st.signedIn(ctx, ar, id, p.opts.Now())
 	if err != nil {
-		p.opts.Reporter.Refuse(w, r, storeRefusal("cannot record the sign-in", "put_token", err))
+		p.opts.Reporter.Refuse(w, r, store.Refusal("cannot record the sign-in", "put_token", err))
 		return
 	}
 	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal)
@@ -297,41 +289,6 @@ func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ar *authRequest,
 		oe = oidc.ErrServerError()
 	}
 	op.AuthRequestError(w, r, ar, oe, p.op)
-}
-
-// enrich completes the ticket's identity with what the directory knows now.
-func enrich(id *identity.Identity, u *directory.User) {
-	if u == nil {
-		return
-	}
-	if u.DisplayName != "" {
-		id.DisplayName = u.DisplayName
-	}
-	if u.Mail != "" {
-		id.Mail = u.Mail
-	}
-	if id.UPN == "" {
-		id.UPN = u.UPN
-	}
-	if id.SAMAccountName == "" {
-		id.SAMAccountName = u.SAMAccountName
-	}
-	if id.SID == "" {
-		id.SID = u.SID
-	}
-	if len(u.Groups) > 0 {
-		id.Groups = u.Groups
-	}
-}
-
-// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
-// ends by itself) when the store cannot be reached, internal_error otherwise.
-func storeRefusal(detail, op string, err error) *reason.Error {
-	code := reason.Internal
-	if errors.Is(err, store.ErrUnavailable) {
-		code = reason.StoreUnavailable
-	}
-	return reason.New(code, detail, "op", op, "error", err.Error())
 }
 
 // signedOut is where end_session leaves a browser that named no return address.

@@ -90,7 +90,7 @@ func (s *Sessions) Load(r *http.Request, sc Scope) (*identity.Identity, error) {
 	}
 	sess, err := s.Store.GetSession(r.Context(), sid, s.Now())
 	if errors.Is(err, store.ErrUnavailable) {
-		return nil, storeRefusal("cannot read the session", "get_session", sc, err)
+		return nil, sc.refusal("cannot read the session", "get_session", err)
 	}
 	if err != nil || sess.AppID != sc.AppID {
 		return nil, nil
@@ -112,7 +112,7 @@ func (s *Sessions) Start(w http.ResponseWriter, r *http.Request, sc Scope, id *i
 		if errors.As(err, &e) {
 			return e
 		}
-		return storeRefusal("cannot store the session", "put_session", sc, err)
+		return sc.refusal("cannot store the session", "put_session", err)
 	}
 	http.SetCookie(w, s.cookie(r, sc, s.Keys.Seal(s.Purpose, sid), int(s.TTL/time.Second)))
 	return nil
@@ -127,7 +127,7 @@ func (s *Sessions) End(w http.ResponseWriter, r *http.Request, sc Scope) error {
 	}
 	http.SetCookie(w, s.cookie(r, sc, "", -1))
 	if errors.Is(err, store.ErrUnavailable) {
-		return storeRefusal("cannot revoke the session", "delete_session", sc, err)
+		return sc.refusal("cannot revoke the session", "delete_session", err)
 	}
 	return nil
 }
@@ -139,16 +139,10 @@ func (s *Sessions) cookie(r *http.Request, sc Scope, value string, maxAge int) *
 		HttpOnly: true, Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode}
 }
 
-// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
-// ends by itself) when the store cannot be reached, internal_error otherwise.
-func storeRefusal(detail, op string, sc Scope, err error) *reason.Error {
-	code := reason.Internal
-	if errors.Is(err, store.ErrUnavailable) {
-		code = reason.StoreUnavailable
-	}
-	facts := []any{"op", op}
+// refusal is the store's refusal with the scope's app among the facts.
+func (sc Scope) refusal(detail, op string, err error) *reason.Error {
 	if sc.AppID != "" {
-		facts = append(facts, "app", sc.AppID)
+		return store.Refusal(detail, op, err, "app", sc.AppID)
 	}
-	return reason.New(code, detail, append(facts, "error", err.Error())...)
+	return store.Refusal(detail, op, err)
 }

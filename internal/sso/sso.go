@@ -15,7 +15,6 @@
 package sso
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +27,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kerbgate/kerbgate/internal/clientauth"
-	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/keyset"
@@ -39,9 +37,7 @@ import (
 )
 
 // Directory confirms a signed-in user (the *directory.Directory in production).
-type Directory interface {
-	Check(ctx context.Context, id *identity.Identity) (*directory.User, error)
-}
+type Directory = signin.AccountChecker
 
 // App is one registered application.
 type App struct {
@@ -207,15 +203,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *App, id *identity.Identity, redirect, state string, signedIn bool) {
 	ctx := r.Context()
 	now := s.opts.Now()
+	var dir signin.AccountChecker
 	if a.RequireDirectory {
-		u, err := s.opts.Directory.Check(ctx, id)
-		if err != nil {
-			s.refuse(w, r, reason.Of(err))
-			return
-		}
-		enrich(id, u)
+		dir = s.opts.Directory
 	}
-	if err := a.Groups.Check(ctx, id); err != nil {
+	if err := signin.Admit(ctx, dir, a.Groups, id); err != nil {
 		s.refuse(w, r, reason.Of(err))
 		return
 	}
@@ -234,7 +226,7 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *App, id *i
 		AppID: a.ID, RedirectURI: redirect, Identity: *id, IssuedAt: now, ExpiresAt: now.Add(a.TokenTTL),
 	})
 	if err != nil {
-		s.refuse(w, r, storeRefusal("cannot store the token", "put_token", err))
+		s.refuse(w, r, store.Refusal("cannot store the token", "put_token", err))
 		return
 	}
 	u, err := url.Parse(redirect)
@@ -254,32 +246,6 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *App, id *i
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, u.String(), http.StatusFound)
-}
-
-// enrich completes the ticket's identity with what the directory knows now: the
-// directory's group list is current, the PAC's is as old as the ticket.
-func enrich(id *identity.Identity, u *directory.User) {
-	if u == nil {
-		return
-	}
-	if u.DisplayName != "" {
-		id.DisplayName = u.DisplayName
-	}
-	if u.Mail != "" {
-		id.Mail = u.Mail
-	}
-	if id.UPN == "" {
-		id.UPN = u.UPN
-	}
-	if id.SAMAccountName == "" {
-		id.SAMAccountName = u.SAMAccountName
-	}
-	if id.SID == "" {
-		id.SID = u.SID
-	}
-	if len(u.Groups) > 0 {
-		id.Groups = u.Groups
-	}
 }
 
 func registered(uris []string, u string) bool {
@@ -367,7 +333,7 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, store.ErrExpired):
 			cause = "expired"
 		case !errors.Is(err, store.ErrNotFound):
-			s.refuseAPI(w, r, storeRefusal("cannot take the token", "take_token", err))
+			s.refuseAPI(w, r, store.Refusal("cannot take the token", "take_token", err))
 			return
 		}
 		s.refuseAPI(w, r, reason.New(reason.TokenInvalid, "token cannot be redeemed", "app", a.ID, "cause", cause))
@@ -385,7 +351,7 @@ func (s *Service) redeem(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := store.Session{AppID: a.ID, Identity: t.Identity, CreatedAt: now, ExpiresAt: now.Add(a.SessionTTL)}
 	if err := s.opts.Store.PutSession(r.Context(), sid, sess); err != nil {
-		s.refuseAPI(w, r, storeRefusal("cannot store the session", "put_session", err))
+		s.refuseAPI(w, r, store.Refusal("cannot store the session", "put_session", err))
 		return
 	}
 	s.redeemed.WithLabelValues(a.ID).Inc()
@@ -424,7 +390,7 @@ func (s *Service) deleteSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opts.Store.DeleteSession(r.Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.refuseAPI(w, r, storeRefusal("cannot revoke the session", "delete_session", err))
+		s.refuseAPI(w, r, store.Refusal("cannot revoke the session", "delete_session", err))
 		return
 	}
 	s.opts.Log.Info("session revoked", "app", a.ID)
@@ -445,7 +411,7 @@ func (s *Service) appSession(w http.ResponseWriter, r *http.Request) (*App, stri
 	}
 	sess, err := s.opts.Store.GetSession(r.Context(), sid, s.opts.Now())
 	if errors.Is(err, store.ErrUnavailable) {
-		s.refuseAPI(w, r, storeRefusal("cannot read the session", "get_session", err))
+		s.refuseAPI(w, r, store.Refusal("cannot read the session", "get_session", err))
 		return nil, "", store.Session{}, false
 	}
 	if err != nil || sess.AppID != a.ID {
@@ -479,16 +445,6 @@ func (s *Service) authenticateApp(r *http.Request) (*App, error) {
 		return nil, e
 	}
 	return a, nil
-}
-
-// storeRefusal is the refusal for a failed store operation: store_unavailable (503,
-// ends by itself) when the store cannot be reached, internal_error otherwise.
-func storeRefusal(detail, op string, err error) *reason.Error {
-	code := reason.Internal
-	if errors.Is(err, store.ErrUnavailable) {
-		code = reason.StoreUnavailable
-	}
-	return reason.New(code, detail, "op", op, "error", err.Error())
 }
 
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, e *reason.Error) {
