@@ -23,17 +23,29 @@ targets() {
   done
 }
 
+# coordinator_race: the run failed with Go's own "context deadline exceeded" at the
+# end of -fuzztime and wrote no failing input. That is a race in Go's fuzzing
+# coordinator (go.dev/issue/75804, fixed in Go 1.27, present in 1.26.x), not a finding.
+coordinator_race() {
+  grep -q 'context deadline exceeded' "$1" && ! grep -q 'Failing input written to' "$1"
+}
+
 run_one() { # PKG TARGET
   local log=$logdir/$(echo "$1-$2" | tr '/.' '__').log
-  if go test -run='^$' -fuzz="^$2\$" -fuzztime="$FUZZTIME" -parallel=1 "$1" >"$log" 2>&1; then
-    result=ok
-  else
+  for attempt in 1 2; do
     result=FAIL
-  fi
+    if go test -run='^$' -fuzz="^$2\$" -fuzztime="$FUZZTIME" -parallel=1 "$1" >"$log" 2>&1; then
+      result=ok
+      break
+    fi
+    coordinator_race "$log" || break
+    result="ok (attempt $attempt ended in Go's fuzz coordinator race, go.dev/issue/75804; no failing input)"
+  done
   # The last progress line holds the execution count: "fuzz: elapsed: 10m0s, execs: 123 (...)".
   execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   printf '%-28s %-24s execs=%-12s %s\n' "$1" "$2" "${execs:-?}" "$result"
-  [ "$result" = ok ] || { sed 's/^/    /' "$log" | tail -30; return 1; }
+  [ "$result" = FAIL ] && { sed 's/^/    /' "$log" | tail -30; return 1; }
+  return 0
 }
 
 pids=() failed=0
