@@ -10,8 +10,9 @@ step() { printf '\n== %s\n' "$*" >&2; }
 step "test domain"
 bash testrealm/realm.sh up
 
-step "test OpenID provider (npm oidc-provider)"
+step "test OpenID provider (npm oidc-provider) and relying party (npm openid-client)"
 (cd testrealm/oidc && npm ci --no-audit --no-fund)
+(cd testrealm/oidcclient && npm ci --no-audit --no-fund)
 
 export PATH=$PATH:/usr/local/go/bin
 step "go vet"

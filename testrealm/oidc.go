@@ -1,6 +1,7 @@
 package testrealm
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,7 +39,7 @@ type OIDCProvider struct {
 func StartOIDC(t testing.TB, o OIDCOptions) *OIDCProvider {
 	t.Helper()
 	dir := filepath.Join(filepath.Dir(scriptPath()), "oidc")
-	ensureNPM(t, dir)
+	ensureNPM(t, dir, "oidc-provider")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +86,9 @@ func (p *OIDCProvider) Stop() {
 	}
 }
 
-// ensureNPM runs npm ci in dir once, serialised across test binaries.
-func ensureNPM(t testing.TB, dir string) {
+// ensureNPM runs npm ci in dir once (until node_modules holds pkg), serialised
+// across test binaries.
+func ensureNPM(t testing.TB, dir, pkg string) {
 	t.Helper()
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "kerbgate-oidc-npm.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -96,12 +98,35 @@ func ensureNPM(t testing.TB, dir string) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err == nil {
 		return
 	}
 	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testrealm: npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
+// OpenIDClient runs testrealm/oidcclient/rp.mjs (a relying party on npm
+// openid-client) with command and args (JSON) and decodes what it prints into out.
+func OpenIDClient(t testing.TB, command string, args, out any) {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(scriptPath()), "oidcclient")
+	ensureNPM(t, dir, "openid-client")
+	a, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "rp.mjs", command, string(a))
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("testrealm: openid-client %s: %v\n%s", command, err, stderr.String())
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("testrealm: openid-client %s printed %q: %v", command, b, err)
 	}
 }

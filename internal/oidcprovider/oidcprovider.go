@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -170,9 +171,45 @@ func New(o Options) (*Provider, error) {
 	}
 	p.op = prov
 	p.handler = http.StripPrefix(p.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/authorize" && p.refuseResponseType(w, r) {
+			return
+		}
 		prov.ServeHTTP(w, withRequestInfo(w, r))
 	}))
 	return p, nil
+}
+
+// refuseResponseType answers an authorization request whose response_type is not
+// "code" (kerbgate serves the code flow only) from a known client with one of its
+// registered redirect URIs: the error goes to that URI (RFC 6749 §4.1.2.1, in the
+// fragment for a response type with a token, OIDC Core §3.2.2.6), with the state.
+// The library refuses those without a redirect when the URI is http. Any other
+// request goes on to the library, which checks the client and the URI first.
+func (p *Provider) refuseResponseType(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	rt := q.Get("response_type")
+	if rt == string(oidc.ResponseTypeCode) || r.Method != http.MethodGet {
+		return false
+	}
+	c, err := p.st.GetClientByClientID(r.Context(), q.Get("client_id"))
+	if err != nil || !slices.Contains(c.RedirectURIs(), q.Get("redirect_uri")) {
+		return false
+	}
+	e := url.Values{"error": {"unsupported_response_type"}, "error_description": {"kerbgate serves the code flow only"}}
+	if rt == "" {
+		e = url.Values{"error": {"invalid_request"}, "error_description": {"response_type is missing"}}
+	}
+	if s := q.Get("state"); s != "" {
+		e.Set("state", s)
+	}
+	sep := "?"
+	if strings.Contains(rt, "token") {
+		sep = "#"
+	} else if strings.Contains(q.Get("redirect_uri"), "?") {
+		sep = "&"
+	}
+	http.Redirect(w, r, q.Get("redirect_uri")+sep+e.Encode(), http.StatusFound)
+	return true
 }
 
 // cryptoKeyMaterial is what the access tokens' encryption key is derived from: the

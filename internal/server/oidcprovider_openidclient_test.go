@@ -1,0 +1,99 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/testrealm"
+)
+
+// TestOIDCProviderNodeOpenIDClient: npm openid-client (6.x, testrealm/oidcclient)
+// drives the code flow with PKCE against kerbgate. The script builds the
+// authorization URL; this test opens it as a browser holding alice's real ticket
+// and hands the callback URL back; the script redeems the code, then calls
+// userinfo, refreshes, introspects, revokes and builds the end_session URL, which
+// this browser opens.
+func TestOIDCProviderNodeOpenIDClient(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opConfig(t, r)
+	startGateway(t, cfg)
+	rp := map[string]any{"issuer": issuer, "clientId": "rp", "clientSecret": demoSecret, "redirectUri": opRPCallback}
+
+	var start struct{ URL, Verifier, State, Nonce string }
+	testrealm.OpenIDClient(t, "start", rp, &start)
+	au, err := url.Parse(start.URL)
+	if err != nil || !strings.HasPrefix(start.URL, issuer+"/authorize?") || au.Query().Get("code_challenge_method") != "S256" {
+		t.Fatalf("authorization URL %q", start.URL)
+	}
+	b := opBrowser(t, ticket(t, r, "alice"))
+	q := authorize(t, b, start.URL)
+	if q.Get("code") == "" || q.Get("state") != start.State {
+		t.Fatalf("callback %v", q)
+	}
+	rp["callback"] = opRPCallback + "?" + q.Encode()
+	rp["verifier"], rp["state"], rp["nonce"], rp["postLogout"] = start.Verifier, start.State, start.Nonce, opRPLoggedOut
+
+	var got struct {
+		Claims struct {
+			Sub, Nonce, Iss   string
+			PreferredUsername string   `json:"preferred_username"`
+			AMR               []string `json:"amr"`
+		}
+		Userinfo struct {
+			Sub               string
+			PreferredUsername string `json:"preferred_username"`
+		}
+		Rotated       bool
+		RefreshedSub  string
+		Introspection struct {
+			Active   bool
+			Sub      string
+			ClientID string `json:"client_id"`
+		}
+		RefreshAfterRevocation       string
+		IntrospectionAfterRevocation struct{ Active bool }
+		EndSession                   string
+	}
+	testrealm.OpenIDClient(t, "finish", rp, &got)
+
+	sub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	if c := got.Claims; c.Sub != sub || c.Iss != issuer || c.Nonce != start.Nonce || len(c.AMR) != 1 || c.AMR[0] != "kerberos" ||
+		!strings.EqualFold(c.PreferredUsername, "alice@example.test") {
+		t.Errorf("ID token claims %+v, want sub %s", c, sub)
+	}
+	if got.Userinfo.Sub != sub || !strings.EqualFold(got.Userinfo.PreferredUsername, "alice@example.test") {
+		t.Errorf("userinfo %+v", got.Userinfo)
+	}
+	if !got.Rotated || got.RefreshedSub != "" && got.RefreshedSub != sub {
+		t.Errorf("refresh: rotated %v, refreshed ID token sub %q", got.Rotated, got.RefreshedSub)
+	}
+	if i := got.Introspection; !i.Active || i.Sub != sub || i.ClientID != "rp" {
+		t.Errorf("introspection of the refreshed access token: %+v", i)
+	}
+	if got.RefreshAfterRevocation != "invalid_grant" {
+		t.Errorf("refresh after revocation: %q, want invalid_grant", got.RefreshAfterRevocation)
+	}
+	if got.IntrospectionAfterRevocation.Active {
+		t.Error("the revoked family's access token is still active")
+	}
+
+	// The end_session URL openid-client built: the browser is signed out of kerbgate
+	// and sent to the registered post_logout_redirect_uri with the state.
+	es, err := url.Parse(got.EndSession)
+	if err != nil || !strings.HasPrefix(got.EndSession, issuer+"/end_session?") || es.Query().Get("id_token_hint") == "" {
+		t.Fatalf("end_session URL %q", got.EndSession)
+	}
+	noFollow := *b
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Get(got.EndSession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(l, opRPLoggedOut) || !strings.Contains(l, "state=bye") {
+		t.Fatalf("end_session: %d %q", resp.StatusCode, l)
+	}
+}
