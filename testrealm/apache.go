@@ -72,13 +72,7 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	write("htdocs/admin/secret", "admin secret\n", 0o644)
 	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-User: %s\\r\\n\\r\\n' \"$REMOTE_USER\"\n"+
 		"printf 'user=%s\\nmethod=%s\\nbody=' \"$REMOTE_USER\" \"$REQUEST_METHOD\"\ncat\n", 0o755)
-	run := func(args ...string) {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("testrealm: %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("chown", "-R", "www-data:www-data", dir)
-	run("chmod", "755", dir)
+	giveToApache(t, dir)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,55 +80,35 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	mods := ""
-	for _, m := range []string{"mpm_event", "authz_core", "authz_user", "authn_core", "auth_gssapi", "headers", "cgid", "alias", "mime", "dir"} {
-		mods += fmt.Sprintf("LoadModule %s_module %s/mod_%s.so\n", m, apacheModules, m)
-	}
-	conf := fmt.Sprintf(`%s
-ServerRoot %[2]s
-ServerName app.example.test
-Listen 127.0.0.1:%[3]d
-PidFile %[2]s/run/httpd.pid
-DefaultRuntimeDir %[2]s/run
-Mutex file:%[2]s/run default
-ScriptSock %[2]s/run/cgisock
-User www-data
-Group www-data
-ErrorLog %[2]s/error.log
-LogFormat "%%>s \"%%r\"" kerbgate
-CustomLog %[2]s/access.log kerbgate
-LogLevel warn auth_gssapi:info
-TypesConfig /etc/mime.types
-DocumentRoot %[2]s/htdocs
-MaxRequestWorkers 64
+	conf := apacheHead(dir, port, "auth_gssapi", "mpm_event", "authz_core", "authz_user", "authn_core", "auth_gssapi", "headers", "cgid", "alias", "mime", "dir") + fmt.Sprintf(`MaxRequestWorkers 64
 KeepAlive On
 <Directory />
   AllowOverride None
   Require all denied
 </Directory>
-<Directory %[2]s/htdocs>
+<Directory %[1]s/htdocs>
   Require all granted
 </Directory>
-<Directory %[2]s/htdocs/private>
+<Directory %[1]s/htdocs/private>
   AuthType GSSAPI
   AuthName "kerbgate test application"
-  GssapiCredStore keytab:%[2]s/http.keytab
+  GssapiCredStore keytab:%[1]s/http.keytab
   GssapiAllowedMech krb5
   GssapiBasicAuth Off
   Require valid-user
 </Directory>
-ScriptAlias /whoami %[2]s/cgi/whoami
-<Directory %[2]s/cgi>
+ScriptAlias /whoami %[1]s/cgi/whoami
+<Directory %[1]s/cgi>
   Options +ExecCGI
   AuthType GSSAPI
   AuthName "kerbgate test application"
-  GssapiCredStore keytab:%[2]s/http.keytab
+  GssapiCredStore keytab:%[1]s/http.keytab
   GssapiAllowedMech krb5
   GssapiBasicAuth Off
   Require valid-user
   Header always set X-User "expr=%%{REMOTE_USER}"
 </Directory>
-`, mods, dir, port)
+`, dir, port)
 	write("httpd.conf", conf, 0o644)
 
 	return r.runApache(t, dir, port)
@@ -203,4 +177,42 @@ func (a *Apache) AccessLog() string {
 func (a *Apache) ErrorLog() string {
 	b, _ := os.ReadFile(filepath.Join(a.dir, "error.log"))
 	return string(b)
+}
+
+// apacheHead is the start of every test Apache's configuration: the modules, the
+// server's own files under dir, its port, logs (access log lines "STATUS \"REQUEST\""
+// for tests to read) at level warn with module at info, and everything denied
+// until the caller's configuration grants it.
+func apacheHead(dir string, port int, module string, modules ...string) string {
+	var b strings.Builder
+	for _, m := range modules {
+		fmt.Fprintf(&b, "LoadModule %s_module %s/mod_%s.so\n", m, apacheModules, m)
+	}
+	fmt.Fprintf(&b, `ServerRoot %[1]s
+ServerName app.example.test
+Listen 127.0.0.1:%[2]d
+PidFile %[1]s/run/httpd.pid
+DefaultRuntimeDir %[1]s/run
+Mutex file:%[1]s/run default
+ScriptSock %[1]s/run/cgisock
+User www-data
+Group www-data
+ErrorLog %[1]s/error.log
+LogFormat "%%>s \"%%r\"" kerbgate
+CustomLog %[1]s/access.log kerbgate
+LogLevel warn %[3]s:info
+TypesConfig /etc/mime.types
+DocumentRoot %[1]s/htdocs
+`, dir, port, module)
+	return b.String()
+}
+
+// giveToApache hands dir to www-data, which Apache's children run as.
+func giveToApache(t testing.TB, dir string) {
+	t.Helper()
+	for _, args := range [][]string{{"chown", "-R", "www-data:www-data", dir}, {"chmod", "755", dir}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("testrealm: %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -66,13 +64,7 @@ func (r *Realm) StartOIDCRP(t testing.TB, o OIDCRPOptions) *OIDCRP {
 	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"+
 		"printf 'user=%s\\n' \"$REMOTE_USER\"\n"+
 		"for c in sub preferred_username upn email name amr; do eval \"printf '%s=%s\\\\n' $c \\\"\\$OIDC_CLAIM_$c\\\"\"; done\n", 0o755)
-	run := func(args ...string) {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("testrealm: %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("chown", "-R", "www-data:www-data", dir)
-	run("chmod", "755", dir)
+	giveToApache(t, dir)
 	port := o.Port
 	if port == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,50 +76,30 @@ func (r *Realm) StartOIDCRP(t testing.TB, o OIDCRPOptions) *OIDCRP {
 	}
 	pass := make([]byte, 16)
 	rand.Read(pass)
-	mods := ""
-	for _, m := range []string{"mpm_event", "authz_core", "authz_user", "authn_core", "auth_openidc", "cgid", "alias", "mime", "dir"} {
-		mods += fmt.Sprintf("LoadModule %s_module %s/mod_%s.so\n", m, apacheModules, m)
-	}
-	conf := fmt.Sprintf(`%s
-ServerRoot %[2]s
-ServerName app.example.test
-Listen 127.0.0.1:%[3]d
-PidFile %[2]s/run/httpd.pid
-DefaultRuntimeDir %[2]s/run
-Mutex file:%[2]s/run default
-ScriptSock %[2]s/run/cgisock
-User www-data
-Group www-data
-ErrorLog %[2]s/error.log
-LogFormat "%%>s \"%%r\"" kerbgate
-CustomLog %[2]s/access.log kerbgate
-LogLevel warn auth_openidc:info
-TypesConfig /etc/mime.types
-DocumentRoot %[2]s/htdocs
-<Directory />
+	conf := apacheHead(dir, port, "auth_openidc", "mpm_event", "authz_core", "authz_user", "authn_core", "auth_openidc", "cgid", "alias", "mime", "dir") + fmt.Sprintf(`<Directory />
   AllowOverride None
   Require all denied
 </Directory>
-OIDCProviderMetadataURL %[4]s/.well-known/openid-configuration
-OIDCClientID %[5]s
-OIDCClientSecret %[6]s
-OIDCRedirectURI %[7]s
-OIDCCryptoPassphrase %[8]s
+OIDCProviderMetadataURL %[3]s/.well-known/openid-configuration
+OIDCClientID %[4]s
+OIDCClientSecret %[5]s
+OIDCRedirectURI %[6]s
+OIDCCryptoPassphrase %[7]s
 OIDCScope "openid profile email"
 OIDCPKCEMethod S256
 OIDCRemoteUserClaim preferred_username
 OIDCCookieSameSite On
 OIDCPassClaimsAs environment
-ScriptAlias /protected/whoami %[2]s/cgi/whoami
+ScriptAlias /protected/whoami %[1]s/cgi/whoami
 <Location /protected>
   AuthType openid-connect
   Require valid-user
 </Location>
-<Directory %[2]s/cgi>
+<Directory %[1]s/cgi>
   Options +ExecCGI
   Require all granted
 </Directory>
-`, mods, dir, port, o.Issuer, o.ClientID, o.ClientSecret, OIDCRPRedirectURI(port), hex.EncodeToString(pass))
+`, dir, port, o.Issuer, o.ClientID, o.ClientSecret, OIDCRPRedirectURI(port), hex.EncodeToString(pass))
 	if o.PromptNone {
 		conf += "OIDCAuthRequestParams prompt=none\n"
 	}
