@@ -85,10 +85,7 @@ func TestServeStartsWithNegativeSerialCA(t *testing.T) {
 	r := testrealm.Require(t)
 	r.LockGateway(t, false)
 	ca := negativeSerialCA(t)
-	bin := filepath.Join(t.TempDir(), "kerbgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testrealm.GoBuild(t, ".")
 	cfg := doctorConfig(t, r, []string{r.GatewayKeytab}, []string{"HTTP/sso.example.test"}, "listen:\n  address: 127.0.0.1:0\n")
 	data, _ := os.ReadFile(cfg)
 	data = bytes.Replace(data, []byte("ca_file: "+r.CACert), []byte("ca_file: "+ca), 1)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,16 +21,8 @@ func TestServeSignsInWithCurl(t *testing.T) {
 	r := testrealm.Require(t)
 	r.LockGateway(t, false)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kerbgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	bin := testrealm.GoBuild(t, ".")
+	port := testrealm.FreePort(t)
 	cfg := fmt.Sprintf(`listen:
   address: 127.0.0.1:%d
 kerberos:

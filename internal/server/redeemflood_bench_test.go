@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,16 +40,8 @@ func BenchmarkRedeemFlood(b *testing.B) {
 	flood := envInt("KERBGATE_FLOOD", 500)
 	seconds := envInt("KERBGATE_FLOOD_SECONDS", 10)
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "kerbgate")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/kerbgate").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	bin := testrealm.GoBuild(b, "../../cmd/kerbgate")
+	port := testrealm.FreePort(b)
 	dh, _ := secretHashes(b)
 	cfg := fmt.Sprintf(`listen:
   address: 127.0.0.1:%d
