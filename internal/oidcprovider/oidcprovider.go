@@ -43,8 +43,9 @@ import (
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// Directory confirms a signed-in user (the *directory.Directory in production).
-type Directory = signin.AccountChecker
+// Directory confirms a signed-in user and names its groups (the
+// *directory.Directory in production).
+type Directory = signin.Directory
 
 // Client is one registered relying party.
 type Client struct {
@@ -288,11 +289,8 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 // authorization request back to the library, which redirects with the code.
 func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
 	ctx := r.Context()
-	var dir signin.AccountChecker
-	if c.RequireDirectory {
-		dir = p.opts.Directory
-	}
-	if err := signin.Admit(ctx, dir, c.Groups, id); err != nil {
+	admission := signin.Admission{Directory: p.opts.Directory, RequireDirectory: c.RequireDirectory, Groups: c.Groups, Log: p.opts.Log}
+	if err := signin.Admit(ctx, admission, id); err != nil {
 		p.deny(w, r, ar, err)
 		return
 	}

@@ -209,8 +209,7 @@ func (b *builder) servedTLS() (err error) {
 	return nil
 }
 
-// negotiate makes the Negotiate middleware, with Extended Protection, and puts
-// GET /whoami behind it.
+// negotiate makes the Negotiate middleware, with Extended Protection.
 func (b *builder) negotiate() error {
 	policy := b.plan.EPA
 	var err error
@@ -229,7 +228,6 @@ func (b *builder) negotiate() error {
 		b.log.Info("extended protection", "token_checking", policy.TokenChecking.String(), "flags", policy.Flags.String(),
 			"spns", policy.SPNs, "tls", b.tls != nil, "load_balancer_certificates", len(policy.ProxyBindings))
 	}
-	b.mux.Handle("GET /whoami", b.signInMW(http.HandlerFunc(negotiate.WhoAmI)))
 	return nil
 }
 
@@ -273,9 +271,11 @@ func (b *builder) loadCookieKeys() error {
 	return nil
 }
 
-// faces makes the handoff and, with proxy.apps, the application proxy in front of
-// every other endpoint.
+// faces makes GET /whoami (behind the Negotiate middleware), the handoff, the
+// OpenID Provider and, with proxy.apps, the application proxy in front of every
+// other endpoint.
 func (b *builder) faces() error {
+	b.mux.Handle("GET /whoami", b.signInMW(signin.WhoAmI(b.dir, b.log)))
 	ho, err := b.plan.SSO.Options(b.dirImpl)
 	if err != nil {
 		return err
