@@ -60,7 +60,11 @@ type Client struct {
 	// Groups is who may sign in to the client; nil: anyone signed in.
 	Groups *signin.Groups
 	// Scopes are the scopes the client may ask for; nil: openid, profile, email.
+	// ScopeGroups gives the groups and group_sids claims.
 	Scopes []string
+	// GroupNames selects the group names of the groups claim; its Max caps them in
+	// an ID token (more: overage, signalled as a distributed claim at userinfo).
+	GroupNames signin.GroupFilter
 	// RequireDirectory makes sign-in require the account to be found, and usable,
 	// in the directory.
 	RequireDirectory bool
@@ -159,7 +163,7 @@ func New(o Options) (*Provider, error) {
 		// post_logout_redirect_uri.
 		DefaultLogoutRedirectURI: strings.TrimSuffix(iss.Path, "/") + "/signed-out",
 		SupportedScopes: []string{
-			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
+			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
 	var opts []op.Option
