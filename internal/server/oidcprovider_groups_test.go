@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"html"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -141,5 +144,95 @@ func TestOIDCProviderGroupsClaimGoRelyingParty(t *testing.T) {
 	idt, ui = signInGo(t, r, issuer, "staff-rp", "bob", oidc.ScopeOpenID, "groups")
 	if idt.Groups != nil || idt.GroupSIDs != nil || ui.Groups != nil {
 		t.Errorf("staff-rp (no groups scope) asking for groups: ID token %+v, userinfo %+v", idt, ui)
+	}
+}
+
+// Apache httpd with mod_auth_openidc asks for the groups scope; headless Chromium
+// holding bob's ticket lands on its page with staff among his groups; dave at a
+// client with max 5 gets the overage in his ID token, and mod_auth_openidc, which
+// reads userinfo too, hands the page all his names.
+func TestOIDCProviderGroupsClaimApacheModAuthOpenIDC(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opGroupsConfig(t, r)
+	rpPort, fewPort := freePort(t), freePort(t)
+	for i, c := range cfg.OIDCProvider.Clients {
+		switch c.ID {
+		case "rp":
+			cfg.OIDCProvider.Clients[i].RedirectURIs = []string{testrealm.OIDCRPRedirectURI(rpPort)}
+		case "few":
+			cfg.OIDCProvider.Clients[i].RedirectURIs = []string{testrealm.OIDCRPRedirectURI(fewPort)}
+		}
+	}
+	startGateway(t, cfg)
+	rp := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "rp", ClientSecret: demoSecret, Port: rpPort, Scope: "openid profile groups"})
+	few := r.StartOIDCRP(t, testrealm.OIDCRPOptions{Issuer: issuer, ClientID: "few", ClientSecret: demoSecret, Port: fewPort, Scope: "openid profile groups"})
+
+	page := pageClaims(chromium(t, r, r.Kinit(t, "bob"), rp.Whoami))
+	if g := strings.Split(page["groups"], ","); !slices.Contains(g, "staff") || !slices.Contains(g, "sso-users") ||
+		!strings.Contains(page["group_sids"], r.SID(t, "staff")) || page["_claim_names"] != "" {
+		t.Errorf("bob's page at rp: %q\nerror.log:\n%s", page, rp.ErrorLog())
+	}
+	page = pageClaims(chromium(t, r, r.Kinit(t, "dave"), few.Whoami))
+	var names map[string]string
+	if err := json.Unmarshal([]byte(page["_claim_names"]), &names); err != nil || names["groups"] != "src1" {
+		t.Errorf("dave's ID token at few signals no overage: _claim_names=%q (%v)\nerror.log:\n%s", page["_claim_names"], err, few.ErrorLog())
+	}
+	if g := strings.Split(page["groups"], ","); len(g) < 130 || !slices.Contains(g, "dave-g130") {
+		t.Errorf("dave's page at few has %d names (from userinfo), want his 130: %.200q", len(g), page["groups"])
+	}
+}
+
+// pageClaims reads the claim=value lines of an OIDCRP's whoami page.
+func pageClaims(page string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(html.UnescapeString(page), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.ContainsAny(k, "<> ") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// npm openid-client asks for the groups scope: bob's ID token and userinfo name
+// staff; dave's ID token at few signals the overage at userinfo, which answers his
+// names.
+func TestOIDCProviderGroupsClaimNodeOpenIDClient(t *testing.T) {
+	r := testrealm.Require(t)
+	cfg, issuer := opGroupsConfig(t, r)
+	startGateway(t, cfg)
+	type claims struct {
+		Groups     []string          `json:"groups"`
+		GroupSIDs  []string          `json:"group_sids"`
+		ClaimNames map[string]string `json:"_claim_names"`
+		Sources    map[string]struct {
+			Endpoint string `json:"endpoint"`
+		} `json:"_claim_sources"`
+	}
+	signIn := func(client, user string) (idToken, userinfo claims) {
+		t.Helper()
+		rp := map[string]any{"issuer": issuer, "clientId": client, "clientSecret": demoSecret, "redirectUri": opRPCallback,
+			"scope": "openid profile groups offline_access"}
+		var start struct{ URL, Verifier, State, Nonce string }
+		testrealm.OpenIDClient(t, "start", rp, &start)
+		q := authorize(t, opBrowser(t, ticket(t, r, user)), start.URL)
+		rp["callback"] = opRPCallback + "?" + q.Encode()
+		rp["verifier"], rp["state"], rp["nonce"], rp["postLogout"] = start.Verifier, start.State, start.Nonce, opRPLoggedOut
+		var got struct{ Claims, Userinfo claims }
+		testrealm.OpenIDClient(t, "finish", rp, &got)
+		return got.Claims, got.Userinfo
+	}
+
+	idt, ui := signIn("rp", "bob")
+	for what, c := range map[string]claims{"ID token": idt, "userinfo": ui} {
+		if !slices.Contains(c.Groups, "staff") || !slices.Contains(c.GroupSIDs, r.SID(t, "staff")) || c.ClaimNames != nil {
+			t.Errorf("bob's %s at rp: %+v", what, c)
+		}
+	}
+	idt, ui = signIn("few", "dave")
+	if idt.Groups != nil || idt.ClaimNames["groups"] != "src1" || idt.Sources["src1"].Endpoint != issuer+"/userinfo" {
+		t.Errorf("dave's ID token at few: %+v; want the overage signalled", idt)
+	}
+	if len(ui.Groups) < 130 || !slices.Contains(ui.Groups, "dave-g130") {
+		t.Errorf("dave's userinfo at few: %d names", len(ui.Groups))
 	}
 }
