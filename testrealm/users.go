@@ -3,10 +3,12 @@ package testrealm
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TempUserPassword is the password of users made by TempUser.
@@ -78,4 +80,30 @@ func (r *Realm) LDBModify(t testing.TB, ldif string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testrealm: ldbmodify: %v\n%s\nLDIF:\n%s", err, out, ldif)
 	}
+}
+
+// ExpirePassword makes the password of user (one made by TempUser) expired: it
+// clears "password never expires" and sets pwdLastSet a year back, writing the
+// domain partition directly (Samba refuses any pwdLastSet but 0 and -1 through
+// LDAP and ldbmodify on sam.ldb, as AD does).
+func (r *Realm) ExpirePassword(t testing.TB, user string) {
+	t.Helper()
+	dn := r.DN(t, user)
+	r.LDBModify(t, fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n", dn))
+	yearAgo := time.Now().Add(-365*24*time.Hour).UnixNano()/100 + 116444736000000000 // FILETIME
+	partition := "tdb://" + filepath.Join(r.Dir, "private", "sam.ldb.d", "DC=EXAMPLE,DC=TEST.ldb")
+	cmd := exec.Command("ldbmodify", "-H", partition)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: pwdLastSet\npwdLastSet: %d\n", dn, yearAgo))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testrealm: set pwdLastSet of %s: %v\n%s", user, err, out)
+	}
+}
+
+// MustChangePassword sets "user must change password at next logon" on user (one
+// made by TempUser): pwdLastSet 0, and "password never expires" cleared (with it,
+// AD never asks for a change).
+func (r *Realm) MustChangePassword(t testing.TB, user string) {
+	t.Helper()
+	dn := r.DN(t, user)
+	r.LDBModify(t, fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n-\nreplace: pwdLastSet\npwdLastSet: 0\n", dn))
 }
