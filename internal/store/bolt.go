@@ -423,6 +423,11 @@ func (b *Bolt) Purge(now time.Time) (removed int, err error) {
 			}
 			removed += len(dead)
 		}
+		n, err := purgeAttempts(tx, now)
+		if err != nil {
+			return err
+		}
+		removed += n
 		if removed == 0 {
 			return errNothing
 		}
