@@ -59,7 +59,7 @@ type Authenticator struct {
 
 	mu       sync.Mutex
 	verified map[string]proof // client id → the secret it last proved
-	failures map[string]*bucket
+	failures *Limiter
 }
 
 type proof struct {
@@ -88,7 +88,7 @@ func New(o Options) *Authenticator {
 		o.Now = time.Now
 	}
 	return &Authenticator{o: o, slots: make(chan struct{}, o.MaxConcurrent),
-		verified: map[string]proof{}, failures: map[string]*bucket{}}
+		verified: map[string]proof{}, failures: NewLimiter(o.Burst, o.Refill, o.MaxTracked)}
 }
 
 // Check authenticates client id with the presented secret. hash is the client's
@@ -112,7 +112,7 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 	}
 	addrKey := "addr:" + addrBudget(addr)
 	now := a.o.Now()
-	if wait := a.limited(now, idKey, addrKey); wait > 0 {
+	if wait := a.failures.Wait(now, idKey, addrKey); wait > 0 {
 		e := reason.New(reason.RateLimited, "too many failed client authentications",
 			"client_id", truncate(id, 64), "retry_after_s", int((wait+time.Second-1)/time.Second))
 		e.RetryAfter = wait
@@ -138,7 +138,7 @@ func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 		a.mu.Unlock()
 		return nil
 	}
-	a.fail(a.o.Now(), idKey, addrKey)
+	a.failures.Spend(a.o.Now(), idKey, addrKey)
 	if !known {
 		return reason.New(reason.BadClientCredentials, "unknown app or missing credentials",
 			"client_id", truncate(id, 64))
@@ -171,66 +171,6 @@ var dummyHash = func() string {
 	}
 	return h
 }()
-
-// bucket is a token bucket of allowed failures.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func (a *Authenticator) level(b *bucket, now time.Time) float64 {
-	t := b.tokens + float64(now.Sub(b.at))/float64(a.o.Refill)
-	return min(t, float64(a.o.Burst))
-}
-
-// limited returns how long the caller must wait before another attempt under any
-// of keys, or 0.
-func (a *Authenticator) limited(now time.Time, keys ...string) time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var wait time.Duration
-	for _, k := range keys {
-		b, ok := a.failures[k]
-		if !ok {
-			if len(a.failures) >= a.o.MaxTracked && !a.sweep(now) {
-				return a.o.Refill // the table is full of fresh failures: fail closed
-			}
-			continue
-		}
-		if t := a.level(b, now); t < 1 {
-			wait = max(wait, time.Duration((1-t)*float64(a.o.Refill)))
-		}
-	}
-	return wait
-}
-
-// fail spends one allowed failure under each key.
-func (a *Authenticator) fail(now time.Time, keys ...string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, k := range keys {
-		b, ok := a.failures[k]
-		if !ok {
-			if len(a.failures) >= a.o.MaxTracked && !a.sweep(now) {
-				continue
-			}
-			b = &bucket{tokens: float64(a.o.Burst), at: now}
-			a.failures[k] = b
-		}
-		b.tokens, b.at = a.level(b, now)-1, now
-	}
-}
-
-// sweep forgets the keys whose budget is whole again, and reports whether there is
-// room for a new one.
-func (a *Authenticator) sweep(now time.Time) bool {
-	for k, b := range a.failures {
-		if a.level(b, now) >= float64(a.o.Burst) {
-			delete(a.failures, k)
-		}
-	}
-	return len(a.failures) < a.o.MaxTracked
-}
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -45,7 +45,7 @@ func TestRightSecretIsCachedAndNeverLimited(t *testing.T) {
 	// Fill the bound and the address's budget: the proven secret is still served.
 	a.slots <- struct{}{}
 	defer func() { <-a.slots }()
-	a.fail(time.Now(), "addr:192.0.2.1", "id:app")
+	a.failures.Spend(time.Now(), "addr:192.0.2.1", "id:app")
 	if e := a.Check("app", h, "192.0.2.1", "right-secret"); e != nil {
 		t.Fatalf("cached secret refused: %v", e)
 	}
@@ -107,15 +107,15 @@ func TestUnknownIDsShareOneBudget(t *testing.T) {
 	if e := a.Check("nope-9", "", "192.0.2.9", "x"); code(e) != reason.RateLimited {
 		t.Fatalf("unknown ids: %v", e)
 	}
-	if len(a.failures) > 4 {
-		t.Fatalf("%d tracked keys, bound 4", len(a.failures))
+	if a.failures.Len() > 4 {
+		t.Fatalf("%d tracked keys, bound 4", a.failures.Len())
 	}
 	// A table full of fresh failures fails closed for new addresses.
 	for i := 10; i < 20; i++ {
-		a.fail(c.t, fmt.Sprintf("addr:198.51.100.%d", i))
+		a.failures.Spend(c.t, fmt.Sprintf("addr:198.51.100.%d", i))
 	}
-	if len(a.failures) > 4 {
-		t.Fatalf("%d tracked keys, bound 4", len(a.failures))
+	if a.failures.Len() > 4 {
+		t.Fatalf("%d tracked keys, bound 4", a.failures.Len())
 	}
 	if e := a.Check("app", hash(t), "203.0.113.1", "wrong"); code(e) != reason.RateLimited {
 		t.Fatalf("full table: %v", e)
