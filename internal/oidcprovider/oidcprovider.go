@@ -231,6 +231,8 @@ func cryptoKeyMaterial(keys []jose.JSONWebKey) []byte {
 // Register adds the provider's endpoints to mux.
 func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p.path+"/login", p.login)
+	// A sign-in form in the 401 page (the password fallback) posts back here.
+	mux.HandleFunc("POST "+p.path+"/login", p.login)
 	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
 	mux.Handle(p.path+"/", p.handler)
 }

@@ -314,3 +314,16 @@ func requestRef() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Report logs and counts a refusal that its caller renders itself (the password
+// sign-in form shows the refusal inside the form), and returns the reference the
+// page shows.
+func (rp *Reporter) Report(r *http.Request, e *reason.Error) (ref string) {
+	ref = requestRef()
+	rp.record(r, e, reason.Lookup(e.Code), ref)
+	return ref
+}
+
+// ExposeReasons says whether refusals carry their reason code to the client
+// (log.expose_reasons).
+func (rp *Reporter) ExposeReasons() bool { return rp.exposeReasons }

@@ -58,6 +58,9 @@ type App struct {
 	// RequireDirectory makes sign-in require the account to be found, and usable,
 	// in the directory.
 	RequireDirectory bool
+	// SignIn, when set, signs browsers in for this app instead of Options.SignIn
+	// (its own password fallback policy).
+	SignIn signin.PreAuthenticator
 }
 
 // Options configure the service.
@@ -135,6 +138,8 @@ func New(o Options) (*Service, error) {
 // Register adds the /sso/ endpoints to mux.
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /sso/login", s.login)
+	// A sign-in form in the 401 page (the password fallback) posts back here.
+	mux.HandleFunc("POST /sso/login", s.login)
 	mux.HandleFunc("POST /sso/redeem", s.redeem)
 	mux.HandleFunc("GET /sso/sessions/{id}", s.getSession)
 	mux.HandleFunc("DELETE /sso/sessions/{id}", s.deleteSession)
@@ -186,7 +191,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.complete(w, r, a, id, redirect, state, true)
 		return
 	}
-	s.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
+	pre := s.opts.SignIn
+	if a.SignIn != nil {
+		pre = a.SignIn
+	}
+	pre.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
 		if err == nil && res.Identity == nil {
 			err = reason.New(reason.Internal, "sign-in did not produce an identity")
 		}
