@@ -50,6 +50,8 @@ type Config struct {
 	Proxy Proxy
 	// OIDCProvider is kerbgate as an OpenID Provider (disabled without the section).
 	OIDCProvider OIDCProvider
+	// PasswordSignIn is the password fallback (disabled without the section).
+	PasswordSignIn PasswordSignIn
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -69,6 +71,7 @@ var sections = []struct {
 	{"epa", decodeEPA},
 	{"proxy", decodeProxy},
 	{"oidc_provider", decodeOIDCProvider},
+	{"password_signin", decodePasswordSignIn},
 }
 
 // crossChecks run after every section is decoded.
@@ -78,6 +81,7 @@ var crossChecks = []func(d *decoder, c *Config){
 	finishEPA,
 	finishProxy,
 	finishOIDCProvider,
+	finishPasswordSignIn,
 }
 
 // Load reads the file at path and parses it with Parse.

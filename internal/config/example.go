@@ -209,6 +209,10 @@ sso:
       # Require the account to be found, enabled and unexpired in the
       # directory. true by default when there is a directory section.
       require_directory: true
+      # With a password_signin section: this app's own challenge rules (as
+      # password_signin.challenge), and Basic credentials over TLS for programs.
+      # challenge: {default: negotiate_form}
+      # basic_auth: false
 
 # Serve HTTPS (recommended: Extended Protection binds sign-ins to the TLS
 # connection). Uncomment to enable; the files are reloaded when they change.
@@ -309,4 +313,48 @@ epa:
 #         prefixes: [app-wiki-]
 #         max: 150
 #       require_directory: true
+# The password fallback (docs/password-fallback.md): a sign-in form in the 401 page
+# for browsers without a Kerberos ticket, and Basic over TLS for programs where an
+# app sets basic_auth; checked with a Kerberos AS exchange (FAST-armoured), with
+# smart lockout below the domain's lockoutThreshold.
+# password_signin: (the password fallback)
+#   # kerbgate's own account and keys (its TGT armours the users' exchanges) and
+#   # the KDCs: proxy.delegation's by default.
+#   principal: svc-gw
+#   keytab: /etc/kerbgate/svc-gw-account.keytab
+#   kdcs: [dc1.example.test:88]
+#   # The SPN users' tickets are asked for (one of kerberos.spns; the first by default).
+#   spn: HTTP/sso.example.test
+#   fast: auto                          # auto | required
+#   # Who is challenged how: the first rule that matches, else default.
+#   # negotiate_form (Negotiate, the form in the 401 page) | negotiate | form.
+#   # Without a challenge section: phones and tablets get the form, others negotiate_form.
+#   challenge:
+#     default: negotiate_form
+#     rules:
+#       - sources: [10.0.0.0/8]
+#         user_agents: ["Windows NT", "=~Macintosh.*Safari"]   # as AD FS's WIASupportedUserAgents
+#         challenge: negotiate_form
+#       - user_agents: [iPhone, iPad, Android]
+#         challenge: form
+#   netbios_domain: EXAMPLE             # for DOMAIN\name; the realm's first label by default
+#   upn_suffixes: [example.com]         # besides the realm's DNS name
+#   password_change_url: https://password.example.com/
+#   lockout:
+#     # Failures an account may have from unfamiliar and familiar sources within
+#     # window; absent: derived so that both add up to less than the domain's
+#     # lockoutThreshold (read from the directory).
+#     unfamiliar_threshold: 2
+#     familiar_threshold: 2
+#     # Without a directory section: the domain's lockoutThreshold (0: none).
+#     domain_threshold: 5
+#     window: 30m                       # at least the domain's observation window
+#     backoff: 1s                       # doubled after each failure
+#     max_backoff: 1m
+#     source_threshold: 30              # failures per source address
+#     familiar_for: 720h                # a source stays familiar after a sign-in
+#   rate_burst: 20                      # attempts per source address on a node,
+#   rate_refill: 1s                     # one more every rate_refill
+#   max_concurrent: 64                  # checks at the KDC at once
+#   min_answer_time: 300ms              # the least time a failed check takes
 `

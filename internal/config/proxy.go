@@ -69,6 +69,10 @@ type ProxyApp struct {
 	OIDC *ProxyOIDC
 	// Kerberos configures single sign-on to the upstream; nil sends no ticket.
 	Kerberos *ProxyKerberos
+	// Challenge replaces password_signin.challenge for this app; BasicAuth accepts
+	// Basic credentials over TLS (pre_auth iwa, with a password_signin section).
+	Challenge Challenge
+	BasicAuth bool
 }
 
 // ProxyOIDC is proxy.apps[].oidc.
@@ -293,6 +297,11 @@ func decodeProxyApp(m *mapping, trusted []string) ProxyApp {
 				f.invalid("%s is not a pre-authentication method", describe(f.val))
 			}
 		}
+	}
+	a.Challenge = decodeChallenge(m.field("challenge", "a mapping with default and rules, as password_signin.challenge"))
+	f = m.field("basic_auth", "true or false")
+	if v, ok := f.bool(); ok {
+		a.BasicAuth = v
 	}
 	f = m.field("allowed_groups", groupsExpect)
 	a.AllowedGroups = decodeGroups(f)

@@ -47,6 +47,10 @@ type App struct {
 	// RequireDirectory makes sign-in require the account to be found, and usable, in
 	// the directory. True by default when the file has a directory section.
 	RequireDirectory bool
+	// Challenge replaces password_signin.challenge for this app; BasicAuth accepts
+	// Basic credentials over TLS (both need a password_signin section).
+	Challenge Challenge
+	BasicAuth bool
 }
 
 const (
@@ -186,6 +190,11 @@ func decodeApp(m *mapping) App {
 	f = m.field("require_directory", "true or false")
 	if v, ok := f.bool(); ok {
 		app.RequireDirectory = v
+	}
+	app.Challenge = decodeChallenge(m.field("challenge", "a mapping with default and rules, as password_signin.challenge"))
+	f = m.field("basic_auth", "true or false")
+	if v, ok := f.bool(); ok {
+		app.BasicAuth = v
 	}
 	return app
 }
