@@ -20,10 +20,16 @@ import (
 
 // newProxy builds the application proxy of its plan.
 func newProxy(plan setup.ProxyPlan, log *slog.Logger, signIn func(http.Handler) http.Handler, dir *directory.Directory,
-	st store.Store, cookieKeys *keyset.Set, rep *refusal.Reporter, reg prometheus.Registerer, opts Options) (*proxy.Service, error) {
+	st store.Store, cookieKeys *keyset.Set, rep *refusal.Reporter, reg prometheus.Registerer, opts Options,
+	preAuth func(scope string, negotiate signin.PreAuthenticator) signin.PreAuthenticator) (*proxy.Service, error) {
 	o, err := plan.Options(signin.Negotiate{Middleware: signIn}, dir, cookieKeys)
 	if err != nil {
 		return nil, err
+	}
+	for i, a := range o.Apps {
+		if a.PreAuth.Method() == signin.MethodIWA {
+			o.Apps[i].PreAuth = preAuth("proxy:"+a.ID, a.PreAuth) // the password fallback, when configured
+		}
 	}
 	o.CookieKeys, o.Delegator, o.Store, o.Reporter, o.Log, o.Registerer, o.Now = cookieKeys, opts.Delegator, st, rep, log, reg, opts.Now
 	if dir != nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/ops"
 	"github.com/kerbgate/kerbgate/internal/proxy"
+	"github.com/kerbgate/kerbgate/internal/pwsignin"
 	"github.com/kerbgate/kerbgate/internal/refusal"
 	"github.com/kerbgate/kerbgate/internal/setup"
 	"github.com/kerbgate/kerbgate/internal/signin"
@@ -102,6 +103,7 @@ type builder struct {
 	dir           sso.Directory // nil without a directory section (no typed nil)
 	dirImpl       *directory.Directory
 	cookieKeys    *keyset.Set
+	pw            *pwsignin.Service // nil without password_signin
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -185,7 +187,7 @@ func (b *builder) acceptor() (err error) {
 // channel binding), the Negotiate middleware with Extended Protection, the directory
 // and the start-up check against it, and the keys of the session cookies.
 func (b *builder) signIn() error {
-	for _, step := range []func() error{b.servedTLS, b.negotiate, b.directory, b.startupCheck, b.loadCookieKeys} {
+	for _, step := range []func() error{b.servedTLS, b.negotiate, b.directory, b.startupCheck, b.loadCookieKeys, b.password} {
 		if err := step(); err != nil {
 			return err
 		}
@@ -275,12 +277,19 @@ func (b *builder) loadCookieKeys() error {
 // OpenID Provider and, with proxy.apps, the application proxy in front of every
 // other endpoint.
 func (b *builder) faces() error {
-	b.mux.Handle("GET /whoami", b.signInMW(signin.WhoAmI(b.dir, b.log)))
+	whoami := b.whoami()
+	b.mux.Handle("GET /whoami", whoami)
+	if b.pw != nil {
+		b.mux.Handle("POST /whoami", whoami) // the password form posts back
+	}
 	ho, err := b.plan.SSO.Options(b.dirImpl)
 	if err != nil {
 		return err
 	}
-	ho.CookieKeys, ho.SignIn, ho.Directory, ho.Store = b.cookieKeys, signin.Negotiate{Middleware: b.signInMW}, b.dir, b.st
+	ho.CookieKeys, ho.SignIn, ho.Directory, ho.Store = b.cookieKeys, b.preAuth("sso", signin.Negotiate{Middleware: b.signInMW}), b.dir, b.st
+	for i := range ho.Apps { // each app's own password fallback policy
+		ho.Apps[i].SignIn = b.preAuth("sso:"+ho.Apps[i].ID, signin.Negotiate{Middleware: b.signInMW})
+	}
 	ho.Reporter, ho.Log, ho.Registerer, ho.Now = b.rep, b.log, b.reg, b.opts.Now
 	// One authenticator for every face that checks client secrets, so that the
 	// bound on hash checks and the failure budgets are process-wide.
@@ -295,7 +304,7 @@ func (b *builder) faces() error {
 		if err != nil {
 			return err
 		}
-		po.CookieKeys, po.SignIn, po.Directory, po.Store = b.cookieKeys, signin.Negotiate{Middleware: b.signInMW}, b.dir, b.st
+		po.CookieKeys, po.SignIn, po.Directory, po.Store = b.cookieKeys, b.preAuth("oidc", signin.Negotiate{Middleware: b.signInMW}), b.dir, b.st
 		po.Reporter, po.Log, po.Secrets, po.Now = b.rep, b.log, ho.Clients, b.opts.Now
 		provider, err := oidcprovider.New(po)
 		if err != nil {
@@ -305,7 +314,7 @@ func (b *builder) faces() error {
 	}
 	b.handler = b.mux
 	if len(b.plan.Proxy.Apps) > 0 {
-		px, err := newProxy(b.plan.Proxy, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts)
+		px, err := newProxy(b.plan.Proxy, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts, b.preAuth)
 		if err != nil {
 			return err
 		}

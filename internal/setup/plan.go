@@ -48,6 +48,8 @@ type Plan struct {
 	Proxy ProxyPlan
 	// OIDCProvider is the OpenID Provider; nil without an oidc_provider section.
 	OIDCProvider *OIDCProviderPlan
+	// Password is the password fallback; nil without a password_signin section.
+	Password *PasswordPlan
 	// DebugTokenFile is log.debug_token_file, the bearer token of
 	// /debug/last-failures.
 	DebugTokenFile string
@@ -130,6 +132,9 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 		return nil, err
 	}
 	if p.Proxy, err = Proxy(cfg); err != nil {
+		return nil, err
+	}
+	if p.Password, err = Password(cfg); err != nil {
 		return nil, err
 	}
 	return p, nil
