@@ -1,0 +1,181 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/testrealm"
+)
+
+// passwordConfig is the handoff's configuration (directory, two sso apps) with the
+// password fallback: kerbgate's own account svc-gw armours the users' exchanges.
+func passwordConfig(t testing.TB, r *testrealm.Realm) *config.Config {
+	t.Helper()
+	cfg := handoffConfig(t, r, "http://app.example.test:9")
+	cfg.PasswordSignIn = config.PasswordSignIn{Enabled: true, Principal: "svc-gw", Keytab: r.GatewayAccountKeytab,
+		KDCs: []string{r.KDC}, SPN: testrealm.GatewaySPN, FAST: "auto",
+		Lockout: config.PasswordLockout{DomainThreshold: -1}, MinAnswerTime: 50 * time.Millisecond}
+	return cfg
+}
+
+// formClient is a browser without a Kerberos ticket, as a Go client: a cookie jar,
+// redirects not followed so that each step can be looked at.
+type formClient struct {
+	t testing.TB
+	c *http.Client
+	// ua is the User-Agent sent; a browser's by default.
+	ua      string
+	headers http.Header
+}
+
+func newFormClient(t testing.TB, roots *x509.CertPool) *formClient {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
+	return &formClient{t: t, ua: "Mozilla/5.0 (X11; Linux x86_64) kerbgate-test", headers: http.Header{},
+		c: &http.Client{Jar: jar, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	status int
+	header http.Header
+	body   string
+	url    *url.URL
+}
+
+func (f *formClient) do(req *http.Request) page {
+	f.t.Helper()
+	req.Header.Set("User-Agent", f.ua)
+	for k, v := range f.headers {
+		req.Header[k] = v
+	}
+	resp, err := f.c.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, header: resp.Header, body: string(b), url: req.URL}
+}
+
+func (f *formClient) get(u string) page {
+	f.t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.do(req)
+}
+
+var (
+	formActionRe = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	formCSRFRe   = regexp.MustCompile(`name="kerbgate_csrf" value="([^"]*)"`)
+)
+
+// form reads the sign-in form of p: where it posts and its CSRF token.
+func (p page) form(t testing.TB) (action *url.URL, token string) {
+	t.Helper()
+	a, c := formActionRe.FindStringSubmatch(p.body), formCSRFRe.FindStringSubmatch(p.body)
+	if a == nil || c == nil {
+		t.Fatalf("no sign-in form in the %d page of %s:\n%s", p.status, p.url, p.body)
+	}
+	u, err := p.url.Parse(html.UnescapeString(a[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, html.UnescapeString(c[1])
+}
+
+// post submits the form of p with fields.
+func (f *formClient) post(p page, fields url.Values) page {
+	f.t.Helper()
+	action, token := p.form(f.t)
+	v := url.Values{"kerbgate_signin": {"password"}, "kerbgate_csrf": {token}}
+	for k, vs := range fields {
+		v[k] = vs
+	}
+	req, err := http.NewRequest("POST", action.String(), strings.NewReader(v.Encode()))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", action.Scheme+"://"+action.Host)
+	return f.do(req)
+}
+
+// signIn opens u, fills the form with user and password, and follows the answer's
+// redirects on kerbgate's host; it returns the last page.
+func (f *formClient) signIn(u, user, password string) page {
+	f.t.Helper()
+	p := f.get(u)
+	p = f.post(p, url.Values{"username": {user}, "password": {password}})
+	for i := 0; i < 5 && p.status/100 == 3; i++ {
+		next, err := p.url.Parse(p.header.Get("Location"))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if next.Host != p.url.Host {
+			break // back to an application: the caller looks at it
+		}
+		p = f.get(next.String())
+	}
+	return p
+}
+
+// Without a ticket, GET /whoami answers 401 Negotiate with the form as the page;
+// signing in with alice's password gives the identity a Negotiate sign-in gives,
+// named groups included, with auth_method pwd; the session then holds.
+func TestPasswordFormWhoAmIIsTheNegotiateIdentity(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	g := startGateway(t, passwordConfig(t, r))
+	f := newFormClient(t, nil)
+
+	p := f.get(g.url("sso.example.test", "/whoami"))
+	if p.status != http.StatusUnauthorized || p.header.Get("WWW-Authenticate") != "Negotiate" ||
+		!strings.Contains(p.header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("first GET: %d %v", p.status, p.header)
+	}
+	for _, want := range []string{`autocomplete="username"`, `autocomplete="current-password"`, `<label for="username">`, `<label for="password">`, `lang="en"`} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("form lacks %s", want)
+		}
+	}
+	if strings.Contains(p.body, "http://") || strings.Contains(p.body, "https://") || strings.Contains(p.body, "<script") {
+		t.Errorf("the form loads or links something:\n%s", p.body)
+	}
+	p = f.post(p, url.Values{"username": {"bob"}, "password": {testrealm.Password("bob")}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/whoami" {
+		t.Fatalf("POST: %d %v\n%s", p.status, p.header, p.body)
+	}
+	p = f.get(g.url("sso.example.test", "/whoami"))
+	if p.status != 200 {
+		t.Fatalf("after sign-in: %d\n%s", p.status, p.body)
+	}
+	got := decodeIdentity(t, p.body)
+
+	bob := r.Kinit(t, "bob")
+	c := g.curl(r, bob, "", g.url("sso.example.test", "/whoami"))
+	want := decodeIdentity(t, c.body)
+	if got.SID != want.SID || got.Principal != want.Principal || !slices.Equal(got.Groups, want.Groups) ||
+		!slices.Equal(got.GroupNames, want.GroupNames) || !slices.Contains(got.GroupNames, "staff") {
+		t.Errorf("password identity %+v\nnegotiate identity %+v", got, want)
+	}
+	if got.AuthMethod != "pwd" || want.AuthMethod != "kerberos" {
+		t.Errorf("auth methods %q and %q", got.AuthMethod, want.AuthMethod)
+	}
+}
