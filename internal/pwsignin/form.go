@@ -41,11 +41,13 @@ button{padding:.6rem 1.2rem;font-size:1rem;color:#fff;background:#1a5fb4;border:
 #error{border-left:4px solid #a51d2d;padding:.25rem .75rem;background:#fbeaea}
 .ref{color:#555;font-size:.875rem}`
 
-// formCSP allows the inline style by its hash and nothing else.
+// formCSP allows the inline style by its hash and nothing else. It has no
+// form-action: browsers apply it to the redirects that follow the POST too, and a
+// sign-in ends by redirecting to an application's registered address.
 var formCSP = func() string {
 	sum := sha256.Sum256([]byte(formCSS))
 	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+		"'; frame-ancestors 'none'; base-uri 'none'"
 }()
 
 var formPage = template.Must(template.New("form").Parse(`<!doctype html>
@@ -137,7 +139,7 @@ func writeForm(w http.ResponseWriter, status int, d formData) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // no-referrer would make browsers post "Origin: null"
 	h.Set("Content-Security-Policy", formCSP)
 	h.Del("Content-Length")
 	w.WriteHeader(status)

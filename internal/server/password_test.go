@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,84 @@ func TestPasswordFormWhoAmIIsTheNegotiateIdentity(t *testing.T) {
 	}
 	if got.AuthMethod != "pwd" || want.AuthMethod != "kerberos" {
 		t.Errorf("auth methods %q and %q", got.AuthMethod, want.AuthMethod)
+	}
+}
+
+// passwordKCDConfig adds to passwordConfig a proxy route to the Apache +
+// mod_auth_gssapi application by constrained delegation, for members of staff.
+func passwordKCDConfig(t testing.TB, r *testrealm.Realm, apacheURL string) *config.Config {
+	t.Helper()
+	cfg := passwordConfig(t, r)
+	cfg.Proxy = config.Proxy{CookieName: "kerbgate_proxy", SessionTTL: time.Hour,
+		Delegation: config.Delegation{Keytab: r.GatewayAccountKeytab, Principal: "svc-gw", KDCs: []string{r.KDC}, TicketCacheSize: 100},
+		Apps: []config.ProxyApp{{ID: "kcd", Host: "sso.example.test", PathPrefix: "/apps/kcd/", Upstream: mustURL(t, apacheURL),
+			Timeout: 10 * time.Second, PreAuth: "iwa", AllowedGroups: []string{"staff"},
+			Kerberos: &config.ProxyKerberos{SPN: testrealm.AppSPN, LoginIdentity: "sam_account_name", TokenFormat: "spnego", Send: "always", MaxReplayBody: 1 << 20}}}}
+	return cfg
+}
+
+// fillForm signs in on the form the browser shows.
+func fillForm(t *testing.T, b *testrealm.Browser, user, password string) {
+	t.Helper()
+	b.WaitFor(`document.querySelector('form input[name=username]')`, 30*time.Second)
+	b.Fill("#username", user)
+	b.Fill("#password", password)
+	b.Click("button[type=submit]")
+}
+
+// Headless Chromium without a ticket is shown the form (no pop-up: it is the page
+// of the 401), signs in as bob, and reaches /whoami, a handoff application and a
+// proxy route (constrained delegation to Apache, for staff) with the identity and
+// groups of a Negotiate sign-in. With a ticket it never sees the form.
+func TestPasswordBrowserWithoutTicket(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	apache := r.StartApache(t, testrealm.ApacheOptions{})
+	demoPort := freePort(t)
+	cfg := passwordKCDConfig(t, r, apache.URL)
+	cfg.SSO.Apps[0].RedirectURIs = []string{"http://app.example.test:" + strconv.Itoa(demoPort) + "/callback"}
+	g := startGateway(t, cfg)
+	demo := exampleApp(t, g, "demo", demoSecret, demoPort)
+	bob := r.Kinit(t, "bob")
+	want := decodeIdentity(t, g.curl(r, bob, "", g.url("sso.example.test", "/whoami")).body)
+
+	b := r.StartBrowser(t, "")
+	b.Navigate(g.url("sso.example.test", "/whoami"))
+	fillForm(t, b, "bob", testrealm.Password("bob"))
+	b.WaitFor(`document.body && document.body.innerText.includes('"sid"')`, 30*time.Second)
+	got := decodeIdentity(t, b.Text())
+	if got.SID != want.SID || !slices.Equal(got.Groups, want.Groups) || !slices.Equal(got.GroupNames, want.GroupNames) || got.AuthMethod != "pwd" {
+		t.Errorf("browser's identity %+v\nnegotiate identity %+v", got, want)
+	}
+
+	b.Navigate(demo + "/login")
+	fillForm(t, b, `EXAMPLE\bob`, testrealm.Password("bob"))
+	b.WaitFor(`document.body && document.body.innerText.includes('Welcome, bob')`, 30*time.Second)
+	if !strings.Contains(b.Text(), want.SID) {
+		t.Errorf("handoff app page:\n%s", b.Text())
+	}
+
+	b.Navigate(g.url("sso.example.test", "/apps/kcd/whoami"))
+	fillForm(t, b, "bob@example.test", testrealm.Password("bob"))
+	b.WaitFor(`document.body && document.body.innerText.includes('user=bob@EXAMPLE.TEST')`, 30*time.Second)
+
+	// alice is not in staff: the proxy route refuses her, as it refuses her
+	// Negotiate sign-in.
+	f := newFormClient(t, nil)
+	if p := f.signIn(g.url("sso.example.test", "/apps/kcd/whoami"), "alice", testrealm.Password("alice")); p.status != http.StatusForbidden ||
+		p.header.Get("Kerbgate-Reason") != "not_in_group" {
+		t.Errorf("alice at the staff route: %d %s\n%s", p.status, p.header.Get("Kerbgate-Reason"), p.body)
+	}
+
+	// With a ticket: Negotiate answers the challenge, and the form is never shown.
+	before := strings.Count(g.logs.String(), `"msg":"password sign-in"`)
+	tb := r.StartBrowser(t, bob)
+	tb.Navigate(g.url("sso.example.test", "/whoami"))
+	tb.WaitFor(`document.body && document.body.innerText.includes('"sid"')`, 30*time.Second)
+	if id := decodeIdentity(t, tb.Text()); id.AuthMethod != "kerberos" || id.SID != want.SID {
+		t.Errorf("with a ticket: %+v", id)
+	}
+	if n := strings.Count(g.logs.String(), `"msg":"password sign-in"`); n != before {
+		t.Errorf("a password sign-in happened with a ticket")
 	}
 }

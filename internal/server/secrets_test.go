@@ -2,6 +2,8 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -33,6 +35,31 @@ func (s *secretSeen) add(kind, v string) {
 	s.values[v] = kind
 }
 
+// addAny records v whatever its length.
+func (s *secretSeen) addAny(kind, v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.values == nil {
+		s.values = map[string]string{}
+	}
+	s.values[v] = kind
+}
+
+// peekFormPassword returns the password field of a URL-encoded form body, leaving
+// the body for the handler.
+func peekFormPassword(r *http.Request) string {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+	if err != nil {
+		return ""
+	}
+	v, _ := url.ParseQuery(string(b))
+	return v.Get("password")
+}
+
 // idShape matches store.NewID's ids (43 base64url characters) standing alone.
 var idShape = regexp.MustCompile(`(^|[^A-Za-z0-9_-])([A-Za-z0-9_-]{43})([^A-Za-z0-9_=+/-]|$)`)
 
@@ -47,6 +74,14 @@ func (s *secretSeen) record(next http.Handler) http.Handler {
 		s.add("ssoToken in a query", r.URL.Query().Get("ssoToken"))
 		for _, c := range r.Cookies() {
 			s.add("cookie "+c.Name, c.Value)
+		}
+		// Passwords (the password fallback's form and Basic) are recorded from 8
+		// characters: a test password is distinctive enough for that.
+		if _, pw, ok := r.BasicAuth(); ok && len(pw) >= 8 {
+			s.addAny("Basic password", pw)
+		}
+		if pw := peekFormPassword(r); len(pw) >= 8 {
+			s.addAny("form password", pw)
 		}
 		next.ServeHTTP(&secretWriter{ResponseWriter: w, seen: s}, r)
 	})
