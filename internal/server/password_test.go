@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"html"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -257,5 +259,73 @@ func TestPasswordBrowserWithoutTicket(t *testing.T) {
 	}
 	if n := strings.Count(g.logs.String(), `"msg":"password sign-in"`); n != before {
 		t.Errorf("a password sign-in happened with a ticket")
+	}
+}
+
+// curlBasic runs curl -u user:password (Basic, sent at once) to u.
+func curlBasic(t testing.TB, g *gateway, u, user, password string, extra ...string) curlResult {
+	t.Helper()
+	args := append([]string{"-sS", "-u", user + ":" + password, "-D", "-", "-o", "/dev/stderr"}, extra...)
+	cmd := exec.Command("curl", append(args, u)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("curl %s: %v\n%s", u, err, stderr.String())
+	}
+	return parseCurl(t, stdout.String(), stderr.String())
+}
+
+// Basic, opted in by one app: curl -u bob:… over TLS reaches the app (delegated to
+// Apache as bob); over plain http it is refused before the KDC is asked; an app
+// without basic_auth does not take it; only programs are offered Basic.
+func TestPasswordBasicOverTLSOnly(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	apache := r.StartApache(t, testrealm.ApacheOptions{})
+	ca := testrealm.NewTestCA(t)
+	cert := ca.Issue(t, "kerbgate", "sso.example.test")
+	cfg := passwordKCDConfig(t, r, apache.URL)
+	cfg.Proxy.Apps[0].BasicAuth = true
+	plain := startGateway(t, cfg)
+	tlsCfg := *cfg
+	tlsCfg.TLS = config.TLS{Enabled: true, CertFile: cert.CertFile, KeyFile: cert.KeyFile}
+	g := startGateway(t, &tlsCfg)
+
+	c := curlBasic(t, g, g.url("sso.example.test", "/apps/kcd/whoami"), "bob", testrealm.Password("bob"), "--cacert", ca.CAFile)
+	if c.status != 200 || !strings.Contains(c.body, "user=bob@EXAMPLE.TEST") {
+		t.Fatalf("Basic over TLS: %d %s\n%s", c.status, c.headers.Get("Kerbgate-Reason"), c.body)
+	}
+	c = curlBasic(t, g, g.url("sso.example.test", "/apps/kcd/whoami"), "bob", "Wrong#Pass1", "--cacert", ca.CAFile)
+	if c.status != 401 || c.headers.Get("Kerbgate-Reason") != "password_wrong" || !strings.HasPrefix(c.headers.Get("WWW-Authenticate"), "Basic") {
+		t.Errorf("wrong password over Basic: %d %s %v", c.status, c.headers.Get("Kerbgate-Reason"), c.headers)
+	}
+
+	c = curlBasic(t, plain, plain.url("sso.example.test", "/apps/kcd/whoami"), "bob", testrealm.Password("bob"))
+	if c.status != http.StatusForbidden || c.headers.Get("Kerbgate-Reason") != "basic_over_http" {
+		t.Errorf("Basic over http: %d %s", c.status, c.headers.Get("Kerbgate-Reason"))
+	}
+	if n := plain.counter(t, "kerbgate_password_kdc_requests_total", "kind", "as"); n != 0 {
+		t.Errorf("%v AS exchanges for a password sent over http", n)
+	}
+
+	// /whoami does not take Basic (no basic_auth there): it answers the challenge.
+	c = curlBasic(t, g, g.url("sso.example.test", "/whoami"), "bob", testrealm.Password("bob"), "--cacert", ca.CAFile)
+	if c.status != 401 || c.headers.Get("WWW-Authenticate") != "Negotiate" {
+		t.Errorf("Basic where not enabled: %d %v", c.status, c.headers)
+	}
+
+	// Programs are offered Basic with Negotiate on the app; browsers only Negotiate.
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for ua, want := range map[string][]string{
+		"curl/7.88.1": {"Negotiate", `Basic realm="kerbgate", charset="UTF-8"`},
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/156": {"Negotiate"},
+	} {
+		f := newFormClient(t, pool)
+		f.ua = ua
+		p := f.get(g.url("sso.example.test", "/apps/kcd/whoami"))
+		if got := p.header.Values("WWW-Authenticate"); p.status != 401 || !slices.Equal(got, want) {
+			t.Errorf("%s: %d challenges %q, want %q", ua, p.status, got, want)
+		}
 	}
 }
