@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"net/url"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -16,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/testrealm"
@@ -327,5 +331,127 @@ func TestPasswordBasicOverTLSOnly(t *testing.T) {
 		if got := p.header.Values("WWW-Authenticate"); p.status != 401 || !slices.Equal(got, want) {
 			t.Errorf("%s: %d challenges %q, want %q", ua, p.status, got, want)
 		}
+	}
+}
+
+// badPwdCount reads the account's badPwdCount and lockoutTime over LDAP (LDAPS, as
+// svc-ldap), as the domain controller keeps them.
+func badPwdCount(t testing.TB, r *testrealm.Realm, user string) (count int, lockoutTime string) {
+	t.Helper()
+	caPEM, err := os.ReadFile(r.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	// Samba's certificate names the DC in its Common Name only.
+	l, err := ldap.DialURL(testrealm.LDAPSURL, ldap.DialWithTLSConfig(&tls.Config{InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool})
+			return err
+		}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	pw, err := os.ReadFile(r.LDAPBindPasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Bind(r.LDAPBindDN, string(pw)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Search(ldap.NewSearchRequest(testrealm.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 10, false,
+		"(sAMAccountName="+ldap.EscapeFilter(user)+")", []string{"badPwdCount", "lockoutTime"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("search %s: %v", user, err)
+	}
+	count, _ = strconv.Atoi(res.Entries[0].GetAttributeValue("badPwdCount"))
+	return count, res.Entries[0].GetAttributeValue("lockoutTime")
+}
+
+// setLockoutThreshold sets the domain's lockoutThreshold and puts the old value back
+// when the test ends (other tests share the domain: keep the window short).
+func setLockoutThreshold(t *testing.T, r *testrealm.Realm, n int) {
+	t.Helper()
+	out := r.SambaTool(t, "domain", "passwordsettings", "show")
+	m := regexp.MustCompile(`Account lockout threshold \(attempts\): (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no lockout threshold in:\n%s", out)
+	}
+	r.SambaTool(t, "domain", "passwordsettings", "set", "--account-lockout-threshold="+strconv.Itoa(n))
+	t.Cleanup(func() {
+		cmd := exec.Command("samba-tool", "domain", "passwordsettings", "set", "--account-lockout-threshold="+m[1], "-s", r.SmbConf)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("restoring the lockout threshold %s: %v\n%s", m[1], err, out)
+		}
+	})
+}
+
+// With the domain's lockoutThreshold at 5, a flood of wrong passwords from one
+// address stops at kerbgate's own threshold (2 for unfamiliar sources, read from
+// the domain), and AD's badPwdCount stays below 5: the account is not locked in
+// Windows. The user still signs in from a familiar address while the unfamiliar
+// one is blocked, even with the right password; the familiar sources have their
+// own, as small, budget.
+func TestPasswordSmartLockoutStaysBelowADThreshold(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	user := r.TempUser(t, "lock")
+	setLockoutThreshold(t, r, 5)
+	cfg := passwordConfig(t, r)
+	cfg.Listen.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.PasswordSignIn.Lockout.Backoff, cfg.PasswordSignIn.Lockout.MaxBackoff = 10*time.Millisecond, time.Second
+	g := startGateway(t, cfg)
+	if !strings.Contains(g.logs.String(), `"domain_lockout_threshold":5`) || !strings.Contains(g.logs.String(), `"unfamiliar_threshold":2,"familiar_threshold":2`) {
+		t.Fatalf("kerbgate did not read the domain's threshold:\n%s", grepLines(g.logs.String(), "lockout"))
+	}
+	whoami := g.url("sso.example.test", "/whoami")
+	from := func(addr string) *formClient {
+		f := newFormClient(t, nil)
+		f.headers.Set("X-Forwarded-For", addr)
+		return f
+	}
+	const home, elsewhere = "192.0.2.10", "203.0.113.66"
+	if p := from(home).signIn(whoami, user, testrealm.TempUserPassword); p.status != 200 {
+		t.Fatalf("first sign-in from home: %d %s", p.status, p.header.Get("Kerbgate-Reason"))
+	}
+
+	attacker := from(elsewhere)
+	reasons := map[string]int{}
+	for i := 0; i < 12; i++ {
+		p := attacker.signIn(whoami, user, "Wrong#Pass"+strconv.Itoa(i))
+		reasons[p.header.Get("Kerbgate-Reason")]++
+		if p.header.Get("Kerbgate-Reason") == "password_backoff" {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if reasons["password_wrong"] != 2 || reasons["password_locked_out"] == 0 {
+		t.Errorf("12 wrong passwords from an unfamiliar address: %v, want 2 password_wrong then password_locked_out", reasons)
+	}
+	if n, lt := badPwdCount(t, r, user); n != 2 || (lt != "" && lt != "0") {
+		t.Errorf("AD's badPwdCount %d lockoutTime %q after the flood, want 2 and not locked", n, lt)
+	}
+	if p := attacker.signIn(whoami, user, testrealm.TempUserPassword); p.header.Get("Kerbgate-Reason") != "password_locked_out" {
+		t.Errorf("right password from the unfamiliar address: %d %s, want password_locked_out", p.status, p.header.Get("Kerbgate-Reason"))
+	}
+	if p := from(home).signIn(whoami, user, testrealm.TempUserPassword); p.status != 200 {
+		t.Errorf("from home while the unfamiliar address is blocked: %d %s", p.status, p.header.Get("Kerbgate-Reason"))
+	}
+
+	// The familiar address's own budget: 2 failures, then blocked too; AD never
+	// reaches 5 (the success above reset its count).
+	reasons = map[string]int{}
+	home2 := from(home)
+	for i := 0; i < 8; i++ {
+		p := home2.signIn(whoami, user, "Wrong#Pass"+strconv.Itoa(i))
+		reasons[p.header.Get("Kerbgate-Reason")]++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if reasons["password_wrong"] != 2 || reasons["password_locked_out"] == 0 {
+		t.Errorf("wrong passwords from home: %v", reasons)
+	}
+	if n, lt := badPwdCount(t, r, user); n >= 5 || (lt != "" && lt != "0") {
+		t.Errorf("AD's badPwdCount %d lockoutTime %q, want below 5 and not locked", n, lt)
 	}
 }
