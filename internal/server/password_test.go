@@ -455,3 +455,42 @@ func TestPasswordSmartLockoutStaysBelowADThreshold(t *testing.T) {
 		t.Errorf("AD's badPwdCount %d lockoutTime %q, want below 5 and not locked", n, lt)
 	}
 }
+
+// A disabled account, an expired account and one whose password must change each
+// get their own reason and page; an expired or to-be-changed password links the
+// organisation's password-change page.
+func TestPasswordAccountStatesHaveTheirReasons(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	cfg := passwordConfig(t, r)
+	cfg.PasswordSignIn.PasswordChangeURL = "https://password.example.test/change"
+	g := startGateway(t, cfg)
+	filetime := func(at time.Time) string { return strconv.FormatInt(at.UnixNano()/100+116444736000000000, 10) }
+	for _, tc := range []struct {
+		name   string
+		set    func(user string)
+		status int
+		reason string
+		link   bool
+	}{
+		{"disabled", func(u string) { r.SambaTool(t, "user", "disable", u) }, 403, "user_disabled", false},
+		{"expired", func(u string) {
+			r.LDBModify(t, "dn: "+r.DN(t, u)+"\nchangetype: modify\nreplace: accountExpires\naccountExpires: "+filetime(time.Now().Add(-time.Hour))+"\n")
+		}, 403, "user_expired", false},
+		{"must change", func(u string) { r.MustChangePassword(t, u) }, 403, "password_must_change", true},
+		{"password expired", func(u string) { r.ExpirePassword(t, u) }, 403, "password_expired", true},
+	} {
+		user := r.TempUser(t, "state")
+		tc.set(user)
+		p := newFormClient(t, nil).signIn(g.url("sso.example.test", "/whoami"), user, testrealm.TempUserPassword)
+		if p.status != tc.status || p.header.Get("Kerbgate-Reason") != tc.reason {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, p.status, p.header.Get("Kerbgate-Reason"), tc.status, tc.reason)
+		}
+		if got := strings.Contains(p.body, `href="https://password.example.test/change"`); got != tc.link {
+			t.Errorf("%s: password change link shown %v, want %v", tc.name, got, tc.link)
+		}
+		if !strings.Contains(p.body, `role="alert"`) || !strings.Contains(p.body, `aria-invalid="true"`) {
+			t.Errorf("%s: the refusal is not announced on the form", tc.name)
+		}
+	}
+}
