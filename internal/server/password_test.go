@@ -22,6 +22,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/store/redistest"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -492,5 +493,45 @@ func TestPasswordAccountStatesHaveTheirReasons(t *testing.T) {
 		if !strings.Contains(p.body, `role="alert"`) || !strings.Contains(p.body, `aria-invalid="true"`) {
 			t.Errorf("%s: the refusal is not announced on the form", tc.name)
 		}
+	}
+}
+
+// Two nodes of a farm on one Redis count one account's failures together: wrong
+// passwords spread over both meet one threshold, and a source made familiar on one
+// node is familiar on the other.
+func TestPasswordFarmSharesCounts(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	user := r.TempUser(t, "farm")
+	redis := redistest.Start(t, redistest.Options{})
+	cfg := passwordConfig(t, r)
+	cfg.Listen.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.PasswordSignIn.Lockout = config.PasswordLockout{DomainThreshold: -1, UnfamiliarThreshold: 3, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}
+	nodes := []*gateway{startGateway(t, withRedis(cfg, redis)), startGateway(t, withRedis(cfg, redis))}
+
+	from := func(addr string) *formClient {
+		f := newFormClient(t, nil)
+		f.headers.Set("X-Forwarded-For", addr)
+		return f
+	}
+	if p := from("192.0.2.20").signIn(nodes[0].url("sso.example.test", "/whoami"), user, testrealm.TempUserPassword); p.status != 200 {
+		t.Fatalf("sign-in on node 1: %d %s", p.status, p.header.Get("Kerbgate-Reason"))
+	}
+	reasons := map[string]int{}
+	for i := 0; i < 8; i++ {
+		n := nodes[i%2]
+		p := from("203.0.113.7").signIn(n.url("sso.example.test", "/whoami"), user, "Wrong#Pass"+strconv.Itoa(i))
+		reasons[p.header.Get("Kerbgate-Reason")]++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if reasons["password_wrong"] != 3 || reasons["password_locked_out"] != 5 {
+		t.Errorf("8 wrong passwords over two nodes: %v, want 3 password_wrong (one count for the farm) then 5 password_locked_out", reasons)
+	}
+	// The address node 1 saw the user sign in from is familiar on node 2 too.
+	if p := from("192.0.2.20").signIn(nodes[1].url("sso.example.test", "/whoami"), user, testrealm.TempUserPassword); p.status != 200 {
+		t.Fatalf("sign-in on node 2 from the familiar address: %d %s", p.status, p.header.Get("Kerbgate-Reason"))
+	}
+	if !strings.Contains(nodes[1].logs.String(), `"typed":"`+user+`","source":"192.0.2.20","familiar":true`) {
+		t.Errorf("node 2 did not see the source node 1 made familiar:\n%s", grepLines(nodes[1].logs.String(), "password sign-in"))
 	}
 }
