@@ -151,20 +151,22 @@ func (c *Checker) check(ctx context.Context, name, password string, src netip.Ad
 	if err := checkPassword(password); err != nil {
 		return nil, err
 	}
+	// Smart lockout first: a flood against locked accounts is answered from the
+	// store and never waits for a slot at the KDC.
+	res, err := c.o.Lockout.Reserve(ctx, n.Key, src)
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case c.slots <- struct{}{}:
 	default:
+		res.Release(ctx)
 		e := reason.New(reason.PasswordBusy, "password checks at their bound", "max_concurrent", c.o.MaxConcurrent)
 		e.RetryAfter = time.Second
 		return nil, e
 	}
 	c.inFlight.Inc()
 	defer func() { c.inFlight.Dec(); <-c.slots }()
-
-	res, err := c.o.Lockout.Reserve(ctx, n.Key, src)
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
 	id, account, err := c.exchange(ctx, n, password, res)
 	if err == nil {

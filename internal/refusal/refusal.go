@@ -176,7 +176,9 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 }
 
 // floodCodes are the refusals a flood produces by the thousand: sampled in the log.
-var floodCodes = map[reason.Code]bool{reason.Busy: true, reason.RateLimited: true}
+var floodCodes = map[reason.Code]bool{reason.Busy: true, reason.RateLimited: true,
+	// The password fallback's answers to a flood of guesses.
+	reason.PasswordBackoff: true, reason.PasswordLockedOut: true, reason.PasswordSourceBlocked: true, reason.PasswordBusy: true}
 
 // sample reports whether a refusal of code is to be logged now (at most once a
 // second per code), and how many were not logged since the last one.

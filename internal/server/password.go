@@ -99,3 +99,11 @@ func (b *builder) whoami() http.Handler {
 	return signin.WhoAmISession(b.preAuth("whoami", signin.Negotiate{Middleware: b.signInMW}), sessions, b.dir, b.log,
 		func(w http.ResponseWriter, r *http.Request, err error) { b.rep.Refuse(w, r, reason.Of(err)) })
 }
+
+// pw is the password fallback's checker, for tests; nil without password_signin.
+func (s *Server) pw() *pwsignin.Checker {
+	if s.password == nil {
+		return nil
+	}
+	return s.password.Checker()
+}

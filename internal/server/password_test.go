@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
+	"fmt"
 	"html"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/netip"
@@ -13,9 +17,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -533,5 +540,219 @@ func TestPasswordFarmSharesCounts(t *testing.T) {
 	}
 	if !strings.Contains(nodes[1].logs.String(), `"typed":"`+user+`","source":"192.0.2.20","familiar":true`) {
 		t.Errorf("node 2 did not see the source node 1 made familiar:\n%s", grepLines(nodes[1].logs.String(), "password sign-in"))
+	}
+}
+
+// kdcRelay is a TCP relay in front of the test domain's KDC that counts the
+// messages reaching it, by kind: what kerbgate really sends to the KDC.
+type kdcRelay struct {
+	addr    string
+	as, tgs atomic.Int64
+}
+
+func startKDCRelay(t testing.TB, kdc string) *kdcRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	k := &kdcRelay{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go k.relay(c, kdc)
+		}
+	}()
+	return k
+}
+
+func (k *kdcRelay) relay(c net.Conn, kdc string) {
+	defer c.Close()
+	var n [4]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return
+	}
+	msg := make([]byte, binary.BigEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(c, msg); err != nil || len(msg) == 0 {
+		return
+	}
+	switch msg[0] {
+	case 0x6a: // [APPLICATION 10] AS-REQ
+		k.as.Add(1)
+	case 0x6c: // [APPLICATION 12] TGS-REQ
+		k.tgs.Add(1)
+	}
+	up, err := net.Dial("tcp", kdc)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	up.Write(append(n[:], msg...))
+	io.Copy(c, up)
+}
+
+// postRaw posts body (a form already encoded) to u with the client's cookies.
+func (f *formClient) postRaw(u, body string, header http.Header) page {
+	f.t.Helper()
+	req, err := http.NewRequest("POST", u, strings.NewReader(body))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return f.do(req)
+}
+
+// The hostile battery: every case is a clean 4xx with its reason, no AS exchange
+// reaches the KDC for any of them, and (the harness checks it at cleanup) no
+// password is in the log.
+func TestPasswordHostileBattery(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	relay := startKDCRelay(t, r.KDC)
+	cfg := passwordConfig(t, r)
+	cfg.PasswordSignIn.KDCs = []string{relay.addr}
+	g := startGateway(t, cfg)
+	u := g.url("sso.example.test", "/whoami")
+	f := newFormClient(t, nil)
+	_, token := f.get(u).form(t)
+	armor := relay.as.Load() // kerbgate's own TGT, at start-up
+	form := func(user, password, csrf string) string {
+		return url.Values{"kerbgate_signin": {"password"}, "kerbgate_csrf": {csrf}, "username": {user}, "password": {password}}.Encode()
+	}
+	sameOrigin := http.Header{"Origin": {"http://sso.example.test:" + strconv.Itoa(g.port)}}
+	long := strings.Repeat("a", 10000)
+	for _, c := range []struct {
+		name   string
+		client *formClient
+		body   string
+		header http.Header
+		status int
+		reason string
+	}{
+		{"no CSRF token", f, form("alice", "Wrong#Pass1", ""), sameOrigin, 403, "form_token_invalid"},
+		{"another browser's token", newFormClient(t, nil), form("alice", "Wrong#Pass1", token), sameOrigin, 403, "form_token_invalid"},
+		{"forged token", f, form("alice", "Wrong#Pass1", "x."+strings.Repeat("A", 22)), sameOrigin, 403, "form_token_invalid"},
+		{"posted from another site", f, form("alice", "Wrong#Pass1", token), http.Header{"Origin": {"https://evil.example"}}, 403, "cross_site_request"},
+		{"very long user name", f, form(long, "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
+		{"very long password", f, form("alice", long, token), sameOrigin, 400, "password_form_invalid"},
+		{"body over the bound", f, form("alice", strings.Repeat("b", 20000), token), sameOrigin, 400, "password_form_invalid"},
+		{"another realm", f, form("alice@EVIL.TEST", "Wrong#Pass1", token), sameOrigin, 400, "password_name_foreign"},
+		{"another domain", f, form(`EVIL\alice`, "Wrong#Pass1", token), sameOrigin, 400, "password_name_foreign"},
+		{"two backslashes", f, form(`EXAMPLE\alice\x`, "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
+		{"at sign alone", f, form("@", "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
+		{"a service principal", f, form("HTTP/sso.example.test", "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
+		{"NUL in the user name", f, form("alice\x00admin", "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
+		{"NUL in the password", f, form("alice", "Wrong#Pass1\x00", token), sameOrigin, 400, "password_form_invalid"},
+		{"not UTF-8", f, form("alice\xff", "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
+		{"empty password", f, form("alice", "", token), sameOrigin, 400, "password_form_invalid"},
+	} {
+		p := c.client.postRaw(u, c.body, c.header)
+		if p.status != c.status || p.header.Get("Kerbgate-Reason") != c.reason {
+			t.Errorf("%s: %d %s, want %d %s", c.name, p.status, p.header.Get("Kerbgate-Reason"), c.status, c.reason)
+		}
+		if strings.Contains(p.body, "Wrong#Pass1") {
+			t.Errorf("%s: the password is in the page", c.name)
+		}
+	}
+	if n := relay.as.Load() - armor; n != 0 {
+		t.Errorf("%d AS exchanges reached the KDC for the hostile battery, want 0", n)
+	}
+}
+
+// Ten thousand parallel wrong-password attempts: half against one account from
+// 5,000 addresses (a botnet), half with made-up names from one address. Smart
+// lockout and the per-source limit stop them at kerbgate: the KDC sees a few dozen
+// AS exchanges, the limiter's table stays bounded, and every answer is a clean 4xx.
+func TestPasswordParallelWrongPasswords(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	user := r.TempUser(t, "flood")
+	relay := startKDCRelay(t, r.KDC)
+	cfg := passwordConfig(t, r)
+	cfg.PasswordSignIn.KDCs = []string{relay.addr}
+	cfg.Listen.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.Log.Level = slog.LevelInfo
+	g := startGateway(t, cfg)
+	u := g.url("sso.example.test", "/whoami")
+	f := newFormClient(t, nil)
+	f.c.Transport = &http.Transport{MaxConnsPerHost: 1000, MaxIdleConnsPerHost: 1000}
+	_, token := f.get(u).form(t)
+	before := relay.as.Load()
+
+	const attempts = 10000
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	var mu sync.Mutex
+	answers := map[string]int{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < attempts; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, src := user, fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256)
+			if i%2 == 1 {
+				name, src = fmt.Sprintf("nobody-%d", i), "198.51.100.1"
+			}
+			body := url.Values{"kerbgate_signin": {"password"}, "kerbgate_csrf": {token}, "username": {name}, "password": {"Wrong#Pass1"}}.Encode()
+			req, _ := http.NewRequest("POST", u, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", src)
+			req.Header.Set("User-Agent", f.ua)
+			resp, err := f.c.Do(req)
+			key := "error"
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				key = strconv.Itoa(resp.StatusCode) + " " + resp.Header.Get("Kerbgate-Reason")
+			}
+			mu.Lock()
+			answers[key]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	<-sampled
+	as := relay.as.Load() - before
+	t.Logf("%d parallel wrong-password attempts in %s: answers %v; %d AS exchanges reached the KDC; peak heap in use %.0f MiB (client and server); %d sources remembered by the rate limit",
+		attempts, elapsed.Round(time.Millisecond), answers, as, float64(peak.Load())/(1<<20), g.srv.pw().Sources())
+	for k, n := range answers {
+		if k == "error" || !strings.HasPrefix(k, "4") {
+			t.Errorf("%d answers %q, want only 4xx", n, k)
+		}
+	}
+	// The account: 5 attempts (twice an AS exchange each) before its unfamiliar
+	// threshold; made-up names from one address: the rate limit's burst of 20 (one
+	// AS exchange each: the KDC does not know them).
+	if as > 2*5+20 {
+		t.Errorf("%d AS exchanges reached the KDC, want at most 30", as)
+	}
+	if peak.Load() > 1<<30 {
+		t.Errorf("peak heap %d MiB", peak.Load()>>20)
 	}
 }

@@ -56,8 +56,9 @@ type Server struct {
 	// TLS serves kerbgate's certificate; nil without a tls section.
 	TLS *tlsserve.Files
 	// Keys reloads the keytabs.
-	Keys    *keyring.Watcher
-	closers []io.Closer
+	Keys     *keyring.Watcher
+	closers  []io.Closer
+	password *pwsignin.Service
 }
 
 // Options carry what tests inject.
@@ -78,7 +79,7 @@ func New(p *setup.Plan, log *slog.Logger, opts Options) (*Server, error) {
 		}
 	}
 	return &Server{plan: p, log: log, handler: b.handler, Acceptor: b.acc, Registry: b.reg, TLS: b.tls,
-		Keys: b.watcher, closers: b.closers}, nil
+		Keys: b.watcher, closers: b.closers, password: b.pw}, nil
 }
 
 // builder carries what each step of New makes to the steps after it.
