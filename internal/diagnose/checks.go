@@ -102,6 +102,9 @@ func Run(ctx context.Context, env *Env) []Finding {
 	}
 	out = append(out, CheckDNS(ctx, env)...)
 	out = append(out, CheckDelegation(ctx, env)...)
+	if o.Password != nil {
+		out = append(out, CheckPassword(ctx, env)...)
+	}
 	return out
 }
 

@@ -39,6 +39,8 @@ type Options struct {
 	Delegation *Delegation
 	// Apps are the published applications (proxy.apps), in the configuration's order.
 	Apps []App
+	// Password is the password fallback (password_signin); nil without one.
+	Password *Password
 }
 
 // Directory is what the doctor names of the directory section: its URL, its CA

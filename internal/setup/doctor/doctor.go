@@ -42,6 +42,13 @@ func Options(cfg *config.Config) (diagnose.Options, error) {
 		o.Delegation = &diagnose.Delegation{Principal: d.Principal, Keytab: d.Keytab, KDCs: d.KDCs}
 	}
 	o.KDCs = append(o.KDCs, cfg.Proxy.Delegation.KDCs...)
+	pp, err := setup.Password(cfg)
+	if err != nil {
+		return diagnose.Options{}, err
+	}
+	if pp != nil {
+		o.Password = &diagnose.Password{Logon: pp.Logon, KeytabFile: pp.KeytabFile, Lockout: pp.Lockout}
+	}
 	for _, a := range cfg.Proxy.Apps {
 		app := diagnose.App{ID: a.ID, Host: a.Host, IWA: a.PreAuth == "iwa"}
 		if a.Kerberos != nil {
