@@ -3,7 +3,8 @@
 # root: brings up the test domain, then runs in one process Apache httpd +
 # mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
 # each (alternating rounds), the application proxy's KCD route against passthrough,
-# the farm's replay caches, and the accept-path micro-benchmarks.
+# the farm's replay caches, the password fallback (sign-ins and an attack), and the
+# accept-path micro-benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -20,6 +21,9 @@ go test -run '^$' -bench ProxyKCD -benchtime 10000x ./internal/server | grep Ben
 
 step "Farm: in-memory vs Redis replay cache, one node and three behind HAProxy"
 go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | grep Benchmark
+
+step "Password fallback: form sign-ins vs the bare AS exchanges vs Negotiate; 10,000 parallel wrong passwords (memory, AS exchanges reaching the KDC)"
+go test -run '^$' -bench PasswordSignIn -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 
 step "Accept path and PAC decoding (micro-benchmarks)"
 go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark
