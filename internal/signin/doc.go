@@ -7,7 +7,8 @@
 //   - PreAuthenticator, one small interface with one implementation per method:
 //     Negotiate (Integrated Windows Authentication), OIDC (an external OpenID
 //     provider, through package oidcauth) and Passthrough (nobody is signed in). A new
-//     method, such as a password form, is one new file.
+//     method is one new file, or a package of the core over this interface: the
+//     password fallback (package pwsignin) wraps Negotiate.
 //   - Sessions, the browser session: a session id in the store and a cookie whose
 //     value is that id sealed (MAC) with the farm's cookie keys (package keyset). The
 //     cookie is HttpOnly, SameSite=Lax, Secure whenever the browser uses https, and
