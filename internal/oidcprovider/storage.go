@@ -73,7 +73,6 @@ type Request struct {
 
 func (a *authRequest) GetID() string                         { return a.ID }
 func (a *authRequest) GetACR() string                        { return "" }
-func (a *authRequest) GetAMR() []string                      { return []string{"kerberos"} }
 func (a *authRequest) GetAudience() []string                 { return []string{a.ClientID} }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.ClientID }
@@ -86,6 +85,15 @@ func (a *authRequest) GetScopes() []string                   { return a.Scopes }
 func (a *authRequest) GetState() string                      { return a.State }
 func (a *authRequest) GetSubject() string                    { return a.subject }
 func (a *authRequest) Done() bool                            { return a.identity != nil }
+
+// GetAMR is how the user signed in: "pwd" (RFC 8176) after the password fallback,
+// "kerberos" after Negotiate.
+func (a *authRequest) GetAMR() []string {
+	if a.identity != nil && a.identity.AuthMethod == "pwd" {
+		return []string{"pwd"}
+	}
+	return []string{"kerberos"}
+}
 
 // storage is what the protocol library keeps and asks: authorization requests and
 // codes, access tokens, clients, keys and claims.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -26,9 +27,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-ldap/ldap/v3"
+	"golang.org/x/oauth2"
 
 	"github.com/kerbgate/kerbgate/internal/config"
+	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/store/redistest"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
@@ -754,5 +758,56 @@ func TestPasswordParallelWrongPasswords(t *testing.T) {
 	}
 	if peak.Load() > 1<<30 {
 		t.Errorf("peak heap %d MiB", peak.Load()>>20)
+	}
+}
+
+// The OpenID Provider's login step takes the form too: a relying party's user
+// without a ticket signs in with a password, and the ID token says amr ["pwd"] with
+// the subject of the account's SID, as after Negotiate.
+func TestPasswordOIDCProviderLogin(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	cfg, issuer := opConfig(t, r)
+	cfg.PasswordSignIn = passwordConfig(t, r).PasswordSignIn
+	startGateway(t, cfg)
+	ctx := context.Background()
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	rp.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	f := newFormClient(t, nil)
+	f.c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), opRPCallback) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	verifier := oauth2.GenerateVerifier()
+	p := f.get(rp.oauth.AuthCodeURL("st-pw", oidc.Nonce("n-pw"), oauth2.S256ChallengeOption(verifier)))
+	if p.status != http.StatusUnauthorized {
+		t.Fatalf("login step without a ticket: %d", p.status)
+	}
+	p = f.post(p, url.Values{"username": {"alice"}, "password": {testrealm.Password("alice")}})
+	loc, err := url.Parse(p.header.Get("Location"))
+	if err != nil || !strings.HasPrefix(loc.String(), opRPCallback) || loc.Query().Get("code") == "" {
+		t.Fatalf("after the form: %d %q %s", p.status, p.header.Get("Location"), p.header.Get("Kerbgate-Reason"))
+	}
+	tok, err := rp.oauth.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := rp.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Sub   string
+		Nonce string
+		AMR   []string `json:"amr"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Sub != oidcprovider.Subject(issuer, r.SID(t, "alice")) || claims.Nonce != "n-pw" || !slices.Equal(claims.AMR, []string{"pwd"}) {
+		t.Errorf("ID token claims %+v", claims)
 	}
 }
