@@ -196,11 +196,10 @@ func (c *Client) Begin(ctx context.Context, u User) (*Attempt, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep, err := c.exchange(ctx, req, padata, &c.asExchanges)
+	_, err = c.exchange(ctx, req, padata, &c.asExchanges)
 	if err == nil {
 		// A KDC that issues a TGT without pre-authentication (DONT_REQUIRE_PREAUTH)
 		// proves nothing about the password: refuse to use such an account here.
-		_ = rep
 		return nil, reason.New(reason.PasswordWrong, "the KDC issued a ticket without pre-authentication (the account does not require Kerberos pre-authentication)",
 			"user", u.Name, "fix", "clear \"Do not require Kerberos preauthentication\" (DONT_REQ_PREAUTH) on the account")
 	}
