@@ -7,38 +7,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
-var (
-	buildAppOnce sync.Once
-	appBinary    string
-	buildAppErr  error
-)
-
 // exampleApp builds and starts examples/ssoapp as application appID, on a free port,
 // talking to the gateway. It returns the app's public base URL.
 func exampleApp(t *testing.T, g *gateway, appID, secret string, port int) string {
 	t.Helper()
-	buildAppOnce.Do(func() {
-		dir, err := filepath.Abs("../../examples/ssoapp")
-		if err != nil {
-			buildAppErr = err
-			return
-		}
-		appBinary = filepath.Join(t.TempDir(), "ssoapp")
-		out, err := exec.Command("go", "build", "-o", appBinary, dir).CombinedOutput()
-		if err != nil {
-			buildAppErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if buildAppErr != nil {
-		t.Fatal(buildAppErr)
-	}
+	// Built per test (Go's build cache makes it quick): a binary in the first
+	// test's temporary directory is gone when the next test runs.
+	appBinary := testrealm.GoBuild(t, "../../examples/ssoapp")
 	public := fmt.Sprintf("http://app.example.test:%d", port)
 	cmd := exec.Command(appBinary,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),

@@ -750,11 +750,12 @@ func TestPasswordParallelWrongPasswords(t *testing.T) {
 			t.Errorf("%d answers %q, want only 4xx", n, k)
 		}
 	}
-	// The account: 5 attempts (twice an AS exchange each) before its unfamiliar
-	// threshold; made-up names from one address: the rate limit's burst of 20 (one
-	// AS exchange each: the KDC does not know them).
-	if as > 2*5+20 {
-		t.Errorf("%d AS exchanges reached the KDC, want at most 30", as)
+	// The account: at most 5 attempts (its unfamiliar threshold; fewer within the
+	// back-off), two AS exchanges each; made-up names from one address: the rate
+	// limit's burst of 20 and one more a second (one AS exchange each: the KDC does
+	// not know them). A loaded machine takes longer, which lets the refill add a few.
+	if bound := int64(2*5 + 20 + int(elapsed.Seconds()) + 1); as > bound {
+		t.Errorf("%d AS exchanges reached the KDC in %s, want at most %d", as, elapsed, bound)
 	}
 	if peak.Load() > 1<<30 {
 		t.Errorf("peak heap %d MiB", peak.Load()>>20)
