@@ -177,6 +177,14 @@ func TestPasswordFormWhoAmIIsTheNegotiateIdentity(t *testing.T) {
 	if strings.Contains(p.body, "http://") || strings.Contains(p.body, "https://") || strings.Contains(p.body, "<script") {
 		t.Errorf("the form loads or links something:\n%s", p.body)
 	}
+	// A Windows browser without a ticket offers NTLM: it gets the form too.
+	ntlm := newFormClient(t, nil)
+	ntlm.headers.Set("Authorization", "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==")
+	if q := ntlm.get(g.url("sso.example.test", "/whoami")); q.status != http.StatusUnauthorized || q.header.Get("Kerbgate-Reason") != "ntlm_offered" {
+		t.Errorf("NTLM offered: %d %s", q.status, q.header.Get("Kerbgate-Reason"))
+	} else {
+		q.form(t)
+	}
 	p = f.post(p, url.Values{"username": {"bob"}, "password": {testrealm.Password("bob")}})
 	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/whoami" {
 		t.Fatalf("POST: %d %v\n%s", p.status, p.header, p.body)
