@@ -1,10 +1,13 @@
 package pwsignin
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -152,27 +155,26 @@ func (a *Authenticator) form(w http.ResponseWriter, r *http.Request, status int,
 	writeForm(w, status, d)
 }
 
-// formPost handles the form's POST and reports whether the request was one (a
-// POST of another form goes on to the challenge).
+// formPost handles the form's POST and reports whether the request was one. Any
+// other POST goes on untouched, its body included (an application's own form, sent
+// with a Negotiate token, reaches the application whole): the body is read only up
+// to maxFormBody, and given back when it is not the sign-in form.
 func (a *Authenticator) formPost(w http.ResponseWriter, r *http.Request, next signin.Next) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			a.refuseForm(w, r, "", reason.New(reason.PasswordFormInvalid, "form body too large", "max_bytes", maxFormBody))
-			return true
-		}
+	head, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
+	if err != nil || len(head) > maxFormBody {
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
 		return false
 	}
-	f := r.PostForm
-	if f.Get(fieldMarker) != markerValue {
+	r.Body = io.NopCloser(bytes.NewReader(head))
+	f, err := url.ParseQuery(string(head))
+	if err != nil || f.Get(fieldMarker) != markerValue {
 		return false
 	}
+	r.Body, r.PostForm = http.NoBody, f
 	username := f.Get(fieldUsername)
 	password := f.Get(fieldPassword)
 	// Nothing after this point sees the password in the request.
 	f.Del(fieldPassword)
-	r.Form.Del(fieldPassword)
 	shown := username
 	if len(shown) > MaxNameBytes {
 		shown = shown[:MaxNameBytes]
@@ -240,6 +242,14 @@ func (a *Authenticator) refuseBasic(w http.ResponseWriter, r *http.Request, e *r
 	}
 	a.s.o.Reporter.Refuse(w, r, e)
 }
+
+// readCloser reads from r and closes c (the request body given back whole).
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (rc readCloser) Close() error { return rc.c.Close() }
 
 // challengeWriter stands between the Negotiate middleware and the client: a 401
 // it answers is kept back (header map shared, status and page dropped) so that the

@@ -319,6 +319,20 @@ func TestPasswordBasicOverTLSOnly(t *testing.T) {
 	if c.status != 200 || !strings.Contains(c.body, "user=bob@EXAMPLE.TEST") {
 		t.Fatalf("Basic over TLS: %d %s\n%s", c.status, c.headers.Get("Kerbgate-Reason"), c.body)
 	}
+	// A POST's body reaches the application whole, with Basic and with Negotiate
+	// (the fallback reads a form body only to tell whether it is the sign-in form).
+	c = curlBasic(t, g, g.url("sso.example.test", "/apps/kcd/whoami"), "bob", testrealm.Password("bob"), "--cacert", ca.CAFile, "--data", "kind=basic&x=1")
+	if c.status != 200 || !strings.Contains(c.body, "method=POST\nbody=kind=basic&x=1") {
+		t.Errorf("Basic POST: %d\n%s", c.status, c.body)
+	}
+	bob := r.Kinit(t, "bob")
+	big := strings.Repeat("z", 20000)
+	for _, data := range []string{"kind=negotiate&y=2", "kind=big&v=" + big} {
+		c = g.curl(r, bob, "", g.url("sso.example.test", "/apps/kcd/whoami"), "--cacert", ca.CAFile, "--data", data)
+		if c.status != 200 || !strings.Contains(c.body, "method=POST\nbody="+data) {
+			t.Errorf("Negotiate POST of %d bytes: %d\n%.300s", len(data), c.status, c.body)
+		}
+	}
 	c = curlBasic(t, g, g.url("sso.example.test", "/apps/kcd/whoami"), "bob", "Wrong#Pass1", "--cacert", ca.CAFile)
 	if c.status != 401 || c.headers.Get("Kerbgate-Reason") != "password_wrong" || !strings.HasPrefix(c.headers.Get("WWW-Authenticate"), "Basic") {
 		t.Errorf("wrong password over Basic: %d %s %v", c.status, c.headers.Get("Kerbgate-Reason"), c.headers)
@@ -654,7 +668,8 @@ func TestPasswordHostileBattery(t *testing.T) {
 		{"posted from another site", f, form("alice", "Wrong#Pass1", token), http.Header{"Origin": {"https://evil.example"}}, 403, "cross_site_request"},
 		{"very long user name", f, form(long, "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
 		{"very long password", f, form("alice", long, token), sameOrigin, 400, "password_form_invalid"},
-		{"body over the bound", f, form("alice", strings.Repeat("b", 20000), token), sameOrigin, 400, "password_form_invalid"},
+		// Not read as the sign-in form (it is 16 KiB at most): the challenge again.
+		{"body over the bound", f, form("alice", strings.Repeat("b", 20000), token), sameOrigin, 401, "no_token"},
 		{"another realm", f, form("alice@EVIL.TEST", "Wrong#Pass1", token), sameOrigin, 400, "password_name_foreign"},
 		{"another domain", f, form(`EVIL\alice`, "Wrong#Pass1", token), sameOrigin, 400, "password_name_foreign"},
 		{"two backslashes", f, form(`EXAMPLE\alice\x`, "Wrong#Pass1", token), sameOrigin, 400, "password_form_invalid"},
