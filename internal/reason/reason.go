@@ -64,6 +64,19 @@ const (
 	RefreshTokenReused Code = "refresh_token_reused"
 )
 
+// The OpenID Provider's refusals of a relying party's request (besides the sign-in,
+// directory, group and client credential refusals above). Each is answered with
+// the OAuth error its name ends with.
+const (
+	OIDCInvalidRequest          Code = "oidc_invalid_request"
+	OIDCInvalidGrant            Code = "oidc_invalid_grant"
+	OIDCInvalidScope            Code = "oidc_invalid_scope"
+	OIDCUnauthorizedClient      Code = "oidc_unauthorized_client"
+	OIDCUnsupportedResponseType Code = "oidc_unsupported_response_type"
+	OIDCUnsupportedGrantType    Code = "oidc_unsupported_grant_type"
+	OIDCLoginRequired           Code = "oidc_login_required"
+)
+
 // The refusals that protect kerbgate's resources from a flood of client
 // authentications (their answers carry Retry-After).
 const (
@@ -231,11 +244,11 @@ var Catalog = map[Code]Entry{
 	UnknownApp: {http.StatusBadRequest, "Unknown application",
 		"The link you followed names an application this sign-in server does not know.",
 		"Go back to the application and start again; report the link if it keeps failing.",
-		"The app parameter does not match any sso.apps[].id."},
+		"The app parameter does not match any sso.apps[].id (client_id: any oidc_provider.clients[].id)."},
 	RedirectNotRegistered: {http.StatusBadRequest, "Redirect not allowed",
 		"The application asked to send you to an address that is not registered for it.",
 		"Go back to the application and start again.",
-		"redirect_uri must equal one of the app's sso.apps[].redirect_uris exactly (scheme, host, port, path)."},
+		"redirect_uri must equal one of the app's sso.apps[].redirect_uris (an OpenID client's oidc_provider.clients[].redirect_uris, or post_logout_redirect_uris at end_session) exactly (scheme, host, port, path)."},
 	TokenInvalid: {http.StatusBadRequest, "Invalid sign-in token",
 		"The sign-in token is unknown, already used, expired, or belongs to another application.",
 		"Sign in again from the application.",
@@ -247,7 +260,35 @@ var Catalog = map[Code]Entry{
 	BadClientCredentials: {http.StatusUnauthorized, "Application not authenticated",
 		"The application did not present valid credentials.",
 		"",
-		"The app's back end must authenticate with its id and the secret whose hash is sso.apps[].secret_hash (HTTP Basic or client_id/client_secret form fields)."},
+		"The app's back end must authenticate with its id and the secret whose hash is sso.apps[].secret_hash, or oidc_provider.clients[].secret_hash for an OpenID client (HTTP Basic or client_id/client_secret form fields, one of the two); an OpenID client without a secret (public) cannot use introspection."},
+	OIDCInvalidRequest: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application sent a request this sign-in server cannot accept.",
+		"Go back to the application and start again; report the problem to its administrator if it keeps failing.",
+		"The OpenID client sent a malformed request (the log's detail and the error_description it got say what): a missing or plain PKCE challenge (S256 only; required of public clients), prompt=none combined with another prompt, a missing parameter, a repeated or replayed login step, two client authentication methods at once. Fix the client's configuration."},
+	OIDCInvalidGrant: {http.StatusBadRequest, "Sign-in not completed",
+		"The application presented a sign-in code or token that is not valid any more.",
+		"Sign in to the application again.",
+		"The code or refresh token is unknown, already used (codes redeem once, farm-wide), expired (codes live 60 s), another client's, or ended by the user's sign-out (cause signed_out); or code_verifier or redirect_uri does not match the authorization request. A client that retries a redemption gets this the second time."},
+	OIDCInvalidScope: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application asked for access this sign-in server does not give it.",
+		"Contact the application's administrator.",
+		"The authorization request lacks the openid scope, or asks for no scope kerbgate's client may have (oidc_provider.clients[].scopes)."},
+	OIDCUnauthorizedClient: {http.StatusBadRequest, "Application not allowed",
+		"The application asked for something it is not allowed to do.",
+		"Contact the application's administrator.",
+		"The client used a grant it is not given: refresh_token needs offline_access in oidc_provider.clients[].scopes."},
+	OIDCUnsupportedResponseType: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application asked for a kind of sign-in this server does not offer.",
+		"Contact the application's administrator.",
+		"kerbgate serves the authorization code flow only (response_type=code, with PKCE S256): configure the relying party for the code flow, not implicit or hybrid."},
+	OIDCUnsupportedGrantType: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application asked for a kind of token this server does not issue.",
+		"Contact the application's administrator.",
+		"The token endpoint takes grant_type authorization_code and refresh_token only."},
+	OIDCLoginRequired: {http.StatusUnauthorized, "Sign-in required",
+		"The application asked to sign you in without any interaction, and your browser had no Windows sign-in to offer.",
+		"Sign in to Windows with your domain account and use a browser configured for this site, then go back to the application.",
+		"prompt=none found no OIDC browser session young enough (max_age) and the browser answered the Negotiate challenge with no ticket: the client gets login_required and usually retries with an interactive sign-in. Many of these from domain-joined browsers mean their Negotiate allowlist lacks this host."},
 	SessionNotFound: {http.StatusNotFound, "Session not found",
 		"The session does not exist, has expired or was revoked.",
 		"Sign in again.",

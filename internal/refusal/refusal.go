@@ -127,6 +127,13 @@ func (rp *Reporter) RefuseJSON(w http.ResponseWriter, r *http.Request, e *reason
 	}{string(e.Code), entry.Cause})
 }
 
+// Note logs and counts a refusal that another layer answers itself (the OpenID
+// protocol library writes the OAuth error of an OpenID Provider endpoint): the same
+// log line, counter and /debug/last-failures entry as Refuse, and no page.
+func (rp *Reporter) Note(r *http.Request, e *reason.Error) {
+	rp.record(r, e, reason.Lookup(e.Code), requestRef())
+}
+
 // record logs and counts a refusal.
 func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry, ref string) {
 	attrs := make([]any, 0, 6+len(e.Facts))
