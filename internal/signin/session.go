@@ -1,6 +1,8 @@
 package signin
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -80,10 +82,33 @@ func (s *Sessions) id(r *http.Request, sc Scope) string {
 	return sid
 }
 
+// Signed is a browser's session as a face sees it: who signed in, when, and a handle
+// naming the session.
+type Signed struct {
+	Identity *identity.Identity
+	// Since is when the sign-in behind the session happened: the session's start,
+	// or its last renewal by a fresh sign-in (Begin).
+	Since time.Time
+	// Handle names the session in records that outlive the request (the tokens a
+	// face issued in it) without being its id: a digest of the id under the
+	// session's purpose, from which the id cannot be recovered. It is not a
+	// credential, but it is not logged either.
+	Handle string
+}
+
 // Load returns the identity of the request's session in sc, or nil without a valid
 // one. When the store cannot be asked the error is a store_unavailable refusal: the
 // caller refuses rather than sign the browser in again.
 func (s *Sessions) Load(r *http.Request, sc Scope) (*identity.Identity, error) {
+	cur, err := s.Current(r, sc)
+	if cur == nil {
+		return nil, err
+	}
+	return cur.Identity, nil
+}
+
+// Current is Load with the session's time and handle.
+func (s *Sessions) Current(r *http.Request, sc Scope) (*Signed, error) {
 	sid := s.id(r, sc)
 	if sid == "" {
 		return nil, nil
@@ -95,14 +120,54 @@ func (s *Sessions) Load(r *http.Request, sc Scope) (*identity.Identity, error) {
 	if err != nil || sess.AppID != sc.AppID {
 		return nil, nil
 	}
-	return &sess.Identity, nil
+	return &Signed{Identity: &sess.Identity, Since: sess.CreatedAt, Handle: s.handle(sid)}, nil
+}
+
+// handle is the Handle of session id sid.
+func (s *Sessions) handle(sid string) string {
+	h := sha256.Sum256([]byte(s.Purpose + "\x00session-handle\x00" + sid))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 // Start stores a new session for id in sc and sets its cookie.
 func (s *Sessions) Start(w http.ResponseWriter, r *http.Request, sc Scope, id *identity.Identity) error {
-	sid, err := store.NewID(s.Rand)
-	if err != nil {
-		return reason.New(reason.Internal, "cannot make a session id", "error", err.Error())
+	_, err := s.start(w, r, sc, id, "")
+	return err
+}
+
+// Begin records a fresh sign-in of id in the request's browser: when the browser's
+// session in sc is the same account's, it is renewed in place (same id and handle,
+// Since now, a full TTL again), so that what a face tied to the session stays tied
+// to it; otherwise that session (another account's) is revoked and a new one
+// started.
+func (s *Sessions) Begin(w http.ResponseWriter, r *http.Request, sc Scope, id *identity.Identity) (*Signed, error) {
+	sid := s.id(r, sc)
+	if sid != "" {
+		sess, err := s.Store.GetSession(r.Context(), sid, s.Now())
+		switch {
+		case errors.Is(err, store.ErrUnavailable):
+			return nil, sc.refusal("cannot read the session", "get_session", err)
+		case err == nil && sess.AppID == sc.AppID && sess.Identity.SID != "" && sess.Identity.SID == id.SID:
+			// renewed below under the same id
+		case err == nil:
+			if err := s.Store.DeleteSession(r.Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, sc.refusal("cannot revoke the session", "delete_session", err)
+			}
+			sid = ""
+		default:
+			sid = ""
+		}
+	}
+	return s.start(w, r, sc, id, sid)
+}
+
+// start stores a session for id under sid (a new id when "") and sets its cookie.
+func (s *Sessions) start(w http.ResponseWriter, r *http.Request, sc Scope, id *identity.Identity, sid string) (*Signed, error) {
+	if sid == "" {
+		var err error
+		if sid, err = store.NewID(s.Rand); err != nil {
+			return nil, reason.New(reason.Internal, "cannot make a session id", "error", err.Error())
+		}
 	}
 	now := s.Now()
 	if err := s.Store.PutSession(r.Context(), sid, store.Session{
@@ -110,12 +175,12 @@ func (s *Sessions) Start(w http.ResponseWriter, r *http.Request, sc Scope, id *i
 	}); err != nil {
 		var e *reason.Error
 		if errors.As(err, &e) {
-			return e
+			return nil, e
 		}
-		return sc.refusal("cannot store the session", "put_session", err)
+		return nil, sc.refusal("cannot store the session", "put_session", err)
 	}
 	http.SetCookie(w, s.cookie(r, sc, s.Keys.Seal(s.Purpose, sid), int(s.TTL/time.Second)))
-	return nil
+	return &Signed{Identity: id, Since: now, Handle: s.handle(sid)}, nil
 }
 
 // End revokes the request's session in sc, if any, and clears its cookie. The cookie
