@@ -31,6 +31,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -86,7 +87,11 @@ type Options struct {
 	Directory Directory // nil: no directory configured
 	Store     store.Store
 	Reporter  *refusal.Reporter
-	Log       *slog.Logger
+	// Log receives kerbgate's log lines, and the protocol library's (routed
+	// there from slog's default logger, see routeLibraryLog).
+	Log *slog.Logger
+	// Registerer receives the provider's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 	// Secrets checks client secrets (bounded, rate-limited); nil makes one.
 	Secrets *clientauth.Authenticator
 	// Now and Rand are injected for tests.
@@ -103,6 +108,7 @@ type Provider struct {
 	st      *storage
 	op      *op.Provider
 	handler http.Handler
+	metrics *metrics
 }
 
 // cookiePurpose binds the OIDC browser session cookie's MAC to its use.
@@ -135,7 +141,11 @@ func New(o Options) (*Provider, error) {
 	if o.Secrets == nil {
 		o.Secrets = clientauth.New(clientauth.Options{})
 	}
-	p := &Provider{opts: o, path: strings.TrimSuffix(iss.Path, "/"), clients: map[string]*client{}}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("oidcprovider: %w", err)
+	}
+	p := &Provider{opts: o, path: strings.TrimSuffix(iss.Path, "/"), clients: map[string]*client{}, metrics: m}
 	p.browser = signin.NewSessions(signin.Sessions{
 		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
 		TTL: o.BrowserSessionTTL, Now: o.Now, Rand: o.Rand,
@@ -170,12 +180,8 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("oidcprovider: %w", err)
 	}
 	p.op = prov
-	p.handler = http.StripPrefix(p.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/authorize" && p.refuseResponseType(w, r) {
-			return
-		}
-		prov.ServeHTTP(w, withRequestInfo(w, r))
-	}))
+	p.handler = http.StripPrefix(p.path, http.HandlerFunc(p.serve))
+	routeLibraryLog(o.Log)
 	return p, nil
 }
 
@@ -196,9 +202,13 @@ func (p *Provider) refuseResponseType(w http.ResponseWriter, r *http.Request) bo
 		return false
 	}
 	e := url.Values{"error": {"unsupported_response_type"}, "error_description": {"kerbgate serves the code flow only"}}
+	refused := reason.New(reason.OIDCUnsupportedResponseType, "a response_type other than code", "response_type", truncate(rt, 64))
 	if rt == "" {
 		e = url.Values{"error": {"invalid_request"}, "error_description": {"response_type is missing"}}
+		refused = reason.New(reason.OIDCInvalidRequest, "response_type is missing")
 	}
+	code := p.refused(r, &requestInfo{client: c.GetID()}, refused, "stage", "authorize")
+	p.metrics.authorizations.WithLabelValues(c.GetID(), string(code)).Inc()
 	if s := q.Get("state"); s != "" {
 		e.Set("state", s)
 	}
@@ -225,7 +235,10 @@ func cryptoKeyMaterial(keys []jose.JSONWebKey) []byte {
 
 // Register adds the provider's endpoints to mux.
 func (p *Provider) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+p.path+"/login", p.login)
+	mux.HandleFunc("GET "+p.path+"/login", func(w http.ResponseWriter, r *http.Request) {
+		r, ri := p.withRequestInfo(w, r)
+		p.login(w, r, ri)
+	})
 	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
 	mux.Handle(p.path+"/", p.handler)
 }
@@ -247,29 +260,43 @@ func (p *Provider) browserScope() signin.Scope { return signin.Scope{Path: p.pat
 
 // login is the login step: the authorization request waits under id until the
 // browser has signed in (kerbgate's OIDC browser session, or Negotiate), the account
-// is confirmed and the client's groups allow it.
-func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+// is confirmed and the client's groups allow it. The session answers unless the
+// request wants a fresher or stronger sign-in than the session's (prompt=login,
+// max_age, acr_values: sessionUse); then the browser signs in with Negotiate again.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
 	ar, err := p.st.authRequest(r.URL.Query().Get("id"))
 	if err != nil {
+		p.metrics.authorizations.WithLabelValues("-", string(reason.BadRequest)).Inc()
 		p.opts.Reporter.Refuse(w, r, reason.New(reason.BadRequest, "no such authorization request", "cause", "unknown_or_expired"))
 		return
 	}
+	ri.client = ar.ClientID
 	c, ok := p.clients[ar.ClientID]
 	if !ok { // sealed before a configuration change removed the client
+		p.metrics.authorizations.WithLabelValues("-", string(reason.UnknownApp)).Inc()
 		p.opts.Reporter.Refuse(w, r, reason.New(reason.UnknownApp, "no such client", "client", ar.ClientID))
 		return
 	}
-	id, err := p.browser.Load(r, p.browserScope())
-	if err != nil {
-		p.opts.Reporter.Refuse(w, r, reason.Of(err))
-		return
+	cur, err := p.browser.Current(r, p.browserScope())
+	if err == nil && cur != nil {
+		var use sessionUse
+		switch use, err = p.sessionUse(r.Context(), ar, cur); {
+		case err != nil:
+		case use == reuseSession:
+			p.complete(w, r, ri, ar, c, cur.Identity, cur)
+			return
+		case use == endSession:
+			err = p.browser.End(w, r, p.browserScope())
+		}
 	}
-	if id != nil {
-		p.complete(w, r, ar, c, id, true)
+	if err != nil {
+		e := reason.Of(err)
+		p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+		p.opts.Reporter.Refuse(w, r, e)
 		return
 	}
 	if ar.PromptNone && r.Header.Get("Authorization") == "" {
-		p.challengeOrLoginRequired(w, r, ar)
+		p.challengeOrLoginRequired(w, r, ri, ar)
 		return
 	}
 	p.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
@@ -277,51 +304,66 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 			err = reason.New(reason.Internal, "sign-in did not produce an identity")
 		}
 		if err != nil {
-			p.opts.Reporter.Refuse(w, r, reason.Of(err))
+			e := reason.Of(err)
+			if e.Code != reason.NoToken { // the challenge: the first leg of every sign-in
+				p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+			}
+			p.opts.Reporter.Refuse(w, r, e)
 			return
 		}
-		p.complete(w, r, ar, c, res.Identity, false)
+		p.complete(w, r, ri, ar, c, res.Identity, nil)
 	})
 }
 
 // complete confirms the account, applies the client's groups and hands the
-// authorization request back to the library, which redirects with the code.
-func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
+// authorization request back to the library, which redirects with the code. cur is
+// the OIDC browser session that answered, nil after a fresh Negotiate (which starts
+// or renews the session: its time is the sign-in's, auth_time).
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest, c *client, id *identity.Identity, cur *signin.Signed) {
 	ctx := r.Context()
+	ri.user = id.Principal
 	var dir signin.AccountChecker
 	if c.RequireDirectory {
 		dir = p.opts.Directory
 	}
 	if err := signin.Admit(ctx, dir, c.Groups, id); err != nil {
-		p.deny(w, r, ar, err)
+		p.deny(w, r, ri, ar, err)
 		return
 	}
 	if id.SID == "" {
-		p.deny(w, r, ar, reason.New(reason.Internal, "the account has no SID to derive its subject from", "user", id.Principal))
+		p.deny(w, r, ri, ar, reason.New(reason.Internal, "the account has no SID to derive its subject from", "user", id.Principal))
 		return
 	}
-	if !signedIn {
-		if err := p.browser.Start(w, r, p.browserScope(), id); err != nil {
-			p.opts.Reporter.Refuse(w, r, reason.Of(err))
+	signed := cur
+	if signed == nil {
+		var err error
+		if signed, err = p.browser.Begin(w, r, p.browserScope(), id); err != nil {
+			e := reason.Of(err)
+			p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+			p.opts.Reporter.Refuse(w, r, e)
 			return
 		}
 	}
-	k, err := p.st.signedIn(ctx, ar, id, p.opts.Now())
+	k, err := p.st.signedIn(ctx, ar, id, signed.Since, signed.Handle)
 	if err != nil {
-		p.opts.Reporter.Refuse(w, r, store.Refusal("cannot record the sign-in", "put_token", err))
+		e := store.Refusal("cannot record the sign-in", "put_token", err)
+		p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+		p.opts.Reporter.Refuse(w, r, e)
 		return
 	}
-	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal)
+	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal, "negotiated", cur == nil,
+		"auth_time", signed.Since.UTC().Format(time.RFC3339), "acr", acrFor(ar.ACRValues, id.ChannelBound))
 	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), k), http.StatusFound)
 }
 
 // deny sends the client access_denied at its (registered) redirect URI, or
-// server_error when the directory cannot answer; kerbgate's reason goes to the log.
-func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ar *authRequest, err error) {
-	e := reason.Of(err)
-	p.opts.Log.Warn("oidc sign-in refused", "client", ar.ClientID, "reason", string(e.Code), "detail", e.Error())
+// server_error when the directory cannot answer; kerbgate's reason goes to the log
+// and the metrics.
+func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest, err error) {
+	code := p.refused(r, ri, reason.Of(err), "stage", "login")
+	p.metrics.authorizations.WithLabelValues(p.clientLabel(ar.ClientID), string(code)).Inc()
 	oe := oidc.ErrAccessDenied()
-	switch e.Code {
+	switch code {
 	case reason.DirectoryUnavailable, reason.StoreUnavailable, reason.Internal:
 		oe = oidc.ErrServerError()
 	}
@@ -339,7 +381,9 @@ func signedOut(w http.ResponseWriter, _ *http.Request) {
 // challenge, which a browser holding a ticket answers at once and silently, whose
 // page sends any other browser on to the client with login_required. No prompt is
 // shown either way.
-func (p *Provider) challengeOrLoginRequired(w http.ResponseWriter, r *http.Request, ar *authRequest) {
+func (p *Provider) challengeOrLoginRequired(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest) {
+	code := p.refused(r, ri, reason.New(reason.OIDCLoginRequired, "prompt=none without a usable OIDC browser session: a Negotiate challenge whose page leads on to login_required"), "stage", "login")
+	p.metrics.authorizations.WithLabelValues(p.clientLabel(ar.ClientID), string(code)).Inc()
 	rec := httptest.NewRecorder()
 	op.AuthRequestError(rec, r, ar, oidc.ErrLoginRequired(), p.op)
 	loc := rec.Header().Get("Location")

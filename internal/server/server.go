@@ -296,7 +296,7 @@ func (b *builder) faces() error {
 			return err
 		}
 		po.CookieKeys, po.SignIn, po.Directory, po.Store = b.cookieKeys, signin.Negotiate{Middleware: b.signInMW}, b.dir, b.st
-		po.Reporter, po.Log, po.Secrets, po.Now = b.rep, b.log, ho.Clients, b.opts.Now
+		po.Reporter, po.Log, po.Registerer, po.Secrets, po.Now = b.rep, b.log, b.reg, ho.Clients, b.opts.Now
 		provider, err := oidcprovider.New(po)
 		if err != nil {
 			return err

@@ -1,0 +1,29 @@
+package oidcprovider
+
+import "testing"
+
+func TestACRIsTheFirstRequestedClassTheSignInSatisfies(t *testing.T) {
+	const k, cb = ACRKerberos, ACRKerberosChannelBound
+	for _, c := range []struct {
+		requested []string
+		bound     bool
+		want      string
+		fresh     bool // a session of such a sign-in is not reused
+	}{
+		{nil, false, k, false},
+		{nil, true, cb, false},
+		{[]string{cb}, false, k, true},
+		{[]string{cb}, true, cb, false},
+		{[]string{k, cb}, true, k, false},
+		{[]string{cb, k}, false, k, true},
+		{[]string{"urn:example:mfa"}, false, k, false},
+		{[]string{"urn:example:mfa", cb}, true, cb, false},
+	} {
+		if got := acrFor(c.requested, c.bound); got != c.want {
+			t.Errorf("acrFor(%v, bound %v) = %s, want %s", c.requested, c.bound, got, c.want)
+		}
+		if got := acrWantsFreshSignIn(c.requested, c.bound); got != c.fresh {
+			t.Errorf("acrWantsFreshSignIn(%v, bound %v) = %v, want %v", c.requested, c.bound, got, c.fresh)
+		}
+	}
+}
