@@ -6,13 +6,20 @@
 //
 // It owns the provider's policy (the registered clients, the issuer, the signing keys,
 // the token lifetimes), given as typed Options (package setup makes them from the
-// configuration file), the login step (/login under the issuer's path) and the
-// storage adapter the OpenID protocol library calls. The protocol itself — discovery,
-// JWKS, the authorization and token endpoints, PKCE, userinfo, token signing — is
-// github.com/zitadel/oidc/v3/pkg/op, an OpenID-certified implementation; this package
-// writes none of it. It must not verify Kerberos, speak LDAP or read configuration:
-// it composes the sign-in core (package signin), a Directory, a store.Store and
-// clientauth for client secrets.
+// configuration file), the login step (/login under the issuer's path: when the OIDC
+// browser session answers and when a fresh Negotiate must), the sign-in's lifetime
+// (auth_time, acr, and end_session ending every token issued in it), the storage
+// adapter the OpenID protocol library calls, and kerbgate's view of each answer the
+// library writes (metrics, a reason code and a log line for every refusal). The
+// protocol itself — discovery, JWKS, the authorization and token endpoints, PKCE,
+// userinfo, token signing — is github.com/zitadel/oidc/v3/pkg/op, an
+// OpenID-certified implementation; this package writes none of it, and corrects
+// only where the library answers against the RFCs (observe.go). The library logs
+// through slog's default logger only, so this package makes that logger route its
+// records to the provider's (liblog.go): the one process-wide setting it makes. It
+// must not verify Kerberos, speak LDAP or read configuration: it composes the
+// sign-in core (package signin), a Directory, a store.Store and clientauth for
+// client secrets.
 package oidcprovider
 
 import (

@@ -266,6 +266,9 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	t, err := s.p.opts.Store.TakeToken(ctx, code, codeKind, s.now())
 	if err != nil {
 		ri.refuse(codeRefusal(err))
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, oidc.ErrServerError().WithDescription("cannot take the code")
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
 	a, err := s.taken(code, t)
@@ -275,22 +278,25 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	ri.user = a.identity.Principal
 	if err := s.ended(ctx, a.handle); err != nil {
 		ri.refuse(err)
+		if err.Code != reason.OIDCInvalidGrant {
+			return nil, oidc.ErrServerError().WithDescription("cannot check the sign-in")
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("the sign-in was ended")
 	}
 	return a, nil
 }
 
-// codeRefusal is the refusal of a code the store would not give.
+// codeRefusal is the refusal of a code or refresh token the store would not give.
 func codeRefusal(err error) *reason.Error {
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
-		return store.Refusal("cannot take the code", "take_token", err)
+		return store.Refusal("cannot take the code or refresh token", "take_token", err)
 	case errors.Is(err, store.ErrTokenUsed):
-		return reason.New(reason.OIDCInvalidGrant, "code used before", "cause", "used")
+		return reason.New(reason.OIDCInvalidGrant, "used before", "cause", "used")
 	case errors.Is(err, store.ErrExpired):
-		return reason.New(reason.OIDCInvalidGrant, "code expired", "cause", "expired")
+		return reason.New(reason.OIDCInvalidGrant, "expired", "cause", "expired")
 	}
-	return reason.New(reason.OIDCInvalidGrant, "no such code", "cause", "unknown")
+	return reason.New(reason.OIDCInvalidGrant, "unknown (never issued, or another client's)", "cause", "unknown")
 }
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
@@ -460,6 +466,9 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	}
 	if err != nil {
 		ri.refuse(codeRefusal(err))
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, oidc.ErrServerError().WithDescription("cannot take the refresh token")
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	var rec refreshRecord
@@ -467,16 +476,19 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	ri.user = t.Identity.Principal
-	if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+rec.ClientID {
-		ri.refuse(reason.New(reason.OIDCInvalidGrant, "the refresh token's family was revoked", "cause", "revoked"))
-		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
-	}
 	if err := s.ended(ctx, rec.Handle); err != nil {
 		ri.refuse(err)
+		if err.Code != reason.OIDCInvalidGrant { // the store cannot say: fail closed, keep the family
+			return nil, oidc.ErrServerError().WithDescription("cannot check the sign-in")
+		}
 		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			err.Facts = append(err.Facts, slog.String("revoke_error", derr.Error()))
 		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("the sign-in was ended")
+	}
+	if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+rec.ClientID {
+		ri.refuse(reason.New(reason.OIDCInvalidGrant, "the refresh token's family was revoked", "cause", "revoked"))
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
 	}
 	idt := t.Identity
 	a := &authRequest{Request: Request{ClientID: rec.ClientID, Scopes: rec.Scopes}, identity: &idt,
@@ -732,18 +744,38 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 // liveAccessToken returns the record of a live access token: not expired, revoked,
 // of a revoked refresh family, nor of a sign-in ended by end_session.
 func (s *storage) liveAccessToken(ctx context.Context, tokenID string) (store.Session, error) {
+	ri := requestInfoOf(ctx)
 	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
 	app, ok := parseAccessApp(sess.AppID)
 	if err != nil || !ok {
+		cause := "unknown_or_revoked"
+		switch {
+		case errors.Is(err, store.ErrExpired):
+			cause = "expired"
+		case errors.Is(err, store.ErrUnavailable):
+			ri.refuse(store.Refusal("cannot read the access token", "get_session", err))
+		}
+		ri.refuse(reason.New(reason.OIDCInvalidToken, "no live access token", "cause", cause))
 		return store.Session{}, oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+	}
+	ri.user = sess.Identity.Principal
+	if ri.client == "" {
+		ri.client = app.client
+	}
+	if e := s.ended(ctx, app.handle); e != nil {
+		if e.Code == reason.OIDCInvalidGrant {
+			token := *e
+			token.Code = reason.OIDCInvalidToken
+			e = &token
+		}
+		ri.refuse(e)
+		return store.Session{}, oidc.ErrAccessDenied().WithDescription("the sign-in was ended")
 	}
 	if app.family != "" {
 		if fam, err := s.p.opts.Store.GetSession(ctx, app.family, s.now()); err != nil || fam.AppID != familyAppPrefix+app.client {
+			ri.refuse(reason.New(reason.OIDCInvalidToken, "the access token's refresh family was revoked", "cause", "family_revoked"))
 			return store.Session{}, oidc.ErrAccessDenied().WithDescription("access token revoked")
 		}
-	}
-	if s.ended(ctx, app.handle) != nil {
-		return store.Session{}, oidc.ErrAccessDenied().WithDescription("the sign-in was ended")
 	}
 	return sess, nil
 }

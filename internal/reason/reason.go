@@ -75,6 +75,9 @@ const (
 	OIDCUnsupportedResponseType Code = "oidc_unsupported_response_type"
 	OIDCUnsupportedGrantType    Code = "oidc_unsupported_grant_type"
 	OIDCLoginRequired           Code = "oidc_login_required"
+	// OIDCInvalidToken is an access token refused at userinfo (RFC 6750
+	// invalid_token).
+	OIDCInvalidToken Code = "oidc_invalid_token"
 )
 
 // The refusals that protect kerbgate's resources from a flood of client
@@ -285,6 +288,10 @@ var Catalog = map[Code]Entry{
 		"The application asked for a kind of token this server does not issue.",
 		"Contact the application's administrator.",
 		"The token endpoint takes grant_type authorization_code and refresh_token only."},
+	OIDCInvalidToken: {http.StatusUnauthorized, "Access not valid",
+		"The application presented an access token that is not valid any more.",
+		"Sign in to the application again.",
+		"The access token at userinfo is unknown, expired (oidc_provider.access_token_ttl), revoked (RFC 7009, or with its refresh family: cause family_revoked) or of a sign-in ended by end_session (cause signed_out): the client must refresh it or sign the user in again. Many from one client mean it keeps tokens past their lifetime."},
 	OIDCLoginRequired: {http.StatusUnauthorized, "Sign-in required",
 		"The application asked to sign you in without any interaction, and your browser had no Windows sign-in to offer.",
 		"Sign in to Windows with your domain account and use a browser configured for this site, then go back to the application.",

@@ -228,6 +228,14 @@ func TestOIDCProviderEndSessionRevokesTheSignInsTokens(t *testing.T) {
 	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tokRP)); err == nil {
 		t.Error("the signed-out access token still reads userinfo")
 	}
+	// RFC 6750 §3: 401 with the Bearer challenge naming invalid_token.
+	req, _ := http.NewRequest("GET", rp.provider.UserInfoEndpoint(), nil)
+	req.Header.Set("Authorization", "Bearer "+tokRP.AccessToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("userinfo after logout: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
 	if got := introspect(t, meta.Introspection, tokRP.AccessToken, func(req *http.Request) { req.SetBasicAuth("rp", demoSecret) }); got["active"] != false {
 		t.Errorf("introspection after logout: %v", got)
 	}
@@ -275,6 +283,9 @@ func TestOIDCProviderEndSessionRevokesTheSignInsTokens(t *testing.T) {
 	}
 	if !regexp.MustCompile(`"reason":"oidc_invalid_grant".*"cause":"signed_out".*"client":"rp".*"user":"alice@EXAMPLE.TEST"`).MatchString(g.logs.String()) {
 		t.Error("no refusal log line for the refresh after logout, with its cause, client and user")
+	}
+	if !regexp.MustCompile(`"reason":"oidc_invalid_token".*"cause":"signed_out".*"client":"rp".*"user":"alice@EXAMPLE.TEST".*"stage":"userinfo"`).MatchString(g.logs.String()) {
+		t.Error("no refusal log line for userinfo after logout, with its cause, client and user")
 	}
 }
 
