@@ -27,3 +27,23 @@ func TestACRIsTheFirstRequestedClassTheSignInSatisfies(t *testing.T) {
 		}
 	}
 }
+
+// An access token's record names its client, refresh family and sign-in; records
+// written before sign-ins had handles (or families) still read.
+func TestAccessAppNamesClientFamilyAndSignIn(t *testing.T) {
+	for app, want := range map[string]accessApp{
+		accessApp{client: "rp", family: "F", handle: "H"}.String(): {client: "rp", family: "F", handle: "H"},
+		accessApp{client: "rp", handle: "H"}.String():              {client: "rp", handle: "H"},
+		"oidc-access:rp/F": {client: "rp", family: "F"},
+		"oidc-access:rp":   {client: "rp"},
+	} {
+		if got, ok := parseAccessApp(app); !ok || got != want {
+			t.Errorf("parseAccessApp(%q) = %+v %v, want %+v", app, got, ok, want)
+		}
+	}
+	for _, app := range []string{"", "oidc-family:rp", "oidc-access:", "oidc-access:/F/H"} {
+		if got, ok := parseAccessApp(app); ok {
+			t.Errorf("parseAccessApp(%q) = %+v, want no access token", app, got)
+		}
+	}
+}

@@ -179,8 +179,8 @@ func (s *storage) signedIn(ctx context.Context, a *authRequest, who *identity.Id
 
 // taken rebuilds a signed-in request from its store token.
 func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
-	var rec signedInRecord
-	if json.Unmarshal([]byte(t.RedirectURI), &rec) != nil {
+	rec := signedInRecord{Sealed: t.RedirectURI} // a record of a node without sign-in handles
+	if strings.HasPrefix(t.RedirectURI, "{") && json.Unmarshal([]byte(t.RedirectURI), &rec) != nil {
 		return nil, errNotFound
 	}
 	a, err := s.open(rec.Sealed)
