@@ -17,7 +17,6 @@ package oidcprovider
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -228,13 +227,6 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p.path+"/login", p.login)
 	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
 	mux.Handle(p.path+"/", p.handler)
-}
-
-// Subject is the sub claim of the account with SID sid at issuer: stable for the
-// account (a rename keeps it), different at each issuer, and not the name.
-func Subject(issuer, sid string) string {
-	h := sha256.Sum256([]byte(issuer + "\x00" + sid))
-	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 // loginPath is where the library sends the browser to sign in (client.LoginURL).

@@ -18,6 +18,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
@@ -158,7 +159,7 @@ func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
 	a.ID = id
 	idt := t.Identity
 	a.identity = &idt
-	a.subject = Subject(s.p.opts.Issuer, idt.SID)
+	a.subject = signingkeys.Subject(s.p.opts.Issuer, idt.SID)
 	a.authTime = t.IssuedAt
 	return a, nil
 }
@@ -404,7 +405,7 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	}
 	idt := t.Identity
 	a := &authRequest{Request: Request{ClientID: rec.ClientID, Scopes: rec.Scopes}, identity: &idt,
-		subject: Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt}
+		subject: signingkeys.Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt}
 	return &refreshRequest{a: a, family: family}, nil
 }
 
@@ -418,7 +419,7 @@ func (s *storage) TerminateSession(ctx context.Context, userID, clientID string)
 		return nil
 	}
 	if id, err := s.p.browser.Load(ri.r, s.p.browserScope()); err != nil || id == nil ||
-		Subject(s.p.opts.Issuer, id.SID) != userID {
+		signingkeys.Subject(s.p.opts.Issuer, id.SID) != userID {
 		return nil // another user's session, or none: leave it
 	}
 	if err := s.p.browser.End(ri.w, ri.r, s.p.browserScope()); err != nil {
@@ -462,7 +463,7 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 	if err != nil || fam.AppID != familyAppPrefix+clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
+	return signingkeys.Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
 }
 
 // signingKey is one of Options.SigningKeys.
@@ -569,7 +570,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 		return err
 	}
 	clientID, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
-	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	if signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied().WithDescription("invalid access token")
 	}
 	c := s.p.clients[clientID]
@@ -613,7 +614,7 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 		return err
 	}
 	owner, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
-	if owner != clientID || Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	if owner != clientID || signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied()
 	}
 	var u oidc.UserInfo

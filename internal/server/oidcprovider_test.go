@@ -21,7 +21,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/store/redistest"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
@@ -50,10 +50,10 @@ func opConfig(t *testing.T, r *testrealm.Realm) (*config.Config, string) {
 	cfg := handoffConfig(t, r, "http://app.example.test:9")
 	cfg.Listen.Address = "127.0.0.1:" + strconv.Itoa(port)
 	keys := filepath.Join(t.TempDir(), "oidc-keys.json")
-	if _, err := oidcprovider.AddSigningKey(keys, time.Now().Add(-time.Hour)); err != nil {
+	if _, err := signingkeys.Add(keys, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := oidcprovider.AddSigningKey(keys, time.Now()); err != nil {
+	if _, err := signingkeys.Add(keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	dh, sh := secretHashes(t)
@@ -181,7 +181,7 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	wantSub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	wantSub := signingkeys.Subject(issuer, r.SID(t, "alice"))
 	if claims.Sub != wantSub || claims.Nonce != "n-1" || len(claims.AMR) != 1 || claims.AMR[0] != "kerberos" ||
 		!strings.EqualFold(claims.PreferredUsername, "alice@example.test") || claims.AuthTime == 0 {
 		t.Errorf("ID token claims %+v, want sub %s", claims, wantSub)
@@ -404,7 +404,7 @@ func TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently(t *testing.T) {
 
 	alice := r.Kinit(t, "alice")
 	page := chromium(t, r, alice, rp.Whoami)
-	sub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	sub := signingkeys.Subject(issuer, r.SID(t, "alice"))
 	for _, want := range []string{"sub=" + sub, "amr=kerberos", "upn=alice@"} {
 		if !strings.Contains(strings.ToLower(page), strings.ToLower(want)) {
 			t.Errorf("alice's page lacks %q:\n%s\nerror.log:\n%s", want, page, rp.ErrorLog())

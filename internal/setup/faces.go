@@ -13,6 +13,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/proxy"
 	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/sso"
 )
 
@@ -259,11 +260,11 @@ func OIDCProvider(c *config.Config) *OIDCProviderPlan {
 // their file, the lifetimes and the clients with their group policies (names
 // resolved through dir). The caller adds what runs.
 func (p *OIDCProviderPlan) Options(dir *directory.Directory) (oidcprovider.Options, error) {
-	keys, err := oidcprovider.LoadSigningKeys(p.SigningKeysFile)
+	keys, err := signingkeys.Load(p.SigningKeysFile)
 	if err != nil {
 		return oidcprovider.Options{}, fmt.Errorf("oidc_provider.signing_keys_file: %w", err)
 	}
-	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys, IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL, RefreshTokenTTL: p.RefreshTokenTTL}
+	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys.Keys(), IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL, RefreshTokenTTL: p.RefreshTokenTTL}
 	for _, c := range p.Clients {
 		groups, err := signin.NewGroups(c.Client.ID, c.AllowedGroups, resolver(dir))
 		if err != nil {
