@@ -283,6 +283,10 @@ func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
 			s.refuse(w, r, label, err)
 			return
 		}
+		if !nginx {
+			s.again(w, r, h, label, f, id)
+			return
+		}
 		s.allow(w, r, h, label, f, id, "signed_in")
 	})
 	if c := w.Header().Get("WWW-Authenticate"); c == "Negotiate" {
@@ -323,6 +327,27 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, h *Host, label s
 	}
 	s.requests.WithLabelValues(label, result).Inc()
 	w.WriteHeader(http.StatusOK)
+}
+
+// again answers a Negotiate sign-in through Caddy or Traefik: they pass a 2xx
+// answer's headers to the application only, never its Set-Cookie to the browser,
+// but pass any other answer to the browser as it is. So the browser is sent to the
+// same page again (307: the same method and body) with the session cookie, and
+// that request is allowed by the cookie.
+func (s *Service) again(w http.ResponseWriter, r *http.Request, h *Host, label string, f forwarded, id *identity.Identity) {
+	if err := h.Groups.Check(r.Context(), id); err != nil {
+		s.refuse(w, r, label, err)
+		return
+	}
+	u, err := returnurl.Parse(f.proto + "://" + f.host + f.uri)
+	if err != nil {
+		s.refuse(w, r, label, reason.New(reason.ReturnURLNotAllowed, "the protected page's URL is not in plain form: "+err.Error(),
+			"return_url", truncate(f.proto+"://"+f.host+f.uri, 256)))
+		return
+	}
+	w.Header().Set("Location", u.String())
+	s.requests.WithLabelValues(label, "signed_in").Inc()
+	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
 // redirect sends the browser to the sign-in page with the page it asked for as the

@@ -97,9 +97,19 @@ func TestUntrustedPeerAndUnknownHostAreRefused(t *testing.T) {
 	}
 }
 
-func TestSignInOnceThenTheParentDomainCookie(t *testing.T) {
+// Caddy and Traefik drop a 2xx answer's Set-Cookie: a sign-in through AuthPath
+// sends the browser to the same page again, with the cookie.
+func TestSignInThroughCaddyRepeatsTheRequestWithTheCookie(t *testing.T) {
 	h := newHarness(t, nil)
 	w := h.ask(AuthPath, "10.0.0.1", "app.example.test", nil)
+	if w.Code != 307 || w.Header().Get("Location") != "https://app.example.test/page?x=1" || len(w.Result().Cookies()) != 1 {
+		t.Fatalf("%d %v", w.Code, w.Header())
+	}
+}
+
+func TestSignInOnceThenTheParentDomainCookie(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", nil)
 	c := w.Result().Cookies()
 	if w.Code != 200 || w.Header().Get("X-Auth-Request-User") != "alice" || len(c) != 1 {
 		t.Fatalf("%d %v", w.Code, w.Header())
@@ -110,7 +120,7 @@ func TestSignInOnceThenTheParentDomainCookie(t *testing.T) {
 	// Another host under the domain: the cookie, no second sign-in; a forged
 	// header is not echoed.
 	hdr := http.Header{"Cookie": {c[0].Name + "=" + c[0].Value}, "X-Auth-Request-User": {"admin"}}
-	w = h.ask(AuthPath, "10.0.0.1", "wiki.example.test", hdr)
+	w = h.ask(AuthRequestPath, "10.0.0.1", "wiki.example.test", hdr)
 	if w.Code != 200 || w.Header().Get("X-Auth-Request-User") != "alice" || h.signIn.Count() != 1 {
 		t.Fatalf("%d %v sign-ins %d", w.Code, w.Header(), h.signIn.Count())
 	}
@@ -157,7 +167,7 @@ func TestSignInPageRefusesReturnURLsOffTheAllowlist(t *testing.T) {
 func TestHostGroupsAreCheckedOnEveryRequest(t *testing.T) {
 	g, _ := signin.NewGroups("app.example.test", []string{"S-1-5-21-1-2-3-1110"}, nil)
 	h := newHarness(t, func(o *Options) { o.Hosts[0].Groups = g })
-	w := h.ask(AuthPath, "10.0.0.1", "app.example.test", nil)
+	w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", nil)
 	if w.Code != 403 || w.Header().Get("Kerbgate-Reason") != "not_in_group" {
 		t.Fatalf("%d %q", w.Code, w.Header().Get("Kerbgate-Reason"))
 	}
@@ -171,7 +181,7 @@ func TestSessionCacheKeepsSessionsForItsTTLOnly(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
 	h := newHarness(t, func(o *Options) { o.SessionCacheTTL = 2 * time.Second; o.Now = clock })
-	w := h.ask(AuthPath, "10.0.0.1", "app.example.test", nil)
+	w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", nil)
 	c := w.Result().Cookies()[0]
 	hdr := http.Header{"Cookie": {c.Name + "=" + c.Value}}
 	h.ask(AuthPath, "10.0.0.1", "app.example.test", hdr) // cached
