@@ -304,7 +304,17 @@ epa:
 #       redirect_uris: [https://wiki.example.com/redirect_uri]
 #       post_logout_redirect_uris: [https://wiki.example.com/]
 #       allowed_groups: [staff]
-#       scopes: [openid, profile, email]   # and offline_access for refresh tokens
+#       # and offline_access for refresh tokens, groups for the groups (names) and
+#       # group_sids claims
+#       scopes: [openid, profile, email, groups]
+#       # Which group names the groups claim carries (with a directory section):
+#       # include and prefixes (case-insensitive; neither: all), and at most max
+#       # in an ID token (more: no groups claim; overage is signalled and userinfo
+#       # answers the whole list).
+#       group_names:
+#         include: [staff]
+#         prefixes: [app-wiki-]
+#         max: 150
 #       require_directory: true
 # kerbgate as the auth endpoint of a reverse proxy (docs/forward-auth.md): nginx
 # auth_request, Caddy forward_auth, Traefik forwardAuth. Needs

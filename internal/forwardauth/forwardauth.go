@@ -100,9 +100,10 @@ type Options struct {
 	SignInURL string
 	// SignIn signs a browser in (signin.Negotiate).
 	SignIn signin.PreAuthenticator
-	// Directory confirms the account at sign-in (and fills its group names); nil:
-	// no directory check.
-	Directory signin.AccountChecker
+	// Directory names the user's groups at sign-in, and with RequireDirectory
+	// confirms the account; nil without a directory section.
+	Directory        signin.Directory
+	RequireDirectory bool
 	// Frontend says whose X-Forwarded-* headers are believed.
 	Frontend *frontend.Frontend
 	// SessionCacheTTL keeps opened sessions in this node's memory for that long
@@ -294,8 +295,8 @@ func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
 	}
 }
 
-// start completes a sign-in: the account confirmed in the directory (its groups
-// and names filled in), then the session started. No host's groups are checked
+// start completes a sign-in: the account confirmed in the directory (with
+// RequireDirectory) and its groups named, then the session started. No host's groups are checked
 // here: the session serves every host, each checks its own.
 func (s *Service) start(w http.ResponseWriter, r *http.Request, res signin.Result, err error) (*identity.Identity, error) {
 	if err == nil && res.Identity == nil {
@@ -305,7 +306,7 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request, res signin.Resul
 		return nil, err
 	}
 	id := res.Identity
-	if err := signin.Admit(r.Context(), s.opts.Directory, nil, id); err != nil {
+	if err := signin.Admit(r.Context(), signin.Admission{Directory: s.opts.Directory, RequireDirectory: s.opts.RequireDirectory, Log: s.opts.Log}, id); err != nil {
 		return nil, err
 	}
 	if err := s.sessions.Start(w, r, s.scope, id); err != nil {

@@ -42,8 +42,9 @@ import (
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// Directory confirms a signed-in user (the *directory.Directory in production).
-type Directory = signin.AccountChecker
+// Directory confirms a signed-in user and names its groups (the
+// *directory.Directory in production).
+type Directory = signin.Directory
 
 // Client is one registered relying party.
 type Client struct {
@@ -58,7 +59,11 @@ type Client struct {
 	// Groups is who may sign in to the client; nil: anyone signed in.
 	Groups *signin.Groups
 	// Scopes are the scopes the client may ask for; nil: openid, profile, email.
+	// ScopeGroups gives the groups and group_sids claims.
 	Scopes []string
+	// GroupNames selects the group names of the groups claim; its Max caps them in
+	// an ID token (more: overage, signalled as a distributed claim at userinfo).
+	GroupNames signin.GroupFilter
 	// RequireDirectory makes sign-in require the account to be found, and usable,
 	// in the directory.
 	RequireDirectory bool
@@ -157,7 +162,7 @@ func New(o Options) (*Provider, error) {
 		// post_logout_redirect_uri.
 		DefaultLogoutRedirectURI: strings.TrimSuffix(iss.Path, "/") + "/signed-out",
 		SupportedScopes: []string{
-			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
+			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
 	var opts []op.Option
@@ -280,11 +285,8 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 // authorization request back to the library, which redirects with the code.
 func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
 	ctx := r.Context()
-	var dir signin.AccountChecker
-	if c.RequireDirectory {
-		dir = p.opts.Directory
-	}
-	if err := signin.Admit(ctx, dir, c.Groups, id); err != nil {
+	admission := signin.Admission{Directory: p.opts.Directory, RequireDirectory: c.RequireDirectory, Groups: c.Groups, Log: p.opts.Log}
+	if err := signin.Admit(ctx, admission, id); err != nil {
 		p.deny(w, r, ar, err)
 		return
 	}

@@ -279,7 +279,11 @@ func (s *storage) accessToken(ctx context.Context, a *authRequest, family string
 	if family != "" {
 		app += "/" + family
 	}
-	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: *a.identity, CreatedAt: now, ExpiresAt: exp})
+	who := *a.identity
+	if !slices.Contains(a.Scopes, ScopeGroups) { // userinfo answers groups only to a grant of them
+		who.Groups, who.GroupNames = nil, nil
+	}
+	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: who, CreatedAt: now, ExpiresAt: exp})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -559,7 +563,7 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r 
 	if a == nil {
 		return oidc.ErrServerError().WithDescription("unsupported token request")
 	}
-	s.fill(u, a.subject, a.identity, scopes)
+	s.fill(u, a.subject, a.identity, scopes, s.p.clients[a.ClientID], true)
 	return nil
 }
 
@@ -578,12 +582,15 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 	if c != nil && c.Scopes != nil {
 		scopes = c.Scopes
 	}
-	s.fill(u, subject, &sess.Identity, scopes)
+	s.fill(u, subject, &sess.Identity, scopes, c, false)
 	return nil
 }
 
-// fill sets the claims of id that scopes ask for.
-func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scopes []string) {
+// fill sets the claims of id that scopes ask for, for client c: in an ID token
+// (idToken), or at userinfo. The group claims (ScopeGroups) are c's share of the
+// groups (setGroupClaims); userinfo has them only when the access token's grant
+// included the scope (its record holds the groups only then).
+func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scopes []string, c *client, idToken bool) {
 	u.Subject = sub
 	if slices.Contains(scopes, oidc.ScopeProfile) {
 		u.PreferredUsername = preferredUsername(id)
@@ -595,6 +602,9 @@ func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scop
 	if slices.Contains(scopes, oidc.ScopeEmail) && id.Mail != "" {
 		u.Email = id.Mail
 		u.EmailVerified = oidc.Bool(true)
+	}
+	if c != nil && slices.Contains(scopes, ScopeGroups) && (idToken || len(id.Groups) > 0) {
+		setGroupClaims(u, id, c.GroupNames, idToken, s.p.op.UserinfoEndpoint().Absolute(s.p.opts.Issuer))
 	}
 }
 
@@ -618,7 +628,7 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 		return oidc.ErrAccessDenied()
 	}
 	var u oidc.UserInfo
-	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail})
+	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}, nil, false)
 	resp.SetUserInfo(&u)
 	resp.ClientID = owner
 	resp.TokenType = oidc.BearerToken

@@ -213,8 +213,7 @@ func (b *builder) servedTLS() (err error) {
 	return nil
 }
 
-// negotiate makes the Negotiate middleware, with Extended Protection, and puts
-// GET /whoami behind it.
+// negotiate makes the Negotiate middleware, with Extended Protection.
 func (b *builder) negotiate() error {
 	policy := b.plan.EPA
 	var err error
@@ -233,7 +232,6 @@ func (b *builder) negotiate() error {
 		b.log.Info("extended protection", "token_checking", policy.TokenChecking.String(), "flags", policy.Flags.String(),
 			"spns", policy.SPNs, "tls", b.tls != nil, "load_balancer_certificates", len(policy.ProxyBindings))
 	}
-	b.mux.Handle("GET /whoami", b.signInMW(http.HandlerFunc(negotiate.WhoAmI)))
 	return nil
 }
 
@@ -277,9 +275,11 @@ func (b *builder) loadCookieKeys() error {
 	return nil
 }
 
-// faces makes the handoff and, with proxy.apps, the application proxy in front of
-// every other endpoint.
+// faces makes GET /whoami (behind the Negotiate middleware), the handoff, the
+// OpenID Provider and, with proxy.apps, the application proxy in front of every
+// other endpoint.
 func (b *builder) faces() error {
+	b.mux.Handle("GET /whoami", b.signInMW(signin.WhoAmI(b.dir, b.log)))
 	ho, err := b.plan.SSO.Options(b.dirImpl)
 	if err != nil {
 		return err
@@ -331,9 +331,7 @@ func (b *builder) forwardAuth() error {
 	}
 	o.SignIn, o.Store, o.CookieKeys, o.Frontend = signin.Negotiate{Middleware: b.signInMW}, b.st, b.cookieKeys, b.front
 	o.Reporter, o.Log, o.Registerer, o.Now = b.rep, b.log, b.reg, b.opts.Now
-	if b.plan.ForwardAuth.RequireDirectory {
-		o.Directory = b.dir
-	}
+	o.Directory, o.RequireDirectory = b.dir, b.plan.ForwardAuth.RequireDirectory
 	fa, err := forwardauth.New(o)
 	if err != nil {
 		return err

@@ -235,6 +235,11 @@ var (
 	sendModes    = map[string]proxy.SendMode{"always": proxy.SendAlways, "on_401": proxy.SendOn401}
 )
 
+// GroupFilter translates a group_names setting into the filter a face applies.
+func GroupFilter(g config.GroupNames) signin.GroupFilter {
+	return signin.GroupFilter{Include: g.Include, Prefixes: g.Prefixes, Max: g.Max}
+}
+
 // resolver is dir as a group resolver: nil, not a typed nil, without a directory.
 func resolver(dir *directory.Directory) signin.GroupResolver {
 	if dir == nil {
@@ -273,7 +278,7 @@ func OIDCProvider(c *config.Config) *OIDCProviderPlan {
 			Client: oidcprovider.Client{
 				ID: cl.ID, SecretHash: cl.SecretHash, RedirectURIs: cl.RedirectURIs,
 				PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, Scopes: cl.Scopes,
-				RequireDirectory: cl.RequireDirectory,
+				RequireDirectory: cl.RequireDirectory, GroupNames: GroupFilter(cl.GroupNames),
 			},
 			AllowedGroups: cl.AllowedGroups,
 		})
