@@ -272,7 +272,9 @@ func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
 		s.allow(w, r, h, label, f, id, "ok")
 		return
 	}
-	if h.SignIn == SignInRedirect && r.Header.Get("Authorization") == "" {
+	if h.SignIn == SignInRedirect {
+		// Kerberos runs at the sign-in page only: a ticket a client sends the
+		// application's host unasked is for an SPN kerbgate need not hold.
 		s.redirect(w, r, label, f, nginx)
 		return
 	}

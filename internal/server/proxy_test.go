@@ -17,7 +17,7 @@ import (
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
-// echoUpstream answers what it received, as JSON, and upgrades /ws to a raw echo
+// echoUpstream answers what it received (its headers among it), as JSON, and upgrades /ws to a raw echo
 // connection (what a websocket server does after its handshake).
 func echoUpstream(t *testing.T) *httptest.Server {
 	t.Helper()
@@ -43,6 +43,7 @@ func echoUpstream(t *testing.T) *httptest.Server {
 			"path": r.URL.Path, "host": r.Host, "authorization": r.Header.Get("Authorization"),
 			"x_forwarded_host": r.Header.Get("X-Forwarded-Host"), "x_forwarded_proto": r.Header.Get("X-Forwarded-Proto"),
 			"x_forwarded_for": r.Header.Get("X-Forwarded-For"), "cookies": cookies, "body": string(body),
+			"uri": r.URL.RequestURI(), "headers": r.Header,
 		})
 	}))
 	t.Cleanup(srv.Close)
@@ -58,6 +59,9 @@ type echoed struct {
 	XForwardedFor   string   `json:"x_forwarded_for"`
 	Cookies         []string `json:"cookies"`
 	Body            string   `json:"body"`
+	// URI is the request URI, query included; Headers every header received.
+	URI     string      `json:"uri"`
+	Headers http.Header `json:"headers"`
 }
 
 func decodeEcho(t *testing.T, body string) echoed {
