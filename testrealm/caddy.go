@@ -32,7 +32,7 @@ func StartCaddy(t testing.TB, site string) *Caddy {
 	}
 	dir := t.TempDir()
 	port := FreePort(t)
-	conf := "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n" + strings.ReplaceAll(site, "PORT", strconv.Itoa(port))
+	conf := "{\n\tadmin off\n\tauto_https off\n}\n\n" + strings.ReplaceAll(site, "PORT", strconv.Itoa(port))
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -235,7 +235,7 @@ var Catalog = map[Code]Entry{
 	NotInGroup: {http.StatusForbidden, "Not allowed for this application",
 		"Your account is not a member of a group allowed to use this application.",
 		"Ask the application's owner for access.",
-		"Add the user (directly or through a nested group) to one of the app's sso.apps[].allowed_groups, or change that list."},
+		"Add the user (directly or through a nested group) to one of the app's allowed groups (sso.apps[], proxy.apps[] or oidc_provider.clients[] allowed_groups; forward_auth.hosts[].allowed_groups), or change that list; the log names the app."},
 	DirectoryUnavailable: {http.StatusServiceUnavailable, "Directory unavailable",
 		"The sign-in server cannot reach Active Directory to confirm your account right now.",
 		"Retry in a minute.",

@@ -301,8 +301,9 @@ func TestForwardAuthCaddy(t *testing.T) {
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
 		t.Errorf("no cookie: %d %v", resp.StatusCode, resp.Header)
 	}
-	res = s.g.curl(r, r.Kinit(t, "bob"), "", app, "-L", "-c", jar, "-b", jar)
-	resp, body = plainGet(t, fmt.Sprintf("http://rc4.example.test:%d/", c.Port), "kerbgate_auth="+cookieFromJar(t, jar))
+	bobJar := filepath.Join(t.TempDir(), "bob-jar")
+	res = s.g.curl(r, r.Kinit(t, "bob"), "", app, "-L", "-c", bobJar, "-b", bobJar)
+	resp, body = plainGet(t, fmt.Sprintf("http://rc4.example.test:%d/", c.Port), "kerbgate_auth="+cookieFromJar(t, bobJar))
 	if res.status != 200 || resp.StatusCode != 200 || !slices.Contains(strings.Split(decodeEcho(t, body).Headers.Get("X-Auth-Request-Groups"), ","), "staff") {
 		t.Fatalf("bob at the staff host: %d %d %s", res.status, resp.StatusCode, body)
 	}
