@@ -180,6 +180,9 @@ type Options struct {
 	Realm      string
 	Delegator  Delegator // required when an app has Kerberos
 	Directory  Directory // nil without a directory section
+	// GroupNamer names the groups of users signing in to apps that send identity
+	// headers (the directory); nil: no names.
+	GroupNamer signin.GroupNamer
 	Store      store.Sessions
 	Reporter   *refusal.Reporter
 	Log        *slog.Logger
@@ -457,6 +460,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			rt.refuse(w, r, err)
 			return
+		}
+		if rt.Headers != nil {
+			signin.NameGroups(r.Context(), rt.svc.opts.GroupNamer, rt.svc.opts.Log, res.Identity)
 		}
 		if err := rt.svc.sessions.Start(w, r, rt.scope, res.Identity); err != nil {
 			rt.refuse(w, r, err)
