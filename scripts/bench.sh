@@ -2,7 +2,8 @@
 # The side-by-side benchmarks, from a fresh clone on a fresh Debian 12 machine, as
 # root: brings up the test domain, then runs in one process Apache httpd +
 # mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
-# each (alternating rounds), the application proxy's KCD route against passthrough,
+# each (alternating rounds), forward-auth against the floor, nginx alone and Apache,
+# the application proxy's KCD route against passthrough,
 # the farm's replay caches, and the accept-path micro-benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ bash testrealm/realm.sh up
 
 step "Negotiate: Apache mod_auth_gssapi vs kerbgate (16 connections, a fresh authenticator per request)"
 go test -run '^$' -bench Compare -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
+
+step "Forward-auth: session cookie vs /healthz floor, nginx + kerbgate vs nginx alone, fresh Negotiate through nginx vs Apache mod_auth_gssapi (16 connections)"
+go test -run '^$' -bench ForwardAuth -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 
 step "Application proxy: KCD route vs passthrough (32 connections)"
 go test -run '^$' -bench ProxyKCD -benchtime 10000x ./internal/server | grep Benchmark

@@ -47,7 +47,9 @@ type Options struct {
 	// Cookie is sent with every request ("name=value"), e.g. a session cookie.
 	Cookie string
 	// Host overrides the Host header.
-	Host        string
+	Host string
+	// Header is sent with every request (a proxy's X-Forwarded-* headers, say).
+	Header      http.Header
 	Connections int
 	// Requests, if set, ends the run after that many requests; else Duration.
 	Requests int
@@ -162,6 +164,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				req, _ := http.NewRequestWithContext(ctx, "GET", o.URL, nil)
 				if o.Host != "" {
 					req.Host = o.Host
+				}
+				for k, v := range o.Header {
+					req.Header[k] = v
 				}
 				if o.Cookie != "" {
 					req.Header.Set("Cookie", o.Cookie)

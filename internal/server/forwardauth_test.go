@@ -60,9 +60,10 @@ type faSetup struct {
 	clock    *atomic.Int64 // seconds added to the gateway's clock
 }
 
-func startForwardAuth(t *testing.T, r *testrealm.Realm) *faSetup {
+func startForwardAuth(t testing.TB, r *testrealm.Realm, mods ...func(*config.Config)) *faSetup {
 	t.Helper()
-	port := freePort(t)
+	r.LockGateway(t, false)
+	port := testrealm.FreePort(t)
 	cfg := handoffConfig(t, r, "http://app.example.test:9")
 	cfg.Listen.Address = "127.0.0.1:" + strconv.Itoa(port)
 	cfg.Listen.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
@@ -88,6 +89,9 @@ func startForwardAuth(t *testing.T, r *testrealm.Realm) *faSetup {
 			{Host: "rbcd.example.test", SignIn: "redirect", IdentityHeaders: config.IdentityHeaders{Headers: config.DefaultHeaders(), GroupNames: all}},
 		},
 	}
+	for _, mod := range mods {
+		mod(cfg)
+	}
 	s := &faSetup{cfg: cfg, issuer: issuer, upstream: echoUpstream(t), clock: &atomic.Int64{}}
 	s.g = startGatewayWith(t, cfg, Options{Now: func() time.Time { return time.Now().Add(time.Duration(s.clock.Load()) * time.Second) }})
 	return s
@@ -96,7 +100,7 @@ func startForwardAuth(t *testing.T, r *testrealm.Realm) *faSetup {
 // nginx runs the documentation's nginx snippets in front of the echo upstream for
 // app.example.test, rc4.example.test and rbcd.example.test (the last with the
 // redirect lines).
-func (s *faSetup) nginx(t *testing.T, documented bool) *testrealm.Nginx {
+func (s *faSetup) nginx(t testing.TB, documented bool) *testrealm.Nginx {
 	t.Helper()
 	server := withAddresses(docSnippet(t, "nginx-server"), s.g.port, s.upstream.URL)
 	if !documented { // nginx's default buffers: the snippet less its buffer settings
@@ -113,7 +117,7 @@ func (s *faSetup) nginx(t *testing.T, documented bool) *testrealm.Nginx {
 }
 
 // caddy runs the documentation's Caddy snippet for the same hosts.
-func (s *faSetup) caddy(t *testing.T) *testrealm.Caddy {
+func (s *faSetup) caddy(t testing.TB) *testrealm.Caddy {
 	t.Helper()
 	site := withAddresses(docSnippet(t, "caddy"), s.g.port, s.upstream.URL)
 	site = strings.Replace(site, "app.example.com {", "http://app.example.test:PORT, http://rc4.example.test:PORT {", 1)

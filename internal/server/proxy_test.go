@@ -19,7 +19,7 @@ import (
 
 // echoUpstream answers what it received (its headers among it), as JSON, and upgrades /ws to a raw echo
 // connection (what a websocket server does after its handshake).
-func echoUpstream(t *testing.T) *httptest.Server {
+func echoUpstream(t testing.TB) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/ws") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -64,7 +64,7 @@ type echoed struct {
 	Headers http.Header `json:"headers"`
 }
 
-func decodeEcho(t *testing.T, body string) echoed {
+func decodeEcho(t testing.TB, body string) echoed {
 	t.Helper()
 	var e echoed
 	if err := json.Unmarshal([]byte(body[strings.Index(body, "{"):]), &e); err != nil {
