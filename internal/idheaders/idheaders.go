@@ -13,10 +13,12 @@
 package idheaders
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/identity"
@@ -98,12 +100,29 @@ const MaxAssertionTTL = 5 * time.Minute
 // Assertion is the signed identity assertion: a JWT signed with the OpenID
 // Provider's keys, its iss the provider's issuer, so its sub is the account's sub at
 // the provider.
+//
+// Signing is most of a request's cost on the forward-auth hot path (an ES256
+// signature is tens of microseconds, the rest of the request a few), so a node
+// reuses an assertion for the same claims (user, groups, audience: everything but
+// iat and exp) while it has at least half its lifetime left: an application may see
+// an iat up to TTL/2 old, never an expired token, and never another user's claims.
 type Assertion struct {
 	Header string
 	TTL    time.Duration // at most MaxAssertionTTL
 	Issuer string
 	Keys   *signingkeys.Set
+
+	mu     sync.Mutex
+	signed map[string]signedAssertion // by the claims' JSON without iat and exp
 }
+
+type signedAssertion struct {
+	token string
+	iat   time.Time
+}
+
+// maxCachedAssertions bounds the reuse cache; when full it is emptied.
+const maxCachedAssertions = 50_000
 
 // Policy is what one app's requests carry.
 type Policy struct {
@@ -224,13 +243,29 @@ func (p *Policy) assertion(id *identity.Identity, audience string, groups []stri
 	now := p.Now()
 	c := Claims{
 		Issuer: a.Issuer, Audience: audience, Subject: signingkeys.Subject(a.Issuer, id.SID),
-		IssuedAt: now.Unix(), Expiry: now.Add(a.TTL).Unix(),
 		User: userName(id), UPN: id.UPN, Email: id.Mail, Name: id.DisplayName, Groups: groups, GroupsOverage: overage,
 	}
+	key, err := json.Marshal(c)
+	if err != nil {
+		return "", reason.New(reason.Internal, "cannot encode the identity assertion", "error", err.Error())
+	}
+	a.mu.Lock()
+	prev, ok := a.signed[string(key)]
+	a.mu.Unlock()
+	if ok && !now.Before(prev.iat) && now.Sub(prev.iat) <= a.TTL/2 {
+		return prev.token, nil
+	}
+	c.IssuedAt, c.Expiry = now.Unix(), now.Add(a.TTL).Unix()
 	tok, err := a.Keys.Sign(c)
 	if err != nil {
 		return "", reason.New(reason.Internal, "cannot sign the identity assertion", "error", err.Error())
 	}
+	a.mu.Lock()
+	if a.signed == nil || len(a.signed) >= maxCachedAssertions {
+		a.signed = map[string]signedAssertion{}
+	}
+	a.signed[string(key)] = signedAssertion{token: tok, iat: time.Unix(c.IssuedAt, 0)}
+	a.mu.Unlock()
 	return tok, nil
 }
 

@@ -140,3 +140,43 @@ func TestAssertionVerifiesWithThePublishedKeys(t *testing.T) {
 		t.Error("a 6 minute assertion was accepted")
 	}
 }
+
+// An assertion is reused for the same claims while it has half its life left, and
+// never for other claims.
+func TestAssertionIsReusedForHalfItsLifeOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	signingkeys.Add(path, time.Now())
+	keys, _ := signingkeys.Load(path)
+	now := time.Unix(1_800_000_000, 0)
+	p := prepared(t, Policy{Now: func() time.Time { return now },
+		Assertion: &Assertion{TTL: 4 * time.Minute, Issuer: "https://sso.example.test/oidc", Keys: keys}})
+	get := func(id *identity.Identity, aud string) string {
+		h := http.Header{}
+		if err := p.Set(h, id, aud); err != nil {
+			t.Fatal(err)
+		}
+		return h.Get(DefaultAssertionHeader)
+	}
+	first := get(alice, "app.example.test")
+	now = now.Add(2 * time.Minute)
+	if get(alice, "app.example.test") != first {
+		t.Error("not reused at half its life")
+	}
+	if get(alice, "other.example.test") == first {
+		t.Error("reused for another audience")
+	}
+	bob := *alice
+	bob.SID, bob.SAMAccountName = "S-1-5-21-1-2-3-1106", "bob"
+	if get(&bob, "app.example.test") == first {
+		t.Error("reused for another user")
+	}
+	fewer := *alice
+	fewer.GroupNames = []string{"Domain Users"}
+	if get(&fewer, "app.example.test") == first {
+		t.Error("reused for other groups")
+	}
+	now = now.Add(time.Second)
+	if get(alice, "app.example.test") == first {
+		t.Error("reused past half its life")
+	}
+}
