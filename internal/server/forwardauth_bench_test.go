@@ -30,6 +30,8 @@ import (
 //	go test -run '^$' -bench ForwardAuth -benchtime 1x ./internal/server   (scripts/bench.sh)
 func BenchmarkForwardAuth(b *testing.B) {
 	r := testrealm.Require(b)
+	recordSecrets = false
+	defer func() { recordSecrets = true }()
 	quiet := func(c *config.Config) { c.Log.Level = slog.LevelInfo; c.Directory.CacheTTL = time.Minute }
 	s := startForwardAuth(b, r, quiet)
 	cached := startForwardAuth(b, r, quiet, func(c *config.Config) { c.ForwardAuth.SessionCacheTTL = 2 * time.Second })
