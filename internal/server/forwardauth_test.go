@@ -236,6 +236,19 @@ func TestForwardAuthNginx(t *testing.T) {
 		t.Errorf("expired session: %d %v", resp.StatusCode, resp.Header)
 	}
 
+	// Every answer is counted by host and result; the refusal by its reason too.
+	for _, c := range []struct {
+		result string
+		min    float64
+	}{{"signed_in", 2}, {"ok", 2}, {"refused", 1}, {"challenge", 3}} {
+		if n := s.g.counter(t, "kerbgate_forward_auth_requests_total", "result", c.result); n < c.min {
+			t.Errorf("kerbgate_forward_auth_requests_total{result=%q} = %v, want at least %v", c.result, n, c.min)
+		}
+	}
+	if n := s.g.counter(t, "kerbgate_refusals_total", "reason", "not_in_group"); n != 1 {
+		t.Errorf("not_in_group refusals: %v", n)
+	}
+
 	// dave: a ticket with 130 groups, a header over nginx's default buffers.
 	dave := r.Kinit(t, "dave")
 	r.Kvno(t, dave, testrealm.AppSPN)
