@@ -125,9 +125,22 @@ type Service struct {
 	wildcard []*Host // "*.example.com", longest suffix first
 	sessions *signin.Sessions
 	scope    signin.Scope
-	// strip is every identity header name any host could send: a proxy asking
-	// about a request never gets one back that kerbgate did not set.
 	requests *prometheus.CounterVec
+	// counters holds requests' counters by host label and result, made once: the
+	// hot path does not hash labels.
+	counters map[[2]string]prometheus.Counter
+}
+
+// results are the values of the result label.
+var results = []string{"ok", "signed_in", "challenge", "redirect", "refused"}
+
+// count adds one to the requests of label with result.
+func (s *Service) count(label, result string) {
+	if c, ok := s.counters[[2]string{label, result}]; ok {
+		c.Inc()
+		return
+	}
+	s.count(label, result)
 }
 
 // cookiePurpose binds the forward-auth cookie's MAC to its use.
@@ -181,6 +194,19 @@ func New(o Options) (*Service, error) {
 			return nil, err
 		}
 	}
+	s.counters = map[[2]string]prometheus.Counter{}
+	labels := []string{"(untrusted)", "(unknown)", "(sign-in)"}
+	for name := range s.exact {
+		labels = append(labels, name)
+	}
+	for _, h := range s.wildcard {
+		labels = append(labels, "*"+h.Name)
+	}
+	for _, l := range labels {
+		for _, r := range results {
+			s.counters[[2]string{l, r}] = s.requests.WithLabelValues(l, r)
+		}
+	}
 	return s, nil
 }
 
@@ -195,7 +221,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 // host returns the policy of host (lower case, no port), exact name first.
 func (s *Service) host(name string) (*Host, string) {
 	if h := s.exact[name]; h != nil {
-		return h, h.Name
+		return h, name
 	}
 	for _, h := range s.wildcard {
 		if strings.HasSuffix(name, h.Name) {
@@ -293,7 +319,7 @@ func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
 		s.allow(w, r, h, label, f, id, "signed_in")
 	})
 	if c := w.Header().Get("WWW-Authenticate"); c == "Negotiate" {
-		s.requests.WithLabelValues(label, "challenge").Inc()
+		s.count(label, "challenge")
 	}
 }
 
@@ -328,7 +354,7 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, h *Host, label s
 		s.refuse(w, r, label, err)
 		return
 	}
-	s.requests.WithLabelValues(label, result).Inc()
+	s.count(label, result)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -349,7 +375,7 @@ func (s *Service) again(w http.ResponseWriter, r *http.Request, h *Host, label s
 		return
 	}
 	w.Header().Set("Location", u.String())
-	s.requests.WithLabelValues(label, "signed_in").Inc()
+	s.count(label, "signed_in")
 	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
@@ -364,7 +390,7 @@ func (s *Service) redirect(w http.ResponseWriter, r *http.Request, label string,
 	}
 	loc := s.opts.SignInURL + "?rd=" + url.QueryEscape(back)
 	w.Header().Set("Location", loc)
-	s.requests.WithLabelValues(label, "redirect").Inc()
+	s.count(label, "redirect")
 	if nginx {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -405,12 +431,12 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) back(w http.ResponseWriter, r *http.Request, u *url.URL) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	s.requests.WithLabelValues("(sign-in)", "redirect").Inc()
+	s.count("(sign-in)", "redirect")
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, label string, err error) {
-	s.requests.WithLabelValues(label, "refused").Inc()
+	s.count(label, "refused")
 	s.opts.Reporter.Refuse(w, r, reason.Of(err))
 }
 
