@@ -32,7 +32,13 @@ func BenchmarkForwardAuth(b *testing.B) {
 	r := testrealm.Require(b)
 	recordSecrets = false
 	defer func() { recordSecrets = true }()
-	quiet := func(c *config.Config) { c.Log.Level = slog.LevelInfo; c.Directory.CacheTTL = time.Minute }
+	quiet := func(c *config.Config) {
+		c.Log.Level = slog.LevelInfo
+		c.Directory.CacheTTL = time.Minute
+		// A host with the default headers only, beside app.example.test's assertion.
+		c.ForwardAuth.Hosts = append(c.ForwardAuth.Hosts, config.ForwardAuthHost{Host: "plain.example.test", SignIn: "negotiate",
+			IdentityHeaders: config.IdentityHeaders{Headers: config.DefaultHeaders(), GroupNames: config.GroupNames{Max: config.DefaultGroupNamesMax}}})
+	}
 	s := startForwardAuth(b, r, quiet)
 	cached := startForwardAuth(b, r, quiet, func(c *config.Config) { c.ForwardAuth.SessionCacheTTL = 2 * time.Second })
 	n := s.nginx(b, true)
@@ -58,6 +64,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 		return resp.Cookies()[0].Name + "=" + resp.Cookies()[0].Value
 	}
 	c1, c2 := cookie(s.g), cookie(cached.g)
+	plain := http.Header{"X-Forwarded-Host": {"plain.example.test"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Uri": {"/"}}
 	app := func(port int) string { return fmt.Sprintf("http://app.example.test:%d/", port) }
 
 	targets := []struct {
@@ -65,10 +72,12 @@ func BenchmarkForwardAuth(b *testing.B) {
 		o    loadgen.Options
 	}{
 		{"kerbgate-floor", loadgen.Options{URL: s.g.url("127.0.0.1", "/healthz")}},
-		{"forward-auth-cookie", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Cookie: c1}},
+		{"forward-auth-cookie", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: plain, Cookie: c1}},
+		{"forward-auth-cookie+assertion", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Cookie: c1}},
 		{"forward-auth-cookie-cached", loadgen.Options{URL: cached.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Cookie: c2}},
 		{"nginx-alone", loadgen.Options{URL: app(alone.Port)}},
 		{"nginx+forward-auth-cookie", loadgen.Options{URL: app(n.Port), Cookie: c1}},
+		{"forward-auth-negotiate", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Credential: cred}},
 		{"nginx+forward-auth-negotiate", loadgen.Options{URL: app(n.Port), Credential: cred}},
 		{"apache-negotiate", loadgen.Options{URL: apache.URL + "/private/", Credential: cred}},
 	}
@@ -104,11 +113,12 @@ func BenchmarkForwardAuth(b *testing.B) {
 			fmt.Fprintf(&tbl, "| %s (round %d) | %.0f | %s | %s |\n", tg.name, i+1, res.RPS, res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond))
 		}
 	}
-	fl, fa, fc := best("kerbgate-floor"), best("forward-auth-cookie"), best("forward-auth-cookie-cached")
+	fl, fa, fj, fc := best("kerbgate-floor"), best("forward-auth-cookie"), best("forward-auth-cookie+assertion"), best("forward-auth-cookie-cached")
 	na, nf := best("nginx-alone"), best("nginx+forward-auth-cookie")
 	nn, ap := best("nginx+forward-auth-negotiate"), best("apache-negotiate")
-	fmt.Fprintf(&tbl, "\nforward-auth with a session cookie / kerbgate floor (/healthz): %.0f %% (p99 %s)\n", 100*fa.RPS/fl.RPS, fa.P99.Round(10*time.Microsecond))
-	fmt.Fprintf(&tbl, "forward-auth with a session cookie, session_cache_ttl 2s / floor: %.0f %% (p99 %s)\n", 100*fc.RPS/fl.RPS, fc.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(&tbl, "\nforward-auth with a session cookie, default headers / kerbgate floor (/healthz): %.0f %% (p99 %s)\n", 100*fa.RPS/fl.RPS, fa.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(&tbl, "forward-auth with a session cookie, default headers and the assertion / floor: %.0f %% (p99 %s)\n", 100*fj.RPS/fl.RPS, fj.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(&tbl, "forward-auth with a session cookie, headers and assertion, session_cache_ttl 2s / floor: %.0f %% (p99 %s)\n", 100*fc.RPS/fl.RPS, fc.P99.Round(10*time.Microsecond))
 	fmt.Fprintf(&tbl, "nginx + kerbgate forward-auth (cookie) / nginx alone: %.0f %%\n", 100*nf.RPS/na.RPS)
 	fmt.Fprintf(&tbl, "fresh Negotiate: nginx + kerbgate forward-auth / Apache mod_auth_gssapi: %.2f×\n", nn.RPS/ap.RPS)
 	fmt.Print(tbl.String())

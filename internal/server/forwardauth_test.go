@@ -110,8 +110,9 @@ func (s *faSetup) nginx(t testing.TB, documented bool) *testrealm.Nginx {
 		"    auth_request /_kerbgate;\n    auth_request_set $kerbgate_sign_in $upstream_http_location;\n    error_page 401 =302 $kerbgate_sign_in;\n", 1)
 	c := testrealm.NginxConfig{Server: "    server_name app.example.test rc4.example.test;\n" + server +
 		"  }\n  server {\n    listen 127.0.0.1:PORT;\n    server_name rbcd.example.test;\n" + redirect}
-	if documented {
-		c.HTTP = docSnippet(t, "nginx-http")
+	c.HTTP = withAddresses(docSnippet(t, "nginx-http"), s.g.port, s.upstream.URL)
+	if !documented { // the kerbgate upstream block only
+		c.HTTP = regexp.MustCompile(`(?m)^large_client_header_buffers .*\n`).ReplaceAllString(c.HTTP, "")
 	}
 	return testrealm.StartNginxWith(t, c)
 }
