@@ -21,13 +21,15 @@ import (
 //   - the hot path, a request with a valid session cookie, asked of kerbgate as
 //     nginx asks it, against kerbgate's /healthz floor; with the session read from
 //     the store (bbolt) on every request, and with session_cache_ttl;
+//
 //   - nginx + kerbgate forward-auth (the documented snippet) against nginx alone,
 //     in front of the same upstream;
+//
 //   - a fresh Negotiate through nginx + kerbgate (a new authenticator per request,
 //     a session started each time) beside Apache mod_auth_gssapi with the same
 //     keytab and SPN.
 //
-//	go test -run '^$' -bench ForwardAuth -benchtime 1x ./internal/server   (scripts/bench.sh)
+//     go test -run '^$' -bench ForwardAuth -benchtime 1x ./internal/server   (scripts/bench.sh)
 func BenchmarkForwardAuth(b *testing.B) {
 	r := testrealm.Require(b)
 	recordSecrets = false

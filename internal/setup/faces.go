@@ -421,10 +421,8 @@ func headerPolicy(ih config.IdentityHeaders, issuer string) *idheaders.Policy {
 // withKeys returns a prepared copy of p, its assertion (if any) signed with keys.
 func withKeys(p *idheaders.Policy, keys *signingkeys.Set) (*idheaders.Policy, error) {
 	c := *p
-	if p.Assertion != nil {
-		a := *p.Assertion
-		a.Keys = keys
-		c.Assertion = &a
+	if a := p.Assertion; a != nil {
+		c.Assertion = &idheaders.Assertion{Header: a.Header, TTL: a.TTL, Issuer: a.Issuer, Keys: keys}
 	}
 	return &c, c.Prepare()
 }
