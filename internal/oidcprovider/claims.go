@@ -8,8 +8,8 @@ import (
 )
 
 // ScopeGroups is the scope of the group claims: groups (the names of the user's
-// groups that the client's GroupNames filter keeps) and group_sids (the SIDs of
-// all of them). A client gets it only when it is among its Scopes.
+// groups that the client's GroupNames filter keeps) and group_sids (their SIDs the
+// filter keeps). A client gets it only when it is among its Scopes.
 const ScopeGroups = "groups"
 
 // The group claims, and the source an overage points to.
@@ -21,26 +21,30 @@ const (
 
 // setGroupClaims puts the group claims of id on u.
 //
-// group_sids is id.Groups: the PAC's SIDs, or the directory's (tokenGroups) when
-// the client requires the directory. groups is id.GroupNames as f keeps them, only
-// when the groups were named (a directory section that answered): without names the
-// claim is absent rather than empty, so that a relying party does not take "no
-// names known" for "in no group".
+// group_sids is id.Groups as f keeps them: the PAC's SIDs, or the directory's
+// (tokenGroups) when the client requires the directory. f's include and prefixes
+// apply to SIDs as they do to names, so that a client that keeps a few names does
+// not carry every SID (dave's 132 SIDs are 6 KB): a SID is kept when listed (or
+// matched by a prefix such as the domain's "S-1-5-21-…-"), every SID without a
+// filter. groups is id.GroupNames as f keeps them, only when the groups were named
+// (a directory section that answered): without names the claim is absent rather
+// than empty, so that a relying party does not take "no names known" for "in no
+// group".
 //
 // In an ID token (idToken), a list longer than f.Max is left out and signalled the
 // way Entra ID signals group overage, as a distributed claim (OIDC Core §5.6.2):
 // _claim_names maps the claim to a source whose endpoint is the provider's userinfo
 // endpoint, where the relying party reads the whole list with its access token.
-// userinfo (idToken false) answers the whole lists, f's names uncapped.
+// userinfo (idToken false) answers the whole lists: filtered, not capped.
 func setGroupClaims(u *oidc.UserInfo, id *identity.Identity, f signin.GroupFilter, idToken bool, userinfoURL string) {
 	if !idToken {
 		f.Max = 0
 	}
 	var overage []string
-	if f.Max > 0 && len(id.Groups) > f.Max {
+	if sids, over := f.Apply(id.Groups); over {
 		overage = append(overage, claimGroupSIDs)
 	} else {
-		u.AppendClaims(claimGroupSIDs, nonNil(id.Groups))
+		u.AppendClaims(claimGroupSIDs, nonNil(sids))
 	}
 	if id.GroupNames != nil {
 		if names, over := f.Apply(id.GroupNames); over {

@@ -54,10 +54,12 @@ func TestGroupClaimsCarryNamesAndSIDs(t *testing.T) {
 	}{
 		{"every name, every SID", bob, signin.GroupFilter{Max: 150},
 			map[string]any{"groups": list(bob.GroupNames...), "group_sids": list(bob.Groups...)}},
-		{"the filter keeps names; SIDs are not filtered", bob, signin.GroupFilter{Include: []string{"STAFF"}, Max: 150},
-			map[string]any{"groups": list("staff"), "group_sids": list(bob.Groups...)}},
-		{"a filter keeping nothing gives an empty list", bob, signin.GroupFilter{Prefixes: []string{"app-"}, Max: 150},
-			map[string]any{"groups": list(), "group_sids": list(bob.Groups...)}},
+		{"a name filter keeps names, and no SID", bob, signin.GroupFilter{Include: []string{"STAFF"}, Max: 150},
+			map[string]any{"groups": list("staff"), "group_sids": list()}},
+		{"SIDs are kept by SID or SID prefix", bob, signin.GroupFilter{Include: []string{"staff", "S-1-18-1"}, Prefixes: []string{"S-1-5-21-1-2-3-11"}, Max: 150},
+			map[string]any{"groups": list("staff"), "group_sids": list("S-1-5-21-1-2-3-1111", "S-1-5-21-1-2-3-1110", "S-1-18-1")}},
+		{"a filter keeping nothing gives empty lists", bob, signin.GroupFilter{Prefixes: []string{"app-"}, Max: 150},
+			map[string]any{"groups": list(), "group_sids": list()}},
 		{"without names (no directory, or it did not answer): SIDs only", &identity.Identity{Groups: bob.Groups}, signin.GroupFilter{Max: 150},
 			map[string]any{"group_sids": list(bob.Groups...)}},
 	} {
@@ -94,12 +96,12 @@ func TestGroupClaimsSignalOverageInTheIDToken(t *testing.T) {
 		t.Errorf("userinfo: %d names, %d SIDs, _claim_names %v", len(got["groups"].([]any)), len(got["group_sids"].([]any)), got["_claim_names"])
 	}
 	// The filter first: what it keeps may fit.
-	got = claimsOf(t, dave, signin.GroupFilter{Prefixes: []string{"dave-g00"}, Max: 140}, true)
-	if len(got["groups"].([]any)) != 9 || len(got["group_sids"].([]any)) != 130 || got["_claim_names"] != nil {
+	got = claimsOf(t, dave, signin.GroupFilter{Prefixes: []string{"dave-g00"}, Max: 100}, true)
+	if len(got["groups"].([]any)) != 9 || len(got["group_sids"].([]any)) != 0 || got["_claim_names"] != nil {
 		t.Errorf("filtered under max: %v", got)
 	}
-	// The kept names fit, the SIDs (never filtered) do not: only they are signalled.
-	got = claimsOf(t, dave, signin.GroupFilter{Prefixes: []string{"dave-g00"}, Max: 100}, true)
+	// The kept names fit, the kept SIDs do not: only they are signalled.
+	got = claimsOf(t, dave, signin.GroupFilter{Prefixes: []string{"dave-g00", "S-1-5-21-1-2-3-"}, Max: 100}, true)
 	if len(got["groups"].([]any)) != 9 || got["group_sids"] != nil ||
 		!reflect.DeepEqual(got["_claim_names"], map[string]any{"group_sids": "src1"}) || !reflect.DeepEqual(got["_claim_sources"], sources) {
 		t.Errorf("SIDs over max: %v", got)
