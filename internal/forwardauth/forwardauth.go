@@ -307,7 +307,7 @@ func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
 	// No session: the Negotiate middleware answers 401 Negotiate without a token,
 	// and signs the browser in with one.
 	s.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
-		id, err := s.start(w, r, res, err)
+		id, err := s.start(w, r, f, res, err)
 		if err != nil {
 			s.refuse(w, r, label, err)
 			return
@@ -324,9 +324,10 @@ func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
 }
 
 // start completes a sign-in: the account confirmed in the directory (with
-// RequireDirectory) and its groups named, then the session started. No host's groups are checked
-// here: the session serves every host, each checks its own.
-func (s *Service) start(w http.ResponseWriter, r *http.Request, res signin.Result, err error) (*identity.Identity, error) {
+// RequireDirectory) and its groups named, then the session started. No host's
+// groups are checked here: the session serves every host, each checks its own.
+// f is what the proxy said of the request (zero at the sign-in page), for the log.
+func (s *Service) start(w http.ResponseWriter, r *http.Request, f forwarded, res signin.Result, err error) (*identity.Identity, error) {
 	if err == nil && res.Identity == nil {
 		err = reason.New(reason.Internal, "sign-in did not produce an identity")
 	}
@@ -340,7 +341,8 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request, res signin.Resul
 	if err := s.sessions.Start(w, r, s.scope, id); err != nil {
 		return nil, err
 	}
-	s.opts.Log.Info("forward-auth sign-in", "user", id.Principal, "host", frontend.From(r).Host, "cookie_domain", s.opts.CookieDomain)
+	s.opts.Log.Info("forward-auth sign-in", "user", id.Principal, "host", frontend.From(r).Host, "method", truncate(f.method, 16),
+		"uri", truncate(f.uri, 256), "cookie_domain", s.opts.CookieDomain)
 	return id, nil
 }
 
@@ -421,7 +423,7 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
-		if _, err := s.start(w, r, res, err); err != nil {
+		if _, err := s.start(w, r, forwarded{}, res, err); err != nil {
 			s.refuse(w, r, "(sign-in)", err)
 			return
 		}
