@@ -342,7 +342,7 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request, f forwarded, res
 		return nil, err
 	}
 	s.opts.Log.Info("forward-auth sign-in", "user", id.Principal, "host", frontend.From(r).Host, "method", truncate(f.method, 16),
-		"uri", truncate(f.uri, 256), "cookie_domain", s.opts.CookieDomain)
+		"path", logged(f.uri), "cookie_domain", s.opts.CookieDomain)
 	return id, nil
 }
 
@@ -373,7 +373,7 @@ func (s *Service) again(w http.ResponseWriter, r *http.Request, h *Host, label s
 	u, err := returnurl.Parse(f.proto + "://" + f.host + f.uri)
 	if err != nil {
 		s.refuse(w, r, label, reason.New(reason.ReturnURLNotAllowed, "the protected page's URL is not in plain form: "+err.Error(),
-			"return_url", truncate(f.proto+"://"+f.host+f.uri, 256)))
+			"return_url", logged(f.proto+"://"+f.host+f.uri)))
 		return
 	}
 	w.Header().Set("Location", u.String())
@@ -387,7 +387,7 @@ func (s *Service) redirect(w http.ResponseWriter, r *http.Request, label string,
 	back := f.proto + "://" + f.host + f.uri
 	if _, err := s.opts.ReturnURLs.Check(back); err != nil {
 		s.refuse(w, r, label, reason.New(reason.ReturnURLNotAllowed, "the protected page is not a return URL the sign-in may use: "+err.Error(),
-			"return_url", truncate(back, 256)))
+			"return_url", logged(back)))
 		return
 	}
 	loc := s.opts.SignInURL + "?rd=" + url.QueryEscape(back)
@@ -410,7 +410,7 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 	back, err := s.opts.ReturnURLs.Check(rd)
 	if err != nil {
 		s.refuse(w, r, "(sign-in)", reason.New(reason.ReturnURLNotAllowed, "rd is not a return URL the sign-in may use: "+err.Error(),
-			"rd", truncate(rd, 256)))
+			"rd", logged(rd)))
 		return
 	}
 	id, err := s.sessions.Load(r, s.scope)
@@ -445,6 +445,13 @@ func (s *Service) refuse(w http.ResponseWriter, r *http.Request, label string, e
 func firstValue(list string) string {
 	v, _, _ := strings.Cut(list, ",")
 	return v
+}
+
+// logged is a URL as logs show it: without its query (an application's page may
+// carry a token there, a handoff's ssoToken say), truncated.
+func logged(u string) string {
+	u, _, _ = strings.Cut(u, "?")
+	return truncate(u, 256)
 }
 
 func truncate(s string, n int) string {
