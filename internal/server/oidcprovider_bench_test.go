@@ -46,12 +46,14 @@ import (
 //     at once, then POST /token (client_secret_basic, PKCE S256), GET /me. Both sign
 //     their ID tokens with the same ES256 key. Clients do not verify the ID token's
 //     signature in the loop (once before it).
+//
 //   - JWKS and userinfo requests per second against kerbgate's /healthz (the HTTP
 //     floor), on the Redis node (userinfo on the bbolt node too);
+//
 //   - the token endpoint's p50/p99 at 16 connections: within the Redis flow run,
 //     and alone (codes made before, then only POST /token).
 //
-//	go test -run '^$' -bench OIDCProvider -benchtime 1x -timeout 20m ./internal/server   (scripts/bench.sh)
+//     go test -run '^$' -bench OIDCProvider -benchtime 1x -timeout 20m ./internal/server   (scripts/bench.sh)
 //
 // KERBGATE_BENCH_SECONDS sets a round's length (4 s). KERBGATE_BENCH_PPROF=DIR
 // builds kerbgate with -tags pprof and writes a CPU profile of each kerbgate node
