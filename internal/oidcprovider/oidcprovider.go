@@ -161,7 +161,7 @@ func New(o Options) (*Provider, error) {
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
 		},
 	}
-	var opts []op.Option
+	opts := []op.Option{op.WithCrypto(newTokenCrypto(cfg.CryptoKey))}
 	if iss.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
