@@ -81,6 +81,9 @@ func StartOIDC(t testing.TB, o OIDCOptions) *OIDCProvider {
 	}
 }
 
+// Pid is the provider's process id, for a benchmark that counts its CPU time.
+func (p *OIDCProvider) Pid() int { return p.cmd.Process.Pid }
+
 // Stop ends the provider (a provider outage, or the end of the test).
 func (p *OIDCProvider) Stop() {
 	if p.cmd.Process != nil {

@@ -107,23 +107,25 @@ func BenchmarkOIDCProvider(b *testing.B) {
 	boltToken := kgBolt.accessToken(b, cred)
 
 	type target struct {
-		name string
-		node *opNode // profiled when KERBGATE_BENCH_PPROF is set
-		o    loadgen.Options
+		name   string
+		server int     // the pid serving it
+		node   *opNode // profiled when KERBGATE_BENCH_PPROF is set
+		o      loadgen.Options
 	}
 	flows := []target{
-		{"kerbgate-redis", kgRedis, loadgen.Options{Flow: kgRedis.flow(), Credential: cred}},
-		{"kerbgate-bbolt", kgBolt, loadgen.Options{Flow: kgBolt.flow(), Credential: cred}},
-		{"oidc-provider", nil, loadgen.Options{Flow: nodeFlow(node.Issuer, nodeCookie)}},
+		{"kerbgate-redis", kgRedis.pid, kgRedis, loadgen.Options{Flow: kgRedis.flow(), Credential: cred}},
+		{"kerbgate-bbolt", kgBolt.pid, kgBolt, loadgen.Options{Flow: kgBolt.flow(), Credential: cred}},
+		{"oidc-provider", node.Pid(), nil, loadgen.Options{Flow: nodeFlow(node.Issuer, nodeCookie)}},
 	}
 	requests := []target{
-		{"floor (/healthz)", nil, loadgen.Options{Flow: single("GET", kgRedis.base+"/healthz", "")}},
-		{"jwks", nil, loadgen.Options{Flow: single("GET", kgRedis.issuer+"/keys", "")}},
-		{"userinfo (redis)", kgRedis, loadgen.Options{Flow: single("GET", kgRedis.issuer+"/userinfo", accessToken)}},
-		{"userinfo (bbolt)", nil, loadgen.Options{Flow: single("GET", kgBolt.issuer+"/userinfo", boltToken)}},
+		{"floor (/healthz)", kgRedis.pid, nil, loadgen.Options{Flow: single("GET", kgRedis.base+"/healthz", "")}},
+		{"jwks", kgRedis.pid, nil, loadgen.Options{Flow: single("GET", kgRedis.issuer+"/keys", "")}},
+		{"userinfo (redis)", kgRedis.pid, kgRedis, loadgen.Options{Flow: single("GET", kgRedis.issuer+"/userinfo", accessToken)}},
+		{"userinfo (bbolt)", kgBolt.pid, nil, loadgen.Options{Flow: single("GET", kgBolt.issuer+"/userinfo", boltToken)}},
 	}
 	const rounds = 2
 	results := map[string][]*loadgen.Result{}
+	costs := map[string][]cpuCost{}
 	run := func(tg target, profile bool) {
 		o := tg.o
 		o.Connections, o.Duration = 16, round
@@ -132,12 +134,14 @@ func BenchmarkOIDCProvider(b *testing.B) {
 			wg.Add(1)
 			go func() { defer wg.Done(); tg.node.profile(b, profiles, tg.name, round-time.Second) }()
 		}
+		before := takeCPU(tg.server, redis.Pid())
 		res, err := loadgen.Run(context.Background(), o)
 		wg.Wait()
 		if err != nil || res.Errors > 0 {
 			b.Fatalf("%s: %v %v", tg.name, err, res)
 		}
 		results[tg.name] = append(results[tg.name], res)
+		costs[tg.name] = append(costs[tg.name], takeCPU(tg.server, redis.Pid()).since(before, res.Requests))
 	}
 	for i := 0; i < rounds; i++ {
 		for _, tg := range flows {
@@ -174,6 +178,12 @@ func BenchmarkOIDCProvider(b *testing.B) {
 		}
 	}
 	fmt.Fprintf(&tbl, "| POST /token alone, redis (codes made before) | %.0f | %s | %s |\n", tokenAlone.RPS, ms(tokenAlone.P50), ms(tokenAlone.P99))
+	fmt.Fprintf(&tbl, "\n| CPU per flow or request (µs; the machine's 2 cores are 2,000,000 µs/s) | server | redis-server | load generator | rest of the machine | machine busy |\n|---|---|---|---|---|---|\n")
+	for _, tg := range append(flows, requests...) {
+		for i, c := range costs[tg.name] {
+			fmt.Fprintf(&tbl, "| %s (round %d) | %.0f | %.0f | %.0f | %.0f | %.0f %% |\n", tg.name, i+1, c.server, c.redis, c.loadgen, c.rest, 100*c.busy)
+		}
+	}
 	kr, kb, np := best("kerbgate-redis").RPS, best("kerbgate-bbolt").RPS, best("oidc-provider").RPS
 	fl, jw, ui := best("floor (/healthz)").RPS, best("jwks").RPS, best("userinfo (redis)").RPS
 	tok := best("kerbgate-redis").Steps["token"]
@@ -191,6 +201,7 @@ func BenchmarkOIDCProvider(b *testing.B) {
 // client, rp (client_secret_basic, PKCE accepted), any domain user.
 type opNode struct {
 	base, issuer string
+	pid          int
 	pprof        string // host:port of its pprof listener, with -tags pprof
 }
 
@@ -266,6 +277,7 @@ log:
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	n.pid = cmd.Process.Pid
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
 	for i := 0; ; i++ {
 		resp, err := http.Get(n.issuer + "/.well-known/openid-configuration")
@@ -594,4 +606,64 @@ func single(method, u, bearer string) loadgen.Flow {
 		}
 		return nil
 	}
+}
+
+// cpuSnapshot is the CPU time used so far by a server, redis-server, this process
+// (the load generator) and the whole machine, and the machine's elapsed CPU time.
+type cpuSnapshot struct {
+	server, redis, self, busy, total time.Duration
+}
+
+// cpuCost is a run's CPU time per operation, by process, and how busy the
+// machine was.
+type cpuCost struct {
+	server, redis, loadgen, rest float64 // µs per operation
+	busy                         float64 // fraction of the machine's CPU time
+}
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+func takeCPU(server, redis int) cpuSnapshot {
+	s := cpuSnapshot{server: procCPU(server), redis: procCPU(redis), self: procCPU(os.Getpid())}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			n, _ := strconv.ParseInt(f, 10, 64)
+			d := time.Duration(n) * clockTick
+			if i < 8 { // user nice system idle iowait irq softirq steal
+				s.total += d
+				if i != 3 && i != 4 {
+					s.busy += d
+				}
+			}
+		}
+	}
+	return s
+}
+
+// procCPU is the user and system time of process pid (0 when unknown).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if pid == 0 || err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:])) // from field 3 (state) on
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * clockTick
+}
+
+func (s cpuSnapshot) since(before cpuSnapshot, ops int) cpuCost {
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(ops, 1)) }
+	c := cpuCost{server: per(s.server - before.server), redis: per(s.redis - before.redis), loadgen: per(s.self - before.self)}
+	c.rest = per(s.busy-before.busy) - c.server - c.redis - c.loadgen
+	if s.total > before.total {
+		c.busy = float64(s.busy-before.busy) / float64(s.total-before.total)
+	}
+	return c
 }
