@@ -56,7 +56,9 @@ import (
 //
 //     go test -run '^$' -bench OIDCProvider -benchtime 1x -timeout 20m ./internal/server   (scripts/bench.sh)
 //
-// KERBGATE_BENCH_SECONDS sets a round's length (4 s). KERBGATE_BENCH_PPROF=DIR
+// KERBGATE_BENCH_SECONDS sets a round's length (4 s). KERBGATE_BENCH_BASELINE=REV
+// adds kerbgate built from git revision REV (with Redis) to the flow and userinfo
+// runs, for a before/after in one run. KERBGATE_BENCH_PPROF=DIR
 // builds kerbgate with -tags pprof and writes CPU profiles of the kerbgate nodes
 // (the first round of each flow run and of the Redis node's userinfo run) to DIR.
 func BenchmarkOIDCProvider(b *testing.B) {
@@ -83,6 +85,11 @@ func BenchmarkOIDCProvider(b *testing.B) {
 	kgRedis := startOPNode(b, r, bin, keys, fmt.Sprintf("  redis:\n    url: redis://%s\n    prefix: \"kerbgate:\"\n    timeout: 1s\n  cookie_keys_file: %s\n",
 		redis.Addr, cookieKeysFile(b)), profiles != "")
 	kgBolt := startOPNode(b, r, bin, keys, fmt.Sprintf("  path: %s\n", filepath.Join(b.TempDir(), "kerbgate.db")), profiles != "")
+	var baseline *opNode
+	if rev := os.Getenv("KERBGATE_BENCH_BASELINE"); rev != "" {
+		baseline = startOPNode(b, r, buildRevision(b, rev), keys, fmt.Sprintf("  redis:\n    url: redis://%s\n    prefix: \"kerbgate:\"\n    timeout: 1s\n  cookie_keys_file: %s\n",
+			redis.Addr, cookieKeysFile(b)), false)
+	}
 	node := testrealm.StartOIDC(b, testrealm.OIDCOptions{ClientID: "rp", ClientSecret: demoSecret,
 		RedirectURIs: []string{opRPCallback}, JWKS: string(jwks)})
 	nodeCookie := nodeSession(b, node.Issuer)
@@ -117,13 +124,20 @@ func BenchmarkOIDCProvider(b *testing.B) {
 		{"kerbgate-bbolt", kgBolt.pid, kgBolt, loadgen.Options{Flow: kgBolt.flow(), Credential: cred}},
 		{"oidc-provider", node.Pid(), nil, loadgen.Options{Flow: nodeFlow(node.Issuer, nodeCookie)}},
 	}
+	if baseline != nil {
+		flows = append(flows, target{"kerbgate-redis (baseline)", baseline.pid, nil, loadgen.Options{Flow: baseline.flow(), Credential: cred}})
+	}
 	requests := []target{
 		{"floor (/healthz)", kgRedis.pid, nil, loadgen.Options{Flow: single("GET", kgRedis.base+"/healthz", "")}},
 		{"jwks", kgRedis.pid, nil, loadgen.Options{Flow: single("GET", kgRedis.issuer+"/keys", "")}},
 		{"userinfo (redis)", kgRedis.pid, kgRedis, loadgen.Options{Flow: single("GET", kgRedis.issuer+"/userinfo", accessToken)}},
 		{"userinfo (bbolt)", kgBolt.pid, nil, loadgen.Options{Flow: single("GET", kgBolt.issuer+"/userinfo", boltToken)}},
 	}
-	const rounds = 2
+	if baseline != nil {
+		requests = append(requests, target{"userinfo (redis, baseline)", baseline.pid, nil,
+			loadgen.Options{Flow: single("GET", baseline.issuer+"/userinfo", baseline.accessToken(b, cred))}})
+	}
+	const rounds = 3
 	results := map[string][]*loadgen.Result{}
 	costs := map[string][]cpuCost{}
 	run := func(tg target, profile bool) {
@@ -189,6 +203,11 @@ func BenchmarkOIDCProvider(b *testing.B) {
 	tok := best("kerbgate-redis").Steps["token"]
 	fmt.Fprintf(&tbl, "\nkerbgate (Redis) flows/s: %.0f (target ≥ 1,500); / oidc-provider: %.2f× (target ≥ 3×)\n", kr, kr/np)
 	fmt.Fprintf(&tbl, "kerbgate (bbolt) flows/s: %.0f; / oidc-provider: %.2f×\n", kb, kb/np)
+	if baseline != nil {
+		bl := best("kerbgate-redis (baseline)").RPS
+		fmt.Fprintf(&tbl, "kerbgate (Redis) / the baseline %s: %.2f× flows/s; userinfo %.2f×\n", os.Getenv("KERBGATE_BENCH_BASELINE"), kr/bl,
+			ui/best("userinfo (redis, baseline)").RPS)
+	}
 	fmt.Fprintf(&tbl, "userinfo / floor: %.0f %% (target ≥ 60 %%); JWKS / floor: %.0f %%\n", 100*ui/fl, 100*jw/fl)
 	fmt.Fprintf(&tbl, "token endpoint p99 at 16 connections: %s in the flow run, %s alone (target ≤ 10 ms)\n", ms(tok.P99), ms(tokenAlone.P99))
 	fmt.Print(tbl.String())
@@ -213,6 +232,23 @@ func benchBuild(b *testing.B, pprof bool) string {
 	bin := filepath.Join(b.TempDir(), "kerbgate")
 	if out, err := exec.Command("go", "build", "-tags", "pprof", "-o", bin, "../../cmd/kerbgate").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// buildRevision builds cmd/kerbgate as it was at git revision rev (a detached
+// worktree in a temporary directory).
+func buildRevision(b *testing.B, rev string) string {
+	dir := filepath.Join(b.TempDir(), "src")
+	if out, err := exec.Command("git", "worktree", "add", "--detach", dir, rev).CombinedOutput(); err != nil {
+		b.Fatalf("git worktree add %s: %v\n%s", rev, err, out)
+	}
+	defer exec.Command("git", "worktree", "remove", "--force", dir).Run()
+	bin := filepath.Join(b.TempDir(), "kerbgate-"+rev)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/kerbgate")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build at %s: %v\n%s", rev, err, out)
 	}
 	return bin
 }
