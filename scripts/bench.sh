@@ -3,8 +3,9 @@
 # root: brings up the test domain, then runs in one process Apache httpd +
 # mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
 # each (alternating rounds), forward-auth against the floor, nginx alone and Apache,
-# the application proxy's KCD route against passthrough,
-# the farm's replay caches, and the accept-path micro-benchmarks.
+# the application proxy's KCD route against passthrough, the farm's replay caches,
+# the OpenID Provider's code flows against npm oidc-provider, and the accept-path
+# micro-benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -24,6 +25,10 @@ go test -run '^$' -bench ProxyKCD -benchtime 10000x ./internal/server | grep Ben
 
 step "Farm: in-memory vs Redis replay cache, one node and three behind HAProxy"
 go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | grep Benchmark
+
+step "OpenID Provider: code flows (kerbgate with Redis and bbolt vs npm oidc-provider), JWKS and userinfo vs the floor"
+go test -run '^$' -bench OIDCProvider -benchtime 1x -timeout 20m ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
+go test -run '^$' -bench 'IDTokenSigning|TokenCrypto' -benchmem ./internal/oidcprovider | grep Benchmark
 
 step "Accept path and PAC decoding (micro-benchmarks)"
 go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark

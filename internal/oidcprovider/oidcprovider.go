@@ -165,7 +165,7 @@ func New(o Options) (*Provider, error) {
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
-	var opts []op.Option
+	opts := []op.Option{op.WithCrypto(newTokenCrypto(cfg.CryptoKey))}
 	if iss.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -281,8 +281,8 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// complete confirms the account, applies the client's groups and hands the
-// authorization request back to the library, which redirects with the code.
+// complete confirms the account, applies the client's groups and answers with the
+// code (issueCode).
 func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
 	ctx := r.Context()
 	admission := signin.Admission{Directory: p.opts.Directory, RequireDirectory: c.RequireDirectory, Groups: c.Groups, Log: p.opts.Log}
@@ -300,13 +300,10 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequ
 			return
 		}
 	}
-	k, err := p.st.signedIn(ctx, ar, id, p.opts.Now())
-	if err != nil {
-		p.opts.Reporter.Refuse(w, r, store.Refusal("cannot record the sign-in", "put_token", err))
+	if !p.issueCode(w, r, ar, id) {
 		return
 	}
 	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal)
-	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), k), http.StatusFound)
 }
 
 // deny sends the client access_denied at its (registered) redirect URI, or

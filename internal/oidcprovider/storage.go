@@ -95,7 +95,8 @@ func (a *authRequest) Done() bool                            { return a.identity
 // travels sealed with the farm's cookie keys (the login step's id); the signed-in
 // request and the code are store tokens, each taken once, atomically, farm-wide;
 // access tokens are store records. The only state in memory is the signed-in
-// request between the library's callback and its code (one HTTP request).
+// request while its code is made (within the login step's HTTP request, or the
+// library's callback's for a sign-in recorded before an upgrade).
 type storage struct {
 	p *Provider
 
@@ -137,18 +138,6 @@ func (s *storage) open(sealed string) (*authRequest, error) {
 
 // authRequest returns the request of the login step's id.
 func (s *storage) authRequest(id string) (*authRequest, error) { return s.open(id) }
-
-// signedIn records that the browser of a signed in as who, and returns the key
-// the library's callback takes it by.
-func (s *storage) signedIn(ctx context.Context, a *authRequest, who *identity.Identity, now time.Time) (string, error) {
-	k, err := store.NewID(s.p.opts.Rand)
-	if err != nil {
-		return "", err
-	}
-	return k, s.p.opts.Store.PutToken(ctx, k, store.Token{
-		AppID: signedInKind, RedirectURI: a.sealed, Identity: *who, IssuedAt: now, ExpiresAt: now.Add(signedInTTL),
-	})
-}
 
 // taken rebuilds a signed-in request from its store token.
 func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
@@ -250,6 +239,16 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 		AppID: codeKind, RedirectURI: a.sealed, Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(codeTTL),
 	})
 }
+
+// hold keeps a signed-in request for SaveAuthCode while issueCode makes its code;
+// release drops it.
+func (s *storage) hold(a *authRequest) {
+	s.mu.Lock()
+	s.pending[a.ID] = a
+	s.mu.Unlock()
+}
+
+func (s *storage) release(id string) { _ = s.DeleteAuthRequest(context.Background(), id) }
 
 func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 	s.mu.Lock()
