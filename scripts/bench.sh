@@ -2,8 +2,10 @@
 # The side-by-side benchmarks, from a fresh clone on a fresh Debian 12 machine, as
 # root: brings up the test domain, then runs in one process Apache httpd +
 # mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
-# each (alternating rounds), the application proxy's KCD route against passthrough,
-# the farm's replay caches, and the accept-path micro-benchmarks.
+# each (alternating rounds), forward-auth against the floor, nginx alone and Apache,
+# the application proxy's KCD route against passthrough, the farm's replay caches,
+# the OpenID Provider's code flows against npm oidc-provider, and the accept-path
+# micro-benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -15,11 +17,18 @@ bash testrealm/realm.sh up
 step "Negotiate: Apache mod_auth_gssapi vs kerbgate (16 connections, a fresh authenticator per request)"
 go test -run '^$' -bench Compare -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 
+step "Forward-auth: session cookie vs /healthz floor, nginx + kerbgate vs nginx alone, fresh Negotiate through nginx vs Apache mod_auth_gssapi (16 connections)"
+go test -run '^$' -bench ForwardAuth -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
+
 step "Application proxy: KCD route vs passthrough (32 connections)"
 go test -run '^$' -bench ProxyKCD -benchtime 10000x ./internal/server | grep Benchmark
 
 step "Farm: in-memory vs Redis replay cache, one node and three behind HAProxy"
 go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | grep Benchmark
+
+step "OpenID Provider: code flows (kerbgate with Redis and bbolt vs npm oidc-provider), JWKS and userinfo vs the floor"
+go test -run '^$' -bench OIDCProvider -benchtime 1x -timeout 20m ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
+go test -run '^$' -bench 'IDTokenSigning|TokenCrypto' -benchmem ./internal/oidcprovider | grep Benchmark
 
 step "Accept path and PAC decoding (micro-benchmarks)"
 go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark

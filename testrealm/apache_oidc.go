@@ -24,12 +24,15 @@ type OIDCRPOptions struct {
 	// PromptNone makes every sign-in request prompt=none (a silent sign-in or an
 	// error, never a login page).
 	PromptNone bool
+	// Scope is the scope asked for; "openid profile email" when empty.
+	Scope string
 }
 
 // OIDCRP is Apache + mod_auth_openidc running for one test on a loopback port:
 // /protected/whoami (OpenID Connect sign-in required, PKCE S256) is a CGI answering
-// the claims mod_auth_openidc hands it, one "claim=value" line each (sub,
-// preferred_username, upn, email, name, amr), and "user=<REMOTE_USER>".
+// the claims mod_auth_openidc hands it (from the ID token and userinfo), one
+// "claim=value" line each (sub, preferred_username, upn, email, name, amr, groups,
+// group_sids, _claim_names; a list comma-separated), and "user=<REMOTE_USER>".
 type OIDCRP struct {
 	*Apache
 	// RedirectURI is mod_auth_openidc's callback, to register with the provider.
@@ -63,7 +66,7 @@ func (r *Realm) StartOIDCRP(t testing.TB, o OIDCRPOptions) *OIDCRP {
 	}
 	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"+
 		"printf 'user=%s\\n' \"$REMOTE_USER\"\n"+
-		"for c in sub preferred_username upn email name amr; do eval \"printf '%s=%s\\\\n' $c \\\"\\$OIDC_CLAIM_$c\\\"\"; done\n", 0o755)
+		"for c in sub preferred_username upn email name amr groups group_sids _claim_names; do eval \"printf '%s=%s\\\\n' $c \\\"\\$OIDC_CLAIM_$c\\\"\"; done\n", 0o755)
 	giveToApache(t, dir)
 	port := o.Port
 	if port == 0 {
@@ -76,6 +79,10 @@ func (r *Realm) StartOIDCRP(t testing.TB, o OIDCRPOptions) *OIDCRP {
 	}
 	pass := make([]byte, 16)
 	rand.Read(pass)
+	scope := o.Scope
+	if scope == "" {
+		scope = "openid profile email"
+	}
 	conf := apacheHead(dir, port, "auth_openidc", "mpm_event", "authz_core", "authz_user", "authn_core", "auth_openidc", "cgid", "alias", "mime", "dir") + fmt.Sprintf(`<Directory />
   AllowOverride None
   Require all denied
@@ -85,7 +92,7 @@ OIDCClientID %[4]s
 OIDCClientSecret %[5]s
 OIDCRedirectURI %[6]s
 OIDCCryptoPassphrase %[7]s
-OIDCScope "openid profile email"
+OIDCScope "%[8]s"
 OIDCPKCEMethod S256
 OIDCRemoteUserClaim preferred_username
 OIDCCookieSameSite On
@@ -99,7 +106,7 @@ ScriptAlias /protected/whoami %[1]s/cgi/whoami
   Options +ExecCGI
   Require all granted
 </Directory>
-`, dir, port, o.Issuer, o.ClientID, o.ClientSecret, OIDCRPRedirectURI(port), hex.EncodeToString(pass))
+`, dir, port, o.Issuer, o.ClientID, o.ClientSecret, OIDCRPRedirectURI(port), hex.EncodeToString(pass), scope)
 	if o.PromptNone {
 		conf += "OIDCAuthRequestParams prompt=none\n"
 	}

@@ -215,6 +215,17 @@ func (r *Realm) KinitConf(t testing.TB, user, krb5conf string) string {
 	if pw == "" {
 		t.Fatalf("testrealm: no known password for user %q", user)
 	}
+	return r.kinit(t, user, pw, krb5conf)
+}
+
+// KinitTempUser is Kinit for a user made by TempUser (password TempUserPassword).
+func (r *Realm) KinitTempUser(t testing.TB, user string) string {
+	t.Helper()
+	return r.kinit(t, user, TempUserPassword, r.Krb5Conf)
+}
+
+func (r *Realm) kinit(t testing.TB, user, pw, krb5conf string) string {
+	t.Helper()
 	ccache := filepath.Join(t.TempDir(), "ccache-"+strings.ReplaceAll(user, "/", "_"))
 	cmd := exec.Command("kinit", user)
 	cmd.Env = r.envConf(ccache, krb5conf)

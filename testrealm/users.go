@@ -37,6 +37,30 @@ func (r *Realm) TempUser(t testing.TB, prefix string) string {
 	return name
 }
 
+// TempGroup creates a fresh security group named prefix-<random hex> with scope
+// "Global", "Domain" (domain-local) or "Universal", makes each of members (names of
+// users or groups) a member, and deletes it when the test ends. It returns the
+// group's name.
+func (r *Realm) TempGroup(t testing.TB, prefix, scope string, members ...string) string {
+	t.Helper()
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatalf("testrealm: %v", err)
+	}
+	name := prefix + "-" + hex.EncodeToString(b[:])
+	r.SambaTool(t, "group", "add", name, "--group-scope="+scope)
+	t.Cleanup(func() {
+		cmd := exec.Command("samba-tool", "group", "delete", name, "-s", r.SmbConf)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("testrealm: samba-tool group delete %s: %v\n%s", name, err, out)
+		}
+	})
+	if len(members) > 0 {
+		r.SambaTool(t, "group", "addmembers", name, strings.Join(members, ","))
+	}
+	return name
+}
+
 // DN returns the distinguished name of the object whose sAMAccountName is name.
 func (r *Realm) DN(t testing.TB, name string) string {
 	t.Helper()

@@ -50,6 +50,9 @@ type Config struct {
 	Proxy Proxy
 	// OIDCProvider is kerbgate as an OpenID Provider (disabled without the section).
 	OIDCProvider OIDCProvider
+	// ForwardAuth is kerbgate as a reverse proxy's auth endpoint (disabled without
+	// the section).
+	ForwardAuth ForwardAuth
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -69,6 +72,7 @@ var sections = []struct {
 	{"epa", decodeEPA},
 	{"proxy", decodeProxy},
 	{"oidc_provider", decodeOIDCProvider},
+	{"forward_auth", decodeForwardAuth},
 }
 
 // crossChecks run after every section is decoded.
@@ -78,6 +82,7 @@ var crossChecks = []func(d *decoder, c *Config){
 	finishEPA,
 	finishProxy,
 	finishOIDCProvider,
+	finishForwardAuth,
 }
 
 // Load reads the file at path and parses it with Parse.

@@ -779,7 +779,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "top level not a mapping",
 			src:  "- kerberos\n- log\n",
-			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa, proxy, oidc_provider)`},
+			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa, proxy, oidc_provider, forward_auth)`},
 		},
 		{
 			name: "multiple errors collected in file order",
@@ -955,6 +955,7 @@ var exampleAlternatives = map[string]bool{
 	"tls":                              true, // optional: kerbgate serves HTTPS itself
 	"proxy":                            true, // optional: published applications
 	"oidc_provider":                    true, // optional: kerbgate as an OpenID Provider
+	"forward_auth":                     true, // optional: kerbgate as a reverse proxy's auth endpoint
 	"log.debug_token_file":             true, // off by default
 	"store.cookie_keys_file":           true, // made next to the store by default
 	"tls.cert":                         true,

@@ -276,6 +276,13 @@ epa:
 #         # their own realm. Empty by default: refused with
 #         # login_identity_foreign_realm (upn and alternate_upn need no entry).
 #         map_foreign_realms: []
+#       # Identity headers for the upstream (Entra's header-based SSO), alone or
+#       # beside kerberos: default, none (the default here), or claim: header.
+#       # Client-sent headers of these names are always stripped.
+#       headers: {user: X-Auth-Request-User, email: X-Auth-Request-Email, groups: X-Auth-Request-Groups}
+#       group_names: {prefixes: [app-]}
+#       # A JWT signed with oidc_provider's keys (needs that section).
+#       assertion: {header: X-Auth-Request-Assertion, ttl: 5m}
 # kerbgate as an OpenID Provider (docs/oidc-provider.md): applications sign their
 # users in with the Windows login, silently (code flow; PKCE S256).
 # oidc_provider: (an OpenID Provider)
@@ -297,6 +304,49 @@ epa:
 #       redirect_uris: [https://wiki.example.com/redirect_uri]
 #       post_logout_redirect_uris: [https://wiki.example.com/]
 #       allowed_groups: [staff]
-#       scopes: [openid, profile, email]   # and offline_access for refresh tokens
+#       # and offline_access for refresh tokens, groups for the groups (names) and
+#       # group_sids claims
+#       scopes: [openid, profile, email, groups]
+#       # Which group names the groups claim carries (with a directory section):
+#       # include and prefixes (case-insensitive; neither: all), and at most max
+#       # in an ID token (more: no groups claim; overage is signalled and userinfo
+#       # answers the whole list).
+#       group_names:
+#         include: [staff]
+#         prefixes: [app-wiki-]
+#         max: 150
 #       require_directory: true
+# kerbgate as the auth endpoint of a reverse proxy (docs/forward-auth.md): nginx
+# auth_request, Caddy forward_auth, Traefik forwardAuth. Needs
+# listen.trusted_proxies (the proxies' addresses).
+# forward_auth: (a reverse proxy's auth endpoint)
+#   cookie_name: kerbgate_auth
+#   # One sign-in for every host under this domain (the cookie's Domain).
+#   cookie_domain: example.com
+#   session_ttl: 8h
+#   # Keep opened sessions in each node's memory this long (at most 10s; 0 reads
+#   # the store on every request). A revoked session stays usable on other
+#   # nodes for up to this long.
+#   session_cache_ttl: 0s
+#   # Where the sign-in page may send browsers back: a host, or .domain for it
+#   # and every host under it. Default: .cookie_domain.
+#   return_domains: [.example.com]
+#   # kerbgate's sign-in page as browsers reach it (sign_in: redirect); default
+#   # listen.external_url + /forward-auth/sign-in.
+#   sign_in_url: https://sso.example.com/forward-auth/sign-in
+#   require_directory: true
+#   hosts:
+#     - host: wiki.example.com          # or *.example.com
+#       allowed_groups: [staff]
+#       # negotiate: 401 Negotiate at the host (its SPN in kerbgate's keytab);
+#       # redirect: to sign_in_url (only kerbgate's own SPN needed).
+#       sign_in: negotiate
+#       headers: default                # or none, or {user: X-Remote-User, ...}
+#       group_names:
+#         include: [staff]
+#         prefixes: [wiki-]
+#         max: 150
+#       assertion:
+#         header: X-Auth-Request-Assertion
+#         ttl: 5m
 `

@@ -39,8 +39,12 @@ type OIDCClient struct {
 	PostLogoutRedirectURIs []string
 	AllowedGroups          []string
 	// Scopes are the scopes the client may ask for; openid, profile and email when
-	// absent. offline_access (refresh tokens) only when listed.
+	// absent. offline_access (refresh tokens) and groups (the groups and group_sids
+	// claims) only when listed.
 	Scopes []string
+	// GroupNames is group_names: which group names the groups claim carries, and
+	// how many at most in an ID token (more: overage, signalled).
+	GroupNames GroupNames
 	// RequireDirectory is as in sso apps: true by default with a directory section.
 	RequireDirectory bool
 }
@@ -51,7 +55,7 @@ const (
 	defaultRefreshTTL     = 8 * time.Hour
 )
 
-var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true, "groups": true}
 
 var oidcClientID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -160,9 +164,9 @@ func decodeOIDCClient(m *mapping) OIDCClient {
 		cl.PostLogoutRedirectURIs = decodeURIs(f)
 	}
 	cl.AllowedGroups = decodeGroups(m.field("allowed_groups", groupsExpect))
-	f = m.field("scopes", "a list of the scopes the client may ask for, of openid, profile, email and offline_access")
+	f = m.field("scopes", "a list of the scopes the client may ask for, of openid, profile, email, offline_access and groups")
 	if f.set() {
-		scopes, its := f.strings("openid, profile, email or offline_access")
+		scopes, its := f.strings("openid, profile, email, offline_access or groups")
 		for i, s := range scopes {
 			if !oidcScopes[s] {
 				its[i].invalid("%s is not a supported scope", describe(its[i].val))
@@ -171,6 +175,7 @@ func decodeOIDCClient(m *mapping) OIDCClient {
 			cl.Scopes = append(cl.Scopes, s)
 		}
 	}
+	cl.GroupNames = decodeGroupNames(m.section("group_names"))
 	f = m.field("require_directory", "true or false")
 	if v, ok := f.bool(); ok {
 		cl.RequireDirectory = v
@@ -199,7 +204,7 @@ func decodeURIs(f *field) []string {
 }
 
 // finishOIDCProvider defaults require_directory from the directory section and
-// checks group names need one.
+// checks that group names (allowed_groups, group_names) have one.
 func finishOIDCProvider(d *decoder, c *Config) {
 	for i := range c.OIDCProvider.Clients {
 		cl := &c.OIDCProvider.Clients[i]
@@ -213,6 +218,9 @@ func finishOIDCProvider(d *decoder, c *Config) {
 		}
 		if cl.RequireDirectory {
 			d.errorf(posOf(rd), path, "needs directory: require_directory is true but the file has no directory section; expected a directory section, or require_directory: false")
+		}
+		if gn := d.values[path+".group_names"]; gn != nil && !isNull(deref(gn)) {
+			d.errorf(posOf(gn), path+".group_names", "group names come from the directory, and the file has no directory section; expected a directory section, or no group_names (the groups scope then carries group_sids only)")
 		}
 		checkGroupNames(d, path, cl.AllowedGroups)
 	}

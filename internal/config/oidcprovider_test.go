@@ -30,8 +30,10 @@ func TestOIDCProviderParsesWithDefaults(t *testing.T) {
 		Enabled: true, Issuer: "https://sso.example.com/oidc", SigningKeysFile: "/etc/kerbgate/oidc-keys.json",
 		IDTokenTTL: 5 * time.Minute, AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: 8 * time.Hour,
 		Clients: []OIDCClient{
-			{ID: "wiki", SecretHash: testBcrypt, RedirectURIs: []string{"https://wiki.example.com/cb"}, AllowedGroups: []string{"S-1-5-21-1-2-3-1110"}},
-			{ID: "spa", RedirectURIs: []string{"http://localhost:8080/cb"}, Scopes: []string{"openid", "profile"}},
+			{ID: "wiki", SecretHash: testBcrypt, RedirectURIs: []string{"https://wiki.example.com/cb"}, AllowedGroups: []string{"S-1-5-21-1-2-3-1110"},
+				GroupNames: GroupNames{Max: DefaultGroupNamesMax}},
+			{ID: "spa", RedirectURIs: []string{"http://localhost:8080/cb"}, Scopes: []string{"openid", "profile"},
+				GroupNames: GroupNames{Max: DefaultGroupNamesMax}},
 		},
 	}
 	if !reflect.DeepEqual(c.OIDCProvider, want) {
@@ -40,6 +42,24 @@ func TestOIDCProviderParsesWithDefaults(t *testing.T) {
 	c, err, _, _ = parse(t, valid)
 	if err != nil || c.OIDCProvider.Enabled {
 		t.Errorf("without the section: %v %+v", err, c.OIDCProvider)
+	}
+}
+
+// The groups scope, and group_names with a directory section.
+func TestOIDCProviderGroupNames(t *testing.T) {
+	src := strings.Replace(validOP, "[openid, profile]", "[openid, groups]\n      group_names:\n        include: [staff, Wiki-Admins]\n        prefixes: [app-wiki-]\n        max: 40", 1)
+	src = strings.Replace(src, valid, validDir, 1)
+	c, err, _, _ := parse(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spa := c.OIDCProvider.Clients[1]
+	want := GroupNames{Include: []string{"staff", "Wiki-Admins"}, Prefixes: []string{"app-wiki-"}, Max: 40}
+	if !reflect.DeepEqual(spa.GroupNames, want) || !reflect.DeepEqual(spa.Scopes, []string{"openid", "groups"}) {
+		t.Errorf("spa: scopes %q, group_names %+v; want %+v", spa.Scopes, spa.GroupNames, want)
+	}
+	if wiki := c.OIDCProvider.Clients[0]; !reflect.DeepEqual(wiki.GroupNames, GroupNames{Max: DefaultGroupNamesMax}) {
+		t.Errorf("wiki without group_names: %+v", wiki.GroupNames)
 	}
 }
 
@@ -66,7 +86,21 @@ func TestOIDCProviderInvalid(t *testing.T) {
 		{
 			name: "unsupported scope",
 			src:  strings.Replace(validOP, "[openid, profile]", "[openid, offline]", 1),
-			want: []string{`15:24: oidc_provider.clients[1].scopes[1]: "offline" is not a supported scope; expected openid, profile, email or offline_access`},
+			want: []string{`15:24: oidc_provider.clients[1].scopes[1]: "offline" is not a supported scope; expected openid, profile, email, offline_access or groups`},
+		},
+		{
+			name: "group_names without a directory",
+			src:  strings.Replace(validOP, "[openid, profile]", "[openid, groups]\n      group_names: {include: [staff]}", 1),
+			want: []string{`16:20: oidc_provider.clients[1].group_names: group names come from the directory, and the file has no directory section; expected a directory section, or no group_names (the groups scope then carries group_sids only)`},
+		},
+		{
+			name: "group_names max too small and prefixes not a list",
+			src: strings.Replace(strings.Replace(validOP, "[openid, profile]", "[openid, groups]\n      group_names: {max: 0, prefixes: app-}", 1),
+				valid, validDir, 1),
+			want: []string{
+				`24:26: oidc_provider.clients[1].group_names.max: 0 is too small; expected the most group names to send, from 1 to 1000 (more: overage is signalled instead)`,
+				`24:39: oidc_provider.clients[1].group_names.prefixes: got "app-"; expected a list of group name prefixes to keep, like app-wiki-`,
+			},
 		},
 		{
 			name: "duplicate client id",

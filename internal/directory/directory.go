@@ -3,7 +3,7 @@
 // bare name, so that a user of a trusted realm is not the local account of the same
 // name), its state (disabled, locked out, expired) and its
 // groups including nested ones (tokenGroups), with pooled connections and a small
-// cache.
+// cache; and naming group SIDs (GroupNames: batched searches, cached per SID).
 //
 // It must not decide application policy (which groups an app allows: callers
 // compare User.Groups with their own lists) and must not read configuration files
@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -144,6 +145,9 @@ type Directory struct {
 	cache map[string]cached // lower-cased key → entry
 	done  chan struct{}     // closed by Close
 	once  sync.Once
+
+	names             map[string]cached // group SID -> entry (group: its name, "" for none); guarded by mu
+	groupNameSearches atomic.Int64      // searches GroupNames made (tests count them)
 }
 
 type cached struct {
@@ -174,7 +178,7 @@ func New(cfg Config) (*Directory, error) {
 	if err != nil || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("directory: url %q: want ldaps://host[:port] or ldap://host[:port]", cfg.URL)
 	}
-	d := &Directory{cfg: cfg, u: u, done: make(chan struct{}), cache: map[string]cached{}}
+	d := &Directory{cfg: cfg, u: u, done: make(chan struct{}), cache: map[string]cached{}, names: map[string]cached{}}
 	port := u.Port()
 	switch strings.ToLower(u.Scheme) {
 	case "ldaps":
@@ -486,20 +490,27 @@ func (d *Directory) cachePut(key string, e cached) {
 	e.expires = now.Add(d.cfg.CacheTTL)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.cache) >= d.cfg.MaxCacheEntries {
-		for k, v := range d.cache {
-			if !now.Before(v.expires) {
-				delete(d.cache, k)
-			}
-		}
-		for k := range d.cache {
-			if len(d.cache) < d.cfg.MaxCacheEntries {
-				break
-			}
-			delete(d.cache, k)
+	makeRoom(d.cache, d.cfg.MaxCacheEntries, now)
+	d.cache[key] = e
+}
+
+// makeRoom deletes from a full cache its expired entries, then any, until one more
+// fits in max.
+func makeRoom(cache map[string]cached, max int, now time.Time) {
+	if len(cache) < max {
+		return
+	}
+	for k, v := range cache {
+		if !now.Before(v.expires) {
+			delete(cache, k)
 		}
 	}
-	d.cache[key] = e
+	for k := range cache {
+		if len(cache) < max {
+			break
+		}
+		delete(cache, k)
+	}
 }
 
 // ---------------------------------------------------------------- operations

@@ -196,6 +196,13 @@ func (f *Frontend) Middleware(next http.Handler) http.Handler {
 
 type viewKey struct{}
 
+// WithView returns r with v as its View: forward-auth answers for the application
+// a proxy asks about, so cookies it sets are named and flagged for that
+// application's scheme, not for the proxy's connection to kerbgate.
+func WithView(r *http.Request, v View) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), viewKey{}, v))
+}
+
 // From returns the View the Middleware computed for r, or, without it, the View of
 // a direct connection (no proxy believed, no external URL).
 func From(r *http.Request) View {

@@ -26,8 +26,9 @@ type Identity struct {
 	// Groups are the SIDs of every group in the PAC (domain, extra and resource SIDs).
 	Groups []string `json:"groups"`
 	// GroupNames are the names (sAMAccountName) of the groups in Groups that the
-	// directory could name, in the order of Groups; nil without a directory. Each
-	// face filters them per client or app (signin.GroupFilter) before sending them.
+	// directory could name, in the order of Groups (signin.Admit fills them); nil
+	// without a directory, or when it could not answer. Each face filters them per
+	// client or app (signin.GroupFilter) before sending them.
 	GroupNames []string `json:"group_names,omitempty"`
 	// AuthMethod records how the identity was established, e.g. "kerberos".
 	AuthMethod string `json:"auth_method"`

@@ -24,7 +24,6 @@ package oidcprovider
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -51,8 +50,9 @@ import (
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// Directory confirms a signed-in user (the *directory.Directory in production).
-type Directory = signin.AccountChecker
+// Directory confirms a signed-in user and names its groups (the
+// *directory.Directory in production).
+type Directory = signin.Directory
 
 // Client is one registered relying party.
 type Client struct {
@@ -67,7 +67,11 @@ type Client struct {
 	// Groups is who may sign in to the client; nil: anyone signed in.
 	Groups *signin.Groups
 	// Scopes are the scopes the client may ask for; nil: openid, profile, email.
+	// ScopeGroups gives the groups and group_sids claims.
 	Scopes []string
+	// GroupNames selects the group names of the groups claim; its Max caps them in
+	// an ID token (more: overage, signalled as a distributed claim at userinfo).
+	GroupNames signin.GroupFilter
 	// RequireDirectory makes sign-in require the account to be found, and usable,
 	// in the directory.
 	RequireDirectory bool
@@ -175,10 +179,10 @@ func New(o Options) (*Provider, error) {
 		// post_logout_redirect_uri.
 		DefaultLogoutRedirectURI: strings.TrimSuffix(iss.Path, "/") + "/signed-out",
 		SupportedScopes: []string{
-			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess,
+			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
-	var opts []op.Option
+	opts := []op.Option{op.WithCrypto(newTokenCrypto(cfg.CryptoKey))}
 	if iss.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -250,13 +254,6 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.Handle(p.path+"/", p.handler)
 }
 
-// Subject is the sub claim of the account with SID sid at issuer: stable for the
-// account (a rename keeps it), different at each issuer, and not the name.
-func Subject(issuer, sid string) string {
-	h := sha256.Sum256([]byte(issuer + "\x00" + sid))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}
-
 // loginPath is where the library sends the browser to sign in (client.LoginURL).
 func (p *Provider) loginURL(id string) string {
 	return p.path + "/login?id=" + url.QueryEscape(id)
@@ -322,18 +319,15 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, ri *requestInfo
 	})
 }
 
-// complete confirms the account, applies the client's groups and hands the
-// authorization request back to the library, which redirects with the code. cur is
-// the OIDC browser session that answered, nil after a fresh Negotiate (which starts
-// or renews the session: its time is the sign-in's, auth_time).
+// complete confirms the account, applies the client's groups and answers with the
+// code (issueCode). cur is the OIDC browser session that answered, nil after a
+// fresh Negotiate (which starts or renews the session: its time is the sign-in's,
+// auth_time).
 func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest, c *client, id *identity.Identity, cur *signin.Signed) {
 	ctx := r.Context()
 	ri.user = id.Principal
-	var dir signin.AccountChecker
-	if c.RequireDirectory {
-		dir = p.opts.Directory
-	}
-	if err := signin.Admit(ctx, dir, c.Groups, id); err != nil {
+	admission := signin.Admission{Directory: p.opts.Directory, RequireDirectory: c.RequireDirectory, Groups: c.Groups, Log: p.opts.Log}
+	if err := signin.Admit(ctx, admission, id); err != nil {
 		p.deny(w, r, ri, ar, err)
 		return
 	}
@@ -351,16 +345,12 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ri *requestI
 			return
 		}
 	}
-	k, err := p.st.signedIn(ctx, ar, id, signed.Since, signed.Handle)
-	if err != nil {
-		e := store.Refusal("cannot record the sign-in", "put_token", err)
-		p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
-		p.opts.Reporter.Refuse(w, r, e)
+	if !p.issueCode(w, r, ri, ar, c, id, signed) {
 		return
 	}
+	p.metrics.authorizations.WithLabelValues(c.ID, "ok").Inc()
 	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal, "negotiated", cur == nil,
 		"auth_time", signed.Since.UTC().Format(time.RFC3339), "acr", acrFor(ar.ACRValues, id.ChannelBound))
-	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), k), http.StatusFound)
 }
 
 // deny sends the client access_denied at its (registered) redirect URI, or

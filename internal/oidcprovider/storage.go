@@ -17,6 +17,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
@@ -120,7 +121,8 @@ func (a *authRequest) GetACR() string {
 // travels sealed with the farm's cookie keys (the login step's id); the signed-in
 // request and the code are store tokens, each taken once, atomically, farm-wide;
 // access tokens are store records. The only state in memory is the signed-in
-// request between the library's callback and its code (one HTTP request).
+// request while its code is made (within the login step's HTTP request, or the
+// library's callback's for a sign-in recorded before an upgrade).
 type storage struct {
 	p *Provider
 
@@ -163,20 +165,6 @@ func (s *storage) open(sealed string) (*authRequest, error) {
 // authRequest returns the request of the login step's id.
 func (s *storage) authRequest(id string) (*authRequest, error) { return s.open(id) }
 
-// signedIn records that the browser of a signed in as who, in the sign-in
-// (browser session) handle made at authTime, and returns the key the library's
-// callback takes it by.
-func (s *storage) signedIn(ctx context.Context, a *authRequest, who *identity.Identity, authTime time.Time, handle string) (string, error) {
-	k, err := store.NewID(s.p.opts.Rand)
-	if err != nil {
-		return "", err
-	}
-	rec, _ := json.Marshal(signedInRecord{Sealed: a.sealed, Handle: handle})
-	return k, s.p.opts.Store.PutToken(ctx, k, store.Token{
-		AppID: signedInKind, RedirectURI: string(rec), Identity: *who, IssuedAt: authTime, ExpiresAt: s.now().Add(signedInTTL),
-	})
-}
-
 // taken rebuilds a signed-in request from its store token.
 func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
 	rec := signedInRecord{Sealed: t.RedirectURI} // a record of a node without sign-in handles
@@ -191,7 +179,7 @@ func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
 	a.handle = rec.Handle
 	idt := t.Identity
 	a.identity = &idt
-	a.subject = Subject(s.p.opts.Issuer, idt.SID)
+	a.subject = signingkeys.Subject(s.p.opts.Issuer, idt.SID)
 	a.authTime = t.IssuedAt
 	return a, nil
 }
@@ -314,6 +302,16 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	})
 }
 
+// hold keeps a signed-in request for SaveAuthCode while issueCode makes its code;
+// release drops it.
+func (s *storage) hold(a *authRequest) {
+	s.mu.Lock()
+	s.pending[a.ID] = a
+	s.mu.Unlock()
+}
+
+func (s *storage) release(id string) { _ = s.DeleteAuthRequest(context.Background(), id) }
+
 func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 	s.mu.Lock()
 	delete(s.pending, id)
@@ -339,7 +337,11 @@ func (s *storage) accessToken(ctx context.Context, a *authRequest, family string
 	now := s.now()
 	exp := now.Add(s.p.opts.AccessTokenTTL)
 	app := accessApp{client: a.ClientID, family: family, handle: a.handle}.String()
-	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: *a.identity, CreatedAt: now, ExpiresAt: exp})
+	who := *a.identity
+	if !slices.Contains(a.Scopes, ScopeGroups) { // userinfo answers groups only to a grant of them
+		who.Groups, who.GroupNames = nil, nil
+	}
+	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: who, CreatedAt: now, ExpiresAt: exp})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -492,7 +494,7 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	}
 	idt := t.Identity
 	a := &authRequest{Request: Request{ClientID: rec.ClientID, Scopes: rec.Scopes}, identity: &idt,
-		subject: Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt, handle: rec.Handle, acr: rec.ACR}
+		subject: signingkeys.Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt, handle: rec.Handle, acr: rec.ACR}
 	return &refreshRequest{a: a, family: family}, nil
 }
 
@@ -522,7 +524,7 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSe
 			ri.refuse(reason.Of(err))
 			return "", oidc.ErrServerError().WithDescription("cannot read the session")
 		}
-		if cur != nil && Subject(s.p.opts.Issuer, cur.Identity.SID) == req.UserID { // another user's session stays
+		if cur != nil && signingkeys.Subject(s.p.opts.Issuer, cur.Identity.SID) == req.UserID { // another user's session stays
 			if err := s.p.browser.End(ri.w, ri.r, s.p.browserScope()); err != nil {
 				ri.refuse(reason.Of(err))
 				return "", oidc.ErrServerError().WithDescription("cannot end the session")
@@ -587,7 +589,7 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 	if err != nil || fam.AppID != familyAppPrefix+clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
+	return signingkeys.Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
 }
 
 // signingKey is one of Options.SigningKeys.
@@ -663,7 +665,7 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r 
 	if a == nil {
 		return oidc.ErrServerError().WithDescription("unsupported token request")
 	}
-	s.fill(u, a.subject, a.identity, scopes)
+	s.fill(u, a.subject, a.identity, scopes, s.p.clients[a.ClientID], true)
 	sessionClaims(u, a)
 	return nil
 }
@@ -676,7 +678,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 	}
 	app, _ := parseAccessApp(sess.AppID)
 	clientID := app.client
-	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	if signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied().WithDescription("invalid access token")
 	}
 	c := s.p.clients[clientID]
@@ -684,12 +686,15 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 	if c != nil && c.Scopes != nil {
 		scopes = c.Scopes
 	}
-	s.fill(u, subject, &sess.Identity, scopes)
+	s.fill(u, subject, &sess.Identity, scopes, c, false)
 	return nil
 }
 
-// fill sets the claims of id that scopes ask for.
-func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scopes []string) {
+// fill sets the claims of id that scopes ask for, for client c: in an ID token
+// (idToken), or at userinfo. The group claims (ScopeGroups) are c's share of the
+// groups (setGroupClaims); userinfo has them only when the access token's grant
+// included the scope (its record holds the groups only then).
+func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scopes []string, c *client, idToken bool) {
 	u.Subject = sub
 	if slices.Contains(scopes, oidc.ScopeProfile) {
 		u.PreferredUsername = preferredUsername(id)
@@ -701,6 +706,9 @@ func (s *storage) fill(u *oidc.UserInfo, sub string, id *identity.Identity, scop
 	if slices.Contains(scopes, oidc.ScopeEmail) && id.Mail != "" {
 		u.Email = id.Mail
 		u.EmailVerified = oidc.Bool(true)
+	}
+	if c != nil && slices.Contains(scopes, ScopeGroups) && (idToken || len(id.Groups) > 0) {
+		setGroupClaims(u, id, c.GroupNames, idToken, s.p.op.UserinfoEndpoint().Absolute(s.p.opts.Issuer))
 	}
 }
 
@@ -723,11 +731,11 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	}
 	app, _ := parseAccessApp(sess.AppID)
 	owner := app.client
-	if owner != clientID || Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	if owner != clientID || signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied()
 	}
 	var u oidc.UserInfo
-	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail})
+	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}, nil, false)
 	resp.SetUserInfo(&u)
 	resp.ClientID = owner
 	resp.TokenType = oidc.BearerToken

@@ -123,6 +123,18 @@ const (
 	OIDCProviderUnavailable Code = "oidc_provider_unavailable"
 )
 
+// The forward-auth refusals (a reverse proxy asking whether a request may go on).
+const (
+	// ForwardAuthUntrusted: the request did not come from listen.trusted_proxies,
+	// or came without the X-Forwarded-Host (and -Proto) that names the application.
+	ForwardAuthUntrusted Code = "forward_auth_untrusted"
+	// ForwardAuthUnknownHost: the application's host is in no forward_auth.hosts[].
+	ForwardAuthUnknownHost Code = "forward_auth_unknown_host"
+	// ReturnURLNotAllowed: a return URL is malformed or off
+	// forward_auth.return_domains.
+	ReturnURLNotAllowed Code = "return_url_not_allowed"
+)
+
 // The shared-state refusal (farm mode).
 const (
 	StoreUnavailable Code = "store_unavailable"
@@ -239,7 +251,7 @@ var Catalog = map[Code]Entry{
 	NotInGroup: {http.StatusForbidden, "Not allowed for this application",
 		"Your account is not a member of a group allowed to use this application.",
 		"Ask the application's owner for access.",
-		"Add the user (directly or through a nested group) to one of the app's sso.apps[].allowed_groups, or change that list."},
+		"Add the user (directly or through a nested group) to one of the app's allowed groups (sso.apps[], proxy.apps[] or oidc_provider.clients[] allowed_groups; forward_auth.hosts[].allowed_groups), or change that list; the log names the app."},
 	DirectoryUnavailable: {http.StatusServiceUnavailable, "Directory unavailable",
 		"The sign-in server cannot reach Active Directory to confirm your account right now.",
 		"Retry in a minute.",
@@ -304,6 +316,18 @@ var Catalog = map[Code]Entry{
 		"The request is missing a parameter or is malformed.",
 		"Go back and start again.",
 		"See the logged detail."},
+	ForwardAuthUntrusted: {http.StatusForbidden, "Proxy not trusted",
+		"The reverse proxy in front of this application asked kerbgate to check a request, but kerbgate does not trust it to say which application and page the request was for.",
+		"Contact your administrator.",
+		"Forward-auth believes X-Forwarded-Host, -Proto, -Uri and -Method only from listen.trusted_proxies, and needs X-Forwarded-Host and X-Forwarded-Proto: add the proxy's address to listen.trusted_proxies and set the headers as docs/forward-auth.md shows (the log has the peer address and what was missing)."},
+	ForwardAuthUnknownHost: {http.StatusForbidden, "Application not configured",
+		"This application's host is not one kerbgate signs users in for.",
+		"Contact your administrator.",
+		"Add the host (logged as host) to forward_auth.hosts[], or correct the X-Forwarded-Host the proxy sends."},
+	ReturnURLNotAllowed: {http.StatusBadRequest, "Return address not allowed",
+		"The sign-in was asked to send you back to an address it may not send you to.",
+		"Go back to the application and start again.",
+		"A return URL must be an absolute https URL (http only for local and .test hosts) on a host of forward_auth.return_domains, without user information, backslashes, spaces or a fragment; the log says what was wrong."},
 	CrossSiteRequest: {http.StatusForbidden, "Request from another site",
 		"Another site tried to make your browser do this, so it was not done.",
 		"If you meant to do it, use the button on this site's own page.",

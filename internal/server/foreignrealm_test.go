@@ -135,11 +135,16 @@ func TestHandoffForeignRealmUserDoesNotGetLocalAccount(t *testing.T) {
 		SID       string   `json:"sid"`
 		Realm     string   `json:"realm"`
 		Groups    []string `json:"groups"`
+		Names     []string `json:"group_names"`
 	}
 	json.NewDecoder(who.Body).Decode(&id)
 	who.Body.Close()
 	if who.StatusCode != 200 || id.Principal != "administrator@PARTNER.TEST" || id.SID != partnerDomainSID+"-500" || id.Realm != partnerRealm {
 		t.Fatalf("whoami of the trusted partner: %d %+v", who.StatusCode, id)
+	}
+	// Names go by the whole SID: the partner's Domain Admins (its -512) is not ours.
+	if len(id.Names) != 0 {
+		t.Errorf("the partner's groups %v were named %q by the local directory", id.Groups, id.Names)
 	}
 
 	resp := g.do("sso.example.test", "/sso/login?app=demo&state=x", partnerAdminHeader(t, r))

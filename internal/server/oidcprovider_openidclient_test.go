@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -64,7 +64,7 @@ func TestOIDCProviderNodeOpenIDClient(t *testing.T) {
 	}
 	testrealm.OpenIDClient(t, "finish", rp, &got)
 
-	sub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	sub := signingkeys.Subject(issuer, r.SID(t, "alice"))
 	if c := got.Claims; c.Sub != sub || c.Iss != issuer || c.Nonce != start.Nonce || len(c.AMR) != 1 || c.AMR[0] != "kerberos" ||
 		!strings.EqualFold(c.PreferredUsername, "alice@example.test") {
 		t.Errorf("ID token claims %+v, want sub %s", c, sub)

@@ -27,6 +27,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/clientauth"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
+	"github.com/kerbgate/kerbgate/internal/forwardauth"
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
@@ -70,7 +71,7 @@ type Options struct {
 // New builds a server from the plan of a validated configuration (setup.NewPlan).
 func New(p *setup.Plan, log *slog.Logger, opts Options) (*Server, error) {
 	b := &builder{plan: p, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry()}
-	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.endpoints} {
+	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.forwardAuth, b.endpoints} {
 		if err := step(); err != nil {
 			b.close()
 			return nil, err
@@ -102,6 +103,9 @@ type builder struct {
 	dir           sso.Directory // nil without a directory section (no typed nil)
 	dirImpl       *directory.Directory
 	cookieKeys    *keyset.Set
+	// front is what the client sees of a request (made before the faces: forward-auth
+	// reads X-Forwarded-* through it).
+	front *frontend.Frontend
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -209,8 +213,7 @@ func (b *builder) servedTLS() (err error) {
 	return nil
 }
 
-// negotiate makes the Negotiate middleware, with Extended Protection, and puts
-// GET /whoami behind it.
+// negotiate makes the Negotiate middleware, with Extended Protection.
 func (b *builder) negotiate() error {
 	policy := b.plan.EPA
 	var err error
@@ -229,7 +232,6 @@ func (b *builder) negotiate() error {
 		b.log.Info("extended protection", "token_checking", policy.TokenChecking.String(), "flags", policy.Flags.String(),
 			"spns", policy.SPNs, "tls", b.tls != nil, "load_balancer_certificates", len(policy.ProxyBindings))
 	}
-	b.mux.Handle("GET /whoami", b.signInMW(http.HandlerFunc(negotiate.WhoAmI)))
 	return nil
 }
 
@@ -273,9 +275,11 @@ func (b *builder) loadCookieKeys() error {
 	return nil
 }
 
-// faces makes the handoff and, with proxy.apps, the application proxy in front of
-// every other endpoint.
+// faces makes GET /whoami (behind the Negotiate middleware), the handoff, the
+// OpenID Provider and, with proxy.apps, the application proxy in front of every
+// other endpoint.
 func (b *builder) faces() error {
+	b.mux.Handle("GET /whoami", b.signInMW(signin.WhoAmI(b.dir, b.log)))
 	ho, err := b.plan.SSO.Options(b.dirImpl)
 	if err != nil {
 		return err
@@ -304,12 +308,37 @@ func (b *builder) faces() error {
 		provider.Register(b.mux)
 	}
 	b.handler = b.mux
+	b.front = frontend.New(b.plan.Frontend.ExternalURL, b.plan.Frontend.TrustedProxies)
 	if len(b.plan.Proxy.Apps) > 0 {
 		px, err := newProxy(b.plan.Proxy, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts)
 		if err != nil {
 			return err
 		}
 		b.handler = px.Wrap(b.mux)
+	}
+	return nil
+}
+
+// forwardAuth makes, with a forward_auth section, the reverse proxies' auth
+// endpoint over the same sign-in, directory, store and cookie keys.
+func (b *builder) forwardAuth() error {
+	if b.plan.ForwardAuth == nil {
+		return nil
+	}
+	o, err := b.plan.ForwardAuth.Build(b.dirImpl)
+	if err != nil {
+		return err
+	}
+	o.SignIn, o.Store, o.CookieKeys, o.Frontend = signin.Negotiate{Middleware: b.signInMW}, b.st, b.cookieKeys, b.front
+	o.Reporter, o.Log, o.Registerer, o.Now = b.rep, b.log, b.reg, b.opts.Now
+	o.Directory, o.RequireDirectory = b.dir, b.plan.ForwardAuth.RequireDirectory
+	fa, err := forwardauth.New(o)
+	if err != nil {
+		return err
+	}
+	fa.Register(b.mux)
+	if b.dir == nil {
+		b.log.Warn("forward-auth without a directory: group headers are empty (names come from the directory); group_sids carries the SIDs")
 	}
 	return nil
 }
@@ -336,7 +365,7 @@ func (b *builder) endpoints() error {
 	// What the client sees (scheme, host, address) is worked out once per request,
 	// before any face: behind listen.trusted_proxies or listen.external_url.
 	fe := b.plan.Frontend
-	b.handler = frontend.New(fe.ExternalURL, fe.TrustedProxies).Middleware(b.handler)
+	b.handler = b.front.Middleware(b.handler)
 	if fe.ExternalURL != nil || len(fe.TrustedProxies) > 0 {
 		var trusted []string
 		for _, p := range fe.TrustedProxies {

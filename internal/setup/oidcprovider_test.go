@@ -2,12 +2,14 @@ package setup
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/config"
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 )
 
 // The oidc_provider section becomes the provider's typed options: keys read from
@@ -17,14 +19,15 @@ func TestOIDCProviderOptionsAreTyped(t *testing.T) {
 		t.Fatal("a plan without the section")
 	}
 	keys := filepath.Join(t.TempDir(), "keys.json")
-	if _, err := oidcprovider.AddSigningKey(keys, time.Now()); err != nil {
+	if _, err := signingkeys.Add(keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c := &config.Config{OIDCProvider: config.OIDCProvider{
 		Enabled: true, Issuer: "https://sso.example.com/oidc", SigningKeysFile: keys,
 		IDTokenTTL: time.Minute, AccessTokenTTL: 2 * time.Minute, RefreshTokenTTL: time.Hour,
 		Clients: []config.OIDCClient{
-			{ID: "wiki", SecretHash: "h", RedirectURIs: []string{"https://wiki.example.com/cb"}, AllowedGroups: []string{"S-1-5-32-544"}, Scopes: []string{"openid"}},
+			{ID: "wiki", SecretHash: "h", RedirectURIs: []string{"https://wiki.example.com/cb"}, AllowedGroups: []string{"S-1-5-32-544"}, Scopes: []string{"openid"},
+				GroupNames: config.GroupNames{Include: []string{"staff"}, Prefixes: []string{"app-wiki-"}, Max: 40}},
 			{ID: "spa", RedirectURIs: []string{"http://localhost/cb"}},
 		},
 	}}
@@ -39,6 +42,9 @@ func TestOIDCProviderOptionsAreTyped(t *testing.T) {
 	}
 	if w := o.Clients[0]; w.ID != "wiki" || w.SecretHash != "h" || w.Groups == nil || w.Groups.Any() || len(w.Scopes) != 1 {
 		t.Errorf("wiki %+v", w)
+	}
+	if f := o.Clients[0].GroupNames; !reflect.DeepEqual(f, signin.GroupFilter{Include: []string{"staff"}, Prefixes: []string{"app-wiki-"}, Max: 40}) {
+		t.Errorf("wiki's group_names became %+v", f)
 	}
 	if s := o.Clients[1]; s.SecretHash != "" || !s.Groups.Any() {
 		t.Errorf("spa %+v", s)

@@ -56,16 +56,27 @@ func NewSessions(s Sessions) *Sessions {
 	return &s
 }
 
-// Scope is where a session holds: the cookie's path, and the application the stored
-// session is bound to ("" for kerbgate's own browser session).
+// Scope is where a session holds: the cookie's path (and domain), and the
+// application the stored session is bound to ("" for kerbgate's own browser
+// session).
 type Scope struct {
 	Path  string
 	AppID string
+	// Domain is the cookie's Domain attribute: "" for a host-only cookie, or a
+	// parent domain ("example.com") whose every host receives it (forward-auth's
+	// one sign-in for all apps under it).
+	Domain string
 }
 
-// cookieName is the cookie's name for the client of r.
+// cookieName is the cookie's name for the client of r. A cookie with a Domain
+// cannot be __Host- (the browser refuses one with a Domain): it is __Secure- on
+// https.
 func (s *Sessions) cookieName(r *http.Request, sc Scope) string {
-	return frontend.From(r).CookieName(s.CookieName, sc.Path)
+	path := sc.Path
+	if sc.Domain != "" {
+		path = "" // named as a cookie not at "/": __Secure-
+	}
+	return frontend.From(r).CookieName(s.CookieName, path)
 }
 
 // id returns the session id sealed in the request's cookie, or "" without a valid
@@ -200,7 +211,7 @@ func (s *Sessions) End(w http.ResponseWriter, r *http.Request, sc Scope) error {
 // cookie is the session cookie: HttpOnly, SameSite=Lax, Secure (and __Host- or
 // __Secure- named) whenever the browser uses https.
 func (s *Sessions) cookie(r *http.Request, sc Scope, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: s.cookieName(r, sc), Value: value, Path: sc.Path, MaxAge: maxAge,
+	return &http.Cookie{Name: s.cookieName(r, sc), Value: value, Path: sc.Path, Domain: sc.Domain, MaxAge: maxAge,
 		HttpOnly: true, Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode}
 }
 

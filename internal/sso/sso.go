@@ -36,8 +36,9 @@ import (
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
-// Directory confirms a signed-in user (the *directory.Directory in production).
-type Directory = signin.AccountChecker
+// Directory confirms a signed-in user and names its groups (the
+// *directory.Directory in production).
+type Directory = signin.Directory
 
 // App is one registered application.
 type App struct {
@@ -203,11 +204,8 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 func (s *Service) complete(w http.ResponseWriter, r *http.Request, a *App, id *identity.Identity, redirect, state string, signedIn bool) {
 	ctx := r.Context()
 	now := s.opts.Now()
-	var dir signin.AccountChecker
-	if a.RequireDirectory {
-		dir = s.opts.Directory
-	}
-	if err := signin.Admit(ctx, dir, a.Groups, id); err != nil {
+	admission := signin.Admission{Directory: s.opts.Directory, RequireDirectory: a.RequireDirectory, Groups: a.Groups, Log: s.opts.Log}
+	if err := signin.Admit(ctx, admission, id); err != nil {
 		s.refuse(w, r, reason.Of(err))
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,12 +29,21 @@ import (
 )
 
 type fakeDirectory struct {
-	user *directory.User
-	err  error
+	user  *directory.User
+	err   error
+	names map[string]string // group SID -> name
 }
 
 func (d fakeDirectory) Check(context.Context, *identity.Identity) (*directory.User, error) {
 	return d.user, d.err
+}
+
+func (d fakeDirectory) GroupNames(_ context.Context, sids []string) ([]string, error) {
+	out := make([]string, len(sids))
+	for i, sid := range sids {
+		out[i] = d.names[sid]
+	}
+	return out, nil
 }
 
 const appSecret = "demo-secret"
@@ -239,13 +249,18 @@ func TestLoginConsultsTheDirectory(t *testing.T) {
 	if w := newHandoff(t, disabled, app()).login("app=demo", nil); reasonOf(w) != string(reason.UserDisabled) {
 		t.Errorf("disabled account: %d %s", w.Code, reasonOf(w))
 	}
-	staff := fakeDirectory{user: &directory.User{DisplayName: "Alice", Mail: "alice@example.test", Groups: []string{"S-1-5-21-1-2-3-1110"}}}
+	staff := fakeDirectory{user: &directory.User{DisplayName: "Alice", Mail: "alice@example.test", Groups: []string{"S-1-5-21-1-2-3-1110", "S-1-1-0"}},
+		names: map[string]string{"S-1-5-21-1-2-3-1110": "staff", "S-1-5-21-1-2-3-513": "Domain Users"}}
 	h := newHandoff(t, staff, app("S-1-5-21-1-2-3-1110"))
 	tok, _ := tokenOf(t, h.login("app=demo", nil))
 	w := h.redeem("demo", appSecret, tok)
 	var resp Response
 	if err := json.NewDecoder(w.Body).Decode(&resp); err != nil || resp.Identity.DisplayName != "Alice" || resp.Identity.Mail != "alice@example.test" {
 		t.Errorf("enriched identity: %+v %v", resp.Identity, err)
+	}
+	// The names are those of the directory's groups, not the ticket's.
+	if !slices.Equal(resp.Identity.GroupNames, []string{"staff"}) || !slices.Equal(resp.Identity.Groups, []string{"S-1-5-21-1-2-3-1110", "S-1-1-0"}) {
+		t.Errorf("redeemed groups %q, names %q", resp.Identity.Groups, resp.Identity.GroupNames)
 	}
 	if _, err := New(Options{Apps: []App{app()}, SignIn: &signintest.SignIn{}, Store: signintest.NewStore(), Reporter: &refusal.Reporter{},
 		Log: slog.New(slog.DiscardHandler)}); err == nil {

@@ -1,7 +1,8 @@
 // A relying party on npm openid-client (6.x) for kerbgate's OpenID Provider tests.
-// node rp.mjs start  '{"issuer","clientId","clientSecret","redirectUri"}'
+// node rp.mjs start  '{"issuer","clientId","clientSecret","redirectUri"[,"scope"]}'
 //   prints {url, verifier, state, nonce}: the authorization URL (PKCE S256), which
-//   the Go test opens with a real Kerberos ticket.
+//   the Go test opens with a real Kerberos ticket. scope: "openid profile email
+//   offline_access" when absent.
 // node rp.mjs finish '{..., "callback", "verifier", "state", "nonce", "postLogout"}'
 //   redeems the callback's code, then userinfo, refresh, introspection (with
 //   client_secret_basic and with client_secret_post), revocation (client_secret_post)
@@ -32,7 +33,7 @@ if (cmd === 'start') {
   const state = client.randomState();
   const nonce = client.randomNonce();
   const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: a.redirectUri, scope: 'openid profile email offline_access',
+    redirect_uri: a.redirectUri, scope: a.scope || 'openid profile email offline_access',
     code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
     state, nonce,
   });

@@ -235,6 +235,17 @@ func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
 
+// Pid is the server process's id (of its last start; 0 before it), for a
+// benchmark that counts the server's CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Kill stops the server with SIGKILL (by its pid) and waits for it to exit; the
 // data is lost. Restart brings a new one up on the same port.
 func (s *Server) Kill() {
