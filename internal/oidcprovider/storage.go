@@ -127,11 +127,18 @@ type storage struct {
 	p *Provider
 
 	mu      sync.Mutex
-	pending map[string]*authRequest // signed-in key -> request, within the callback
+	pending map[string]pendingRequest // signed-in key -> request, while its code is made
+}
+
+// pendingRequest is a signed-in request waiting for SaveAuthCode, since when it
+// waits (not its sign-in's time, which may be hours old: a reused session's).
+type pendingRequest struct {
+	a     *authRequest
+	since time.Time
 }
 
 func newStorage(p *Provider) *storage {
-	return &storage{p: p, pending: map[string]*authRequest{}}
+	return &storage{p: p, pending: map[string]pendingRequest{}}
 }
 
 var errNotFound = errors.New("oidcprovider: not found")
@@ -238,12 +245,13 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	requestInfoOf(ctx).signedIn(a.ClientID, a.identity)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	for k, p := range s.pending { // bounded: entries of abandoned callbacks go
-		if s.now().Sub(p.authTime) >= signedInTTL {
+		if now.Sub(p.since) >= signedInTTL {
 			delete(s.pending, k)
 		}
 	}
-	s.pending[id] = a
+	s.pending[id] = pendingRequest{a: a, since: now}
 	return a, nil
 }
 
@@ -289,13 +297,13 @@ func codeRefusal(err error) *reason.Error {
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	s.mu.Lock()
-	a, ok := s.pending[id]
+	p, ok := s.pending[id]
 	delete(s.pending, id)
 	s.mu.Unlock()
 	if !ok {
 		return errNotFound
 	}
-	now := s.now()
+	a, now := p.a, s.now()
 	rec, _ := json.Marshal(signedInRecord{Sealed: a.sealed, Handle: a.handle})
 	return s.p.opts.Store.PutToken(ctx, code, store.Token{
 		AppID: codeKind, RedirectURI: string(rec), Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(codeTTL),
@@ -306,7 +314,7 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 // release drops it.
 func (s *storage) hold(a *authRequest) {
 	s.mu.Lock()
-	s.pending[a.ID] = a
+	s.pending[a.ID] = pendingRequest{a: a, since: s.now()}
 	s.mu.Unlock()
 }
 
