@@ -439,3 +439,27 @@ func (c *Cluster) Log() string {
 	}
 	return b.String()
 }
+
+// FlushAll empties every primary.
+func (c *Cluster) FlushAll(t testing.TB) {
+	t.Helper()
+	for _, p := range c.Primaries(t) {
+		if _, err := do(p, "FLUSHALL"); err != nil {
+			t.Fatalf("redistest: FLUSHALL on %s: %v", p.Addr, err)
+		}
+	}
+}
+
+// Keys is the number of keys each primary holds now (DBSIZE).
+func (c *Cluster) Keys(t testing.TB) map[*Server]int64 {
+	t.Helper()
+	m := map[*Server]int64{}
+	for _, p := range c.Primaries(t) {
+		v, err := do(p, "DBSIZE")
+		if err != nil {
+			t.Fatalf("redistest: DBSIZE on %s: %v", p.Addr, err)
+		}
+		m[p] = v.(int64)
+	}
+	return m
+}
