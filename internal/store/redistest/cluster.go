@@ -463,3 +463,6 @@ func (c *Cluster) Keys(t testing.TB) map[*Server]int64 {
 	}
 	return m
 }
+
+// Healthy reports whether WaitHealthy would return now.
+func (c *Cluster) Healthy() bool { return c.healthy() == "" }

@@ -251,3 +251,21 @@ func (s *Sentinel) Log() string {
 	}
 	return b.String()
 }
+
+// Current is the node a majority of the Sentinels names as the primary now, or
+// nil (during a failover, say).
+func (s *Sentinel) Current() *Server {
+	for addr, n := range s.views() {
+		if n >= 2 {
+			return s.Node(addr)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether WaitReady would return now: every node runs, the primary
+// as master and every other node its replica in sync, and the Sentinels agree.
+func (s *Sentinel) Ready() bool {
+	p := s.Current()
+	return p != nil && s.ready(p, s.Nodes) == ""
+}
