@@ -3,7 +3,9 @@
 # root: brings up the test domain, then runs in one process Apache httpd +
 # mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
 # each (alternating rounds), the application proxy's KCD route against passthrough,
-# the farm's replay caches, and the accept-path micro-benchmarks.
+# the farm's replay caches, the farm on Redis with replicas (Sentinel and Cluster,
+# with and without replica acknowledgements), and the accept-path micro-benchmarks.
+# The failover matrix under load is scripts/bench-redis-ha.sh (about five minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -20,6 +22,9 @@ go test -run '^$' -bench ProxyKCD -benchtime 10000x ./internal/server | grep Ben
 
 step "Farm: in-memory vs Redis replay cache, one node and three behind HAProxy"
 go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | grep Benchmark
+
+step "Farm on Redis with replicas: one Redis vs Sentinel vs Cluster, with and without replica acks"
+go test -run '^$' -bench RedisHAThroughput -benchtime 4000x ./internal/server | grep Benchmark
 
 step "Accept path and PAC decoding (micro-benchmarks)"
 go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark

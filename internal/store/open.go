@@ -82,8 +82,15 @@ func Open(o Options) (Store, replay.Cache, error) {
 			append(attrs, "error", err.Error())...)
 	default:
 		log.Info("store: Redis", attrs...)
-		// Writes would all be refused: say so now, with the fix.
-		if err := rs.checkReplicas(ctx); err != nil {
+	}
+	if err == nil {
+		switch err := rs.checkCommands(ctx); {
+		case errors.Is(err, ErrRedisAuth):
+			rs.Close()
+			return nil, nil, fmt.Errorf("Redis refused a command kerbgate needs (the ACL user needs +wait with store.redis.min_replica_acks, "+
+				"and +cluster|slots +asking with a Cluster; see docs/farm.md): %w", err)
+		case err != nil:
+			// Writes would all be refused: say so now, with the fix.
 			log.Error("Redis has fewer replicas acknowledging writes than store.redis.min_replica_acks; "+
 				"every write that needs them is refused with store_unavailable until they catch up (add replicas, or lower min_replica_acks)",
 				append(attrs, "error", err.Error())...)

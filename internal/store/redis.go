@@ -356,7 +356,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
 	if c, ok := r.client.(*redis.Client); ok && r.acks > 0 {
-		if err := r.pingReplicas(octx, c); err != nil {
+		if err := r.pingReplicas(octx, c, false); err != nil {
 			return r.fail(ctx, "ping", err)
 		}
 		return nil
@@ -367,28 +367,39 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// pingReplicas sends PING and WAIT to c's primary on one connection: WAIT
-// answers at once with the number of replicas that acknowledge its connection's
-// writes (all of them, when it made none).
-func (r *Redis) pingReplicas(ctx context.Context, c *redis.Client) error {
+// pingReplicas sends PING and, with MinReplicaAcks, WAIT to c's primary on one
+// connection: WAIT answers at once with the number of replicas that acknowledge
+// its connection's writes (all of them, when it made none). asking first sends
+// ASKING, which a Cluster's client needs to follow a slot being migrated, so
+// that an ACL without it is found at start-up.
+func (r *Redis) pingReplicas(ctx context.Context, c *redis.Client, asking bool) error {
 	w := &ackedWrite{replies: r.acks, timeout: r.ackTimeout}
 	wait := waitCmd(ctx, w)
 	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if asking {
+			_ = p.Process(ctx, redis.NewStatusCmd(ctx, "asking"))
+		}
 		_ = p.Ping(ctx)
-		_ = p.Process(ctx, wait)
+		if r.acks > 0 {
+			_ = p.Process(ctx, wait)
+		}
 		return nil
 	}); err != nil {
 		return err
+	}
+	if r.acks <= 0 {
+		return nil
 	}
 	w.acknowledged = int(wait.Val())
 	return w.durable()
 }
 
-// checkReplicas runs pingReplicas on every primary (each shard of a Cluster).
-func (r *Redis) checkReplicas(ctx context.Context) error {
-	if r.acks <= 0 {
-		return nil
-	}
+// checkCommands checks every primary (each shard of a Cluster) at start-up:
+// that kerbgate's ACL allows the commands it will need besides its reads and
+// writes (WAIT with MinReplicaAcks, ASKING in a Cluster), and that each has
+// MinReplicaAcks replicas acknowledging. The error matches ErrRedisAuth when a
+// command was refused.
+func (r *Redis) checkCommands(ctx context.Context) error {
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
 	var err error
@@ -396,23 +407,33 @@ func (r *Redis) checkReplicas(ctx context.Context) error {
 	case *redis.ClusterClient:
 		var mu sync.Mutex
 		var bad []string
+		var denied error
 		err = c.ForEachMaster(octx, func(ctx context.Context, n *redis.Client) error {
-			if err := r.pingReplicas(ctx, n); err != nil {
+			if err := r.pingReplicas(ctx, n, true); err != nil {
 				mu.Lock()
+				defer mu.Unlock()
+				if redis.IsPermissionError(err) {
+					denied = err
+				}
 				bad = append(bad, fmt.Sprintf("%s: %v", n.Options().Addr, err))
-				mu.Unlock()
 			}
 			return nil
 		})
-		if err == nil && len(bad) > 0 {
+		switch {
+		case err != nil:
+		case denied != nil:
+			err = denied
+		case len(bad) > 0:
 			sort.Strings(bad)
 			err = errors.New(strings.Join(bad, "; "))
 		}
 	case *redis.Client:
-		err = r.pingReplicas(octx, c)
+		if r.acks > 0 {
+			err = r.pingReplicas(octx, c, false)
+		}
 	}
 	if err != nil {
-		return r.fail(ctx, "replica_check", err)
+		return r.fail(ctx, "start_check", err)
 	}
 	return nil
 }

@@ -370,21 +370,40 @@ func newToken(t *testing.T, st store.Store, now time.Time) string {
 }
 
 // Open says so at start-up when the primary has fewer replicas than
-// min_replica_acks (every write would be refused).
-func TestRedisOpenReportsMissingReplicas(t *testing.T) {
-	s := redistest.StartSentinel(t, redistest.SentinelOptions{Replicas: 1})
+// min_replica_acks (every write would be refused), and stops when the ACL
+// refuses WAIT.
+func TestRedisOpenChecksReplicasAndCommands(t *testing.T) {
+	s := redistest.StartSentinel(t, redistest.SentinelOptions{Replicas: 1, Server: redistest.Options{
+		Users: append(haUsers(), "nowait on >pw ~kerbgate:* resetchannels -@all +get +set +del +eval +evalsha +ping")}})
 	var logs strings.Builder
-	st, _, err := store.Open(store.Options{Log: slog.New(slog.NewTextHandler(&logs, nil)), Redis: &store.RedisOptions{
-		Addrs: s.SentinelAddrs(), MasterName: s.MasterName, MinReplicaAcks: 2, ReplicaAckTimeout: refusing.ack, Timeout: refusing.op,
-	}})
+	open := func(user string, acks int) (store.Store, error) {
+		return openLogged(&logs, &store.RedisOptions{
+			Addrs: s.SentinelAddrs(), MasterName: s.MasterName, Username: user, Password: map[string]string{"kerbgate": "kerbgate-redis-pw", "nowait": "pw"}[user],
+			MinReplicaAcks: acks, ReplicaAckTimeout: refusing.ack, Timeout: refusing.op,
+		})
+	}
+	st, err := open("kerbgate", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	st.Close()
 	if !strings.Contains(logs.String(), "fewer replicas acknowledging writes than store.redis.min_replica_acks") ||
 		!strings.Contains(logs.String(), "acknowledged by 1 of the 2 replica(s)") {
 		t.Errorf("start-up with 1 replica and min_replica_acks 2 logged:\n%s", logs.String())
 	}
+	if _, err := open("nowait", 1); !errors.Is(err, store.ErrRedisAuth) || !strings.Contains(err.Error(), "+wait") || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("start-up as a user without +wait: %v", err)
+	}
+	if st, err := open("nowait", 0); err != nil {
+		t.Errorf("start-up as a user without +wait, min_replica_acks 0: %v", err)
+	} else {
+		st.Close()
+	}
+}
+
+func openLogged(logs *strings.Builder, ro *store.RedisOptions) (store.Store, error) {
+	st, _, err := store.Open(store.Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Redis: ro})
+	return st, err
 }
 
 // kerbgate follows a Sentinel failover without a restart, and loses nothing it
@@ -511,7 +530,20 @@ func (c *commandRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 // command the store sends names one key (so no Lua script can span two slots),
 // and the keys spread over every primary (no hash tag puts them in one slot).
 func TestRedisClusterSuite(t *testing.T) {
-	c := redistest.StartCluster(t, redistest.ClusterOptions{Server: redistest.Options{Users: haUsers()}})
+	c := redistest.StartCluster(t, redistest.ClusterOptions{Server: redistest.Options{
+		Users: append(haUsers(), "noasking on >pw ~kerbgate:* resetchannels -@all +get +set +del +eval +evalsha +ping +wait +cluster|slots")}})
+	// Start-up finds an ACL that would refuse to follow a slot migration.
+	var logs strings.Builder
+	if _, err := openLogged(&logs, &store.RedisOptions{Addrs: c.Addrs(), Username: "noasking", Password: "pw", MinReplicaAcks: 1, Timeout: steady.op}); !errors.Is(err, store.ErrRedisAuth) ||
+		!strings.Contains(err.Error(), "+asking") || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("start-up as a user without +asking: %v", err)
+	}
+	if st, err := openLogged(&logs, &store.RedisOptions{Addrs: c.Addrs(), Username: "kerbgate", Password: "kerbgate-redis-pw", MinReplicaAcks: 1, Timeout: steady.op}); err != nil || logs.Len() == 0 || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("start-up as the documented user: %v\n%s", err, logs.String())
+	} else {
+		st.Close()
+	}
+
 	rec := &commandRecorder{}
 	storetest.RunSuite(t, func(t *testing.T) store.Store {
 		r := openCluster(t, c, 1, steady)
