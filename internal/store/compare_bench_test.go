@@ -105,3 +105,90 @@ func BenchmarkTokenIssueRedeem(b *testing.B) {
 		run(b, openRedis(b, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: uniquePrefix()}))
 	})
 }
+
+// BenchmarkReplicaAcks is the cost of waiting for replicas, per store operation,
+// side by side in one run: a replay check (one write) and a token issue + redeem
+// (two writes), by one caller (the latency a request sees) and by eight at once,
+// against one Redis, Sentinel (1 primary, 2 replicas) with min_replica_acks 0, 1
+// and 2, and a Cluster (3 primaries, 3 replicas) with 0 and 1. Every server keeps
+// an append-only file (fsync every second).
+//
+//	go test -run '^$' -bench ReplicaAcks -benchtime 3000x ./internal/store
+func BenchmarkReplicaAcks(b *testing.B) {
+	persist := redistest.Options{Persist: true}
+	one := redistest.Start(b, persist)
+	s := redistest.StartSentinel(b, redistest.SentinelOptions{Server: persist})
+	c := redistest.StartCluster(b, redistest.ClusterOptions{Server: persist})
+	const timeout, ack = 3 * time.Second, time.Second
+	type named struct {
+		name string
+		r    *store.Redis
+	}
+	var stores []named
+	for _, st := range []struct {
+		name string
+		o    store.RedisOptions
+	}{
+		{"redis", store.RedisOptions{Addrs: []string{one.Addr}}},
+		{"sentinel-acks0", store.RedisOptions{Addrs: s.SentinelAddrs(), MasterName: s.MasterName}},
+		{"sentinel-acks1", store.RedisOptions{Addrs: s.SentinelAddrs(), MasterName: s.MasterName, MinReplicaAcks: 1}},
+		{"sentinel-acks2", store.RedisOptions{Addrs: s.SentinelAddrs(), MasterName: s.MasterName, MinReplicaAcks: 2}},
+		{"cluster-acks0", store.RedisOptions{Addrs: c.Addrs()}},
+		{"cluster-acks1", store.RedisOptions{Addrs: c.Addrs(), MinReplicaAcks: 1}},
+	} {
+		o := st.o
+		o.Timeout, o.Prefix = timeout, uniquePrefix()
+		if o.MinReplicaAcks > 0 {
+			o.ReplicaAckTimeout = ack
+		}
+		stores = append(stores, named{st.name, openRedis(b, o)})
+	}
+	for _, st := range stores {
+		b.Run("replay-check/"+st.name, func(b *testing.B) {
+			now := time.Now()
+			base := prefixSeq.Add(1) << 32
+			b.ResetTimer()
+			for i := range b.N {
+				if seen, err := st.r.SeenBefore(context.Background(), replayKey(base+int64(i)), now, now.Add(5*time.Minute)); err != nil || seen {
+					b.Fatal(seen, err)
+				}
+			}
+		})
+	}
+	for _, st := range stores {
+		b.Run("replay-check-8-callers/"+st.name, func(b *testing.B) {
+			now := time.Now()
+			var n atomic.Int64
+			n.Store(prefixSeq.Add(1) << 32)
+			b.SetParallelism(4) // 8 goroutines on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if seen, err := st.r.SeenBefore(context.Background(), replayKey(n.Add(1)), now, now.Add(5*time.Minute)); err != nil || seen {
+						b.Error(seen, err)
+						return
+					}
+				}
+			})
+		})
+	}
+	for _, st := range stores {
+		b.Run("token-issue-redeem/"+st.name, func(b *testing.B) {
+			now := time.Now()
+			tk := storetest.SampleToken(now, time.Minute)
+			ids := make([]string, b.N)
+			for i := range ids {
+				ids[i], _ = store.NewID(nil)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := st.r.PutToken(ctx, ids[i], tk); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := st.r.TakeToken(ctx, ids[i], "wiki", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
