@@ -22,10 +22,11 @@ step "test domain"
 bash testrealm/realm.sh up
 
 step "Store operations: one Redis vs Sentinel (0, 1, 2 replica acks) vs Cluster (0, 1)"
-go test -run '^$' -bench ReplicaAcks -benchtime "${STOREBENCHTIME:-3000x}" ./internal/store | grep Benchmark
+go test -run '^$' -bench ReplicaAcks -benchtime "${STOREBENCHTIME:-10000x}" ./internal/store |
+  grep -v "^goos\|^goarch\|^pkg\|^cpu"
 
 step "Throughput: one Redis vs Sentinel (0, 1, 2 replica acks) vs Cluster (0, 1), 16 clients"
-go test -run '^$' -bench RedisHAThroughput -benchtime "${BENCHTIME:-5000x}" -timeout 30m ./internal/server |
+go test -run '^$' -bench RedisHAThroughput -benchtime "${BENCHTIME:-20000x}" -timeout 30m ./internal/server |
   grep -v '^goos\|^goarch\|^pkg\|^cpu'
 
 step "Failover under load: Sentinel 1+2, Cluster 3+3 and 3+6, min_replica_acks 1"

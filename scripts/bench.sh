@@ -24,7 +24,7 @@ step "Farm: in-memory vs Redis replay cache, one node and three behind HAProxy"
 go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | grep Benchmark
 
 step "Farm on Redis with replicas: one Redis vs Sentinel vs Cluster, with and without replica acks"
-go test -run '^$' -bench RedisHAThroughput -benchtime 5000x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu\|^Benchmark\|^PASS\|^ok'
+go test -run '^$' -bench RedisHAThroughput -benchtime 20000x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu\|^Benchmark\|^PASS\|^ok'
 
 step "Accept path and PAC decoding (micro-benchmarks)"
 go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark

@@ -653,7 +653,7 @@ func ms(d time.Duration) string {
 // each round, so that load from elsewhere on the machine falls on all of them; the
 // table gives each store's median round and its ratio to one Redis.
 //
-//	go test -run '^$' -bench RedisHAThroughput -benchtime 5000x ./internal/server
+//	go test -run '^$' -bench RedisHAThroughput -benchtime 20000x ./internal/server
 func BenchmarkRedisHAThroughput(b *testing.B) {
 	w := newHAWorld(b)
 	plain := redistest.Start(b, redistest.Options{Persist: true})

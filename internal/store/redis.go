@@ -373,7 +373,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 // ASKING, which a Cluster's client needs to follow a slot being migrated, so
 // that an ACL without it is found at start-up.
 func (r *Redis) pingReplicas(ctx context.Context, c *redis.Client, asking bool) error {
-	w := &ackedWrite{replies: r.acks, timeout: r.ackTimeout}
+	w := &ackedWrite{replicas: r.acks, timeout: r.ackTimeout}
 	wait := waitCmd(ctx, w)
 	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if asking {

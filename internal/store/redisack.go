@@ -17,9 +17,9 @@ import (
 // key it writes and how many replicas must acknowledge it. The hook that sends it
 // records the answer of the WAIT sent with the attempt that succeeded.
 type ackedWrite struct {
-	key     string
-	replies int           // replicas required
-	timeout time.Duration // WAIT's own timeout
+	key      string
+	replicas int           // replicas required
+	timeout  time.Duration // WAIT's own timeout
 	// Set by the hook for the attempt whose write succeeded: acknowledged is
 	// WAIT's count (-1 until then), waitErr its error.
 	acknowledged int
@@ -33,7 +33,7 @@ func (r *Redis) withAcks(ctx context.Context, key string) (context.Context, *ack
 	if r.acks <= 0 {
 		return ctx, nil
 	}
-	w := &ackedWrite{key: key, replies: r.acks, timeout: r.ackTimeout, acknowledged: -1}
+	w := &ackedWrite{key: key, replicas: r.acks, timeout: r.ackTimeout, acknowledged: -1}
 	return context.WithValue(ctx, ackedWriteKey{}, w), w
 }
 
@@ -45,9 +45,9 @@ func (w *ackedWrite) durable() error {
 	case w == nil:
 		return nil
 	case w.waitErr != nil:
-		return &ackError{want: w.replies, timeout: w.timeout, err: w.waitErr}
-	case w.acknowledged < w.replies:
-		return &ackError{got: max(w.acknowledged, 0), want: w.replies, timeout: w.timeout}
+		return &ackError{want: w.replicas, timeout: w.timeout, err: w.waitErr}
+	case w.acknowledged < w.replicas:
+		return &ackError{got: max(w.acknowledged, 0), want: w.replicas, timeout: w.timeout}
 	}
 	return nil
 }
@@ -91,7 +91,7 @@ func markedWrite(ctx context.Context, cmd redis.Cmder) *ackedWrite {
 // waitCmd is WAIT for w: the replicas it requires, and its timeout in whole
 // milliseconds (at least 1: WAIT 0 would wait for ever).
 func waitCmd(ctx context.Context, w *ackedWrite) *redis.IntCmd {
-	return redis.NewIntCmd(ctx, "wait", w.replies, max(w.timeout.Milliseconds(), 1))
+	return redis.NewIntCmd(ctx, "wait", w.replicas, max(w.timeout.Milliseconds(), 1))
 }
 
 // ackHook is installed on every client that talks to a primary: the one client
