@@ -604,6 +604,13 @@ func BenchmarkRedisHAFailover(b *testing.B) {
 
 	fmt.Fprintln(os.Stdout, "\nAll faults:")
 	printHARows(rows)
+	// The targets are 0: anything else fails the run.
+	for _, r := range rows {
+		if r.tokensLost+r.sessionsLost+r.cookiesLost+r.replaysAccepted+r.doubleRedeemed > 0 {
+			b.Errorf("%s, %s: %d tokens, %d sessions, %d proxy sessions lost; %d replays accepted; %d tokens redeemed twice",
+				r.topology, r.fault, r.tokensLost, r.sessionsLost, r.cookiesLost, r.replaysAccepted, r.doubleRedeemed)
+		}
+	}
 }
 
 func printHARows(rows []haRow) {
