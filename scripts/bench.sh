@@ -4,8 +4,10 @@
 # mod_auth_gssapi and kerbgate with the same keytab and SPN and the same load against
 # each (alternating rounds), forward-auth against the floor, nginx alone and Apache,
 # the application proxy's KCD route against passthrough, the farm's replay caches,
-# the OpenID Provider's code flows against npm oidc-provider, and the accept-path
-# micro-benchmarks.
+# the OpenID Provider's code flows against npm oidc-provider, the farm on Redis with
+# replicas (Sentinel and Cluster, with and without replica acknowledgements), and the
+# accept-path micro-benchmarks. The failover matrix under load is
+# scripts/bench-redis-ha.sh (about five minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -29,6 +31,9 @@ go test -run '^$' -bench FarmNegotiate -benchtime 10000x ./internal/server | gre
 step "OpenID Provider: code flows (kerbgate with Redis and bbolt vs npm oidc-provider), JWKS and userinfo vs the floor"
 go test -run '^$' -bench OIDCProvider -benchtime 1x -timeout 20m ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 go test -run '^$' -bench 'IDTokenSigning|TokenCrypto' -benchmem ./internal/oidcprovider | grep Benchmark
+
+step "Farm on Redis with replicas: one Redis vs Sentinel vs Cluster, with and without replica acks"
+go test -run '^$' -bench RedisHAThroughput -benchtime 20000x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu\|^Benchmark\|^PASS\|^ok'
 
 step "Accept path and PAC decoding (micro-benchmarks)"
 go test -run '^$' -bench 'Accept|Gokrb5' -benchtime 20000x ./internal/krb/acceptor | grep Benchmark

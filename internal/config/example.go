@@ -179,6 +179,14 @@ store:
   #   # The longest a request waits for Redis before it is refused with
   #   # store_unavailable (at most 1m).
   #   timeout: 1s
+  #   # How many replicas must hold each write (a token, code, session,
+  #   # redemption, revocation or replay entry) before kerbgate answers, so
+  #   # that a failover loses nothing it promised: 1 by default with Sentinel
+  #   # or a Cluster, 0 (the primary's word alone) with one server. A write
+  #   # not confirmed within replica_ack_timeout (shorter than timeout; 500ms
+  #   # by default) is refused with store_unavailable.
+  #   min_replica_acks: 1
+  #   replica_ack_timeout: 500ms
 
 sso:
   # The name of kerbgate's own browser session cookie.

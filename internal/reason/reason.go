@@ -419,7 +419,7 @@ var Catalog = map[Code]Entry{
 	StoreUnavailable: {http.StatusServiceUnavailable, "Sign-in temporarily unavailable",
 		"The sign-in server cannot reach its shared state store right now, so it cannot check or record sign-ins, tokens and sessions safely.",
 		"Retry in a minute.",
-		"kerbgate could not reach store.redis in time (the logged facts name the operation and the error): check that Redis is running and reachable from this node, its TLS certificate, and the ACL user and password. kerbgate refuses rather than skip the replay check or lose a token, and recovers on its own when Redis answers."},
+		"kerbgate could not reach store.redis in time, or fewer replicas than store.redis.min_replica_acks confirmed a write within replica_ack_timeout (the logged facts name the operation and the error): check that Redis is running and reachable from this node, its TLS certificate, the ACL user and password, and that the primary's replicas are up and in sync. kerbgate refuses rather than skip the replay check or promise a token a failover could lose, and recovers on its own when Redis answers (after a failover, when the new primary has its replicas)."},
 }
 
 // Fixes for spn_mismatch, which three checks give: each names the setting that refused.
