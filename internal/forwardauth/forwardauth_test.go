@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/kerbgate/kerbgate/internal/returnurl"
 	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/signin/signintest"
-	"github.com/kerbgate/kerbgate/internal/signingkeys"
 )
 
 type harness struct {
@@ -194,33 +192,5 @@ func TestSessionCacheKeepsSessionsForItsTTLOnly(t *testing.T) {
 	now = now.Add(3 * time.Second)
 	if w := h.ask(AuthPath, "10.0.0.1", "app.example.test", hdr); w.Code != 503 {
 		t.Fatalf("after the cache TTL the store is read: %d", w.Code)
-	}
-}
-
-// BenchmarkAuthWithCookie is the hot path in process: a valid cookie, the session
-// in memory, the default headers, with and without the signed assertion.
-func BenchmarkAuthWithCookie(b *testing.B) {
-	for _, assertion := range []bool{false, true} {
-		b.Run(map[bool]string{false: "headers", true: "headers+assertion"}[assertion], func(b *testing.B) {
-			h := newHarness(b, func(o *Options) {
-				if assertion {
-					path := filepath.Join(b.TempDir(), "keys.json")
-					signingkeys.Add(path, time.Now())
-					keys, _ := signingkeys.Load(path)
-					p := &idheaders.Policy{Headers: idheaders.Defaults(), Assertion: &idheaders.Assertion{TTL: time.Minute, Issuer: "https://sso.example.test/oidc", Keys: keys}}
-					p.Prepare()
-					o.Hosts[0].Headers = p
-				}
-			})
-			w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", nil)
-			c := w.Result().Cookies()[0]
-			hdr := http.Header{"Cookie": {c.Name + "=" + c.Value}}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", hdr); w.Code != 200 {
-					b.Fatal(w.Code)
-				}
-			}
-		})
 	}
 }
