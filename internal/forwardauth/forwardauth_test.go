@@ -49,7 +49,7 @@ func newHarness(t testing.TB, mod func(*Options)) *harness {
 		CookieDomain: "example.test",
 		ReturnURLs:   returnurl.New([]string{".example.test"}),
 		SignInURL:    "https://sso.example.test/forward-auth/sign-in",
-		SignIn:       h.signIn, Frontend: fe, Store: h.store, Reporter: rep, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SignIn:       h.signIn, Store: h.store, Reporter: rep, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if mod != nil {
 		mod(&o)
