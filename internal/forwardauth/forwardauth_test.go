@@ -26,6 +26,7 @@ type harness struct {
 	h      http.Handler
 	signIn *signintest.SignIn
 	store  *signintest.Sessions
+	svc    *Service
 }
 
 func newHarness(t testing.TB, mod func(*Options)) *harness {
@@ -58,6 +59,7 @@ func newHarness(t testing.TB, mod func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.svc = s
 	mux := http.NewServeMux()
 	s.Register(mux)
 	h.h = fe.Middleware(mux)
