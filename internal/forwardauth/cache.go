@@ -89,7 +89,9 @@ func (c *sessionCache) get(sid string, now time.Time) *session {
 	c.mu.Lock()
 	e, ok := c.m[sid]
 	c.mu.Unlock()
-	if !ok || !now.Before(e.until) {
+	// An entry is fresh from until-ttl to until: one "from the future" (the clock
+	// was set back) is not kept longer than ttl.
+	if !ok || !now.Before(e.until) || now.Before(e.until.Add(-c.ttl)) {
 		return nil
 	}
 	return e.sess

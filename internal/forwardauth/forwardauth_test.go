@@ -196,3 +196,16 @@ func TestSessionCacheKeepsSessionsForItsTTLOnly(t *testing.T) {
 		t.Fatalf("after the cache TTL the store is read: %d", w.Code)
 	}
 }
+
+// A clock set back does not keep a cached session longer than the cache's TTL.
+func TestSessionCacheDoesNotOutliveAClockSetBack(t *testing.T) {
+	c := newSessionCache(time.Second)
+	now := time.Unix(1_800_000_000, 0)
+	c.put("sid", &session{}, now)
+	if c.get("sid", now.Add(999*time.Millisecond)) == nil {
+		t.Fatal("not kept for its TTL")
+	}
+	if c.get("sid", now.Add(-time.Minute)) != nil {
+		t.Fatal("kept after the clock was set back a minute")
+	}
+}

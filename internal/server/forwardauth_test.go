@@ -287,6 +287,72 @@ func TestForwardAuthNginx(t *testing.T) {
 	}
 }
 
+// TestForwardAuthNginxSignOut: through the documented nginx snippet, alice's cookie
+// serves two hosts under example.test; a sign-out form on one of them (POST to
+// /kerbgate/sign-out, proxied to kerbgate) ends the session, clears the
+// parent-domain cookie and returns to rd, and the cookie kept by the client opens
+// nothing on the other host any more. Another site's sign-out is refused first.
+func TestForwardAuthNginxSignOut(t *testing.T) {
+	r := testrealm.Require(t)
+	s := startForwardAuth(t, r)
+	n := s.nginx(t, true)
+	app := fmt.Sprintf("http://app.example.test:%d", n.Port)
+	other := fmt.Sprintf("http://rbcd.example.test:%d/wiki", n.Port)
+	res := s.g.curl(r, r.Kinit(t, "alice"), "", app+"/page")
+	if res.status != 200 {
+		t.Fatalf("alice: %d %s", res.status, res.body)
+	}
+	cookie := faCookie(t, res)
+	signedIn := func(when string) {
+		t.Helper()
+		resp, body := plainGet(t, other, cookie)
+		if resp.StatusCode != 200 || decodeEcho(t, body).Headers.Get("X-Auth-Request-User") != "alice" {
+			t.Fatalf("%s, the cookie at the other host: %d %s", when, resp.StatusCode, body)
+		}
+	}
+	signedIn("before")
+
+	signOut := func(origin string) *http.Response {
+		t.Helper()
+		form := url.Values{"rd": {app + "/bye"}}
+		req, _ := http.NewRequest("POST", app+"/kerbgate/sign-out", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("Origin", origin)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := signOut("http://evil.example"); resp.StatusCode != 403 || resp.Header.Get("Kerbgate-Reason") != "cross_site_request" {
+		t.Fatalf("another site's sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	signedIn("after another site's sign-out")
+
+	resp := signOut(app)
+	cleared := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != app+"/bye" ||
+		!strings.HasPrefix(cleared, "kerbgate_auth=;") || !strings.Contains(cleared, "Domain=example.test") || !strings.Contains(cleared, "Max-Age=0") {
+		t.Fatalf("sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The client kept the old cookie anyway: the other host sends it to sign in,
+	// the first answers the Negotiate challenge.
+	if resp, _ := plainGet(t, other, cookie); resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), s.cfg.ForwardAuth.SignInURL) {
+		t.Errorf("the other host after sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := plainGet(t, app+"/page", cookie); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Errorf("the first host after sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	if n := s.g.counter(t, "kerbgate_forward_auth_requests_total", "result", "signed_out"); n != 1 {
+		t.Errorf("signed_out answers: %v", n)
+	}
+	if l := s.g.logs.String(); !strings.Contains(l, `"msg":"forward-auth sign-out","user":"alice@EXAMPLE.TEST"`) {
+		t.Errorf("no sign-out log line for alice:\n%s", l)
+	}
+}
+
 // TestForwardAuthCaddy: Debian's Caddy 2.6.2 with the documented forward_auth
 // snippet: alice signs in with curl --negotiate (401, then 307 back with the cookie),
 // is alice to the upstream and never admin; bob's groups include staff.
