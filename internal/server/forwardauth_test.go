@@ -79,7 +79,7 @@ func startForwardAuth(t testing.TB, r *testrealm.Realm, mods ...func(*config.Con
 	all := config.GroupNames{Max: config.DefaultGroupNamesMax}
 	cfg.ForwardAuth = config.ForwardAuth{
 		Enabled: true, CookieName: "kerbgate_auth", CookieDomain: "example.test", SessionTTL: time.Hour,
-		ReturnDomains: []string{".example.test"}, RequireDirectory: true,
+		SessionCacheTTL: config.DefaultSessionCacheTTL, ReturnDomains: []string{".example.test"}, RequireDirectory: true,
 		SignInURL: "http://sso.example.test:" + strconv.Itoa(port) + "/forward-auth/sign-in",
 		Hosts: []config.ForwardAuthHost{
 			{Host: "app.example.test", SignIn: "negotiate", IdentityHeaders: config.IdentityHeaders{
