@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +24,9 @@ import (
 
 // BenchmarkForwardAuth is the forward-auth table of docs/forward-auth.md and
 // docs/PERFORMANCE.md, side by side in one run (16 connections, alternating rounds):
+//
+// Each target runs for a second, then the next; seven rounds; a figure is the median
+// over rounds, a ratio the median of the rounds' ratios.
 //
 //   - the hot path, a request with a valid session cookie, asked of kerbgate as
 //     nginx asks it, against kerbgate's /healthz floor asked with the very same
@@ -55,6 +61,14 @@ func BenchmarkForwardAuth(b *testing.B) {
 	uncached := startForwardAuth(b, r, quiet, func(c *config.Config) { c.ForwardAuth.SessionCacheTTL = 0 })
 	n := s.nginx(b, true)
 	alone := testrealm.StartNginxWith(b, testrealm.NginxConfig{Server: "    server_name app.example.test;\n    location / {\n      proxy_pass " + s.upstream.URL + ";\n    }\n"})
+	// The same two with an upstream that answers "ok" whatever it receives: the
+	// echo's work grows with the identity headers it echoes, this one's does not.
+	static := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }))
+	b.Cleanup(static.Close)
+	withStatic := *s
+	withStatic.upstream = static
+	nStatic := withStatic.nginx(b, true)
+	aloneStatic := testrealm.StartNginxWith(b, testrealm.NginxConfig{Server: "    server_name app.example.test;\n    location / {\n      proxy_pass " + static.URL + ";\n    }\n"})
 	apache := r.StartApache(b, testrealm.ApacheOptions{Keytab: r.AppKeytab})
 
 	cc := r.Kinit(b, "alice")
@@ -69,27 +83,111 @@ func BenchmarkForwardAuth(b *testing.B) {
 	plain := http.Header{"X-Forwarded-Host": {"plain.example.test"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Uri": {"/"}}
 	app := func(port int) string { return fmt.Sprintf("http://app.example.test:%d/", port) }
 
-	targets := []struct {
-		name string
-		o    loadgen.Options
-	}{
+	targets := []benchTarget{
 		// The floor gets the cookie target's request: same headers, same size.
-		{"kerbgate-floor", loadgen.Options{URL: s.g.url("127.0.0.1", "/healthz"), Header: plain, Cookie: c1}},
-		{"forward-auth-cookie", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: plain, Cookie: c1}},
-		{"forward-auth-cookie+assertion", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Cookie: c1}},
-		{"forward-auth-cookie-uncached", loadgen.Options{URL: uncached.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: plain, Cookie: c2}},
-		{"nginx-alone", loadgen.Options{URL: app(alone.Port), Cookie: c1}},
-		{"nginx+forward-auth-cookie", loadgen.Options{URL: app(n.Port), Cookie: c1}},
-		{"forward-auth-negotiate", loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Credential: cred}},
-		{"nginx+forward-auth-negotiate", loadgen.Options{URL: app(n.Port), Credential: cred}},
-		{"apache-negotiate", loadgen.Options{URL: apache.URL + "/private/", Credential: cred}},
+		{name: "kerbgate-floor", o: loadgen.Options{URL: s.g.url("127.0.0.1", "/healthz"), Header: plain, Cookie: c1}},
+		{name: "forward-auth-cookie", o: loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: plain, Cookie: c1}},
+		{name: "forward-auth-cookie+assertion", o: loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Cookie: c1}},
+		{name: "forward-auth-cookie-uncached", o: loadgen.Options{URL: uncached.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: plain, Cookie: c2}},
+		{name: "nginx-alone", o: loadgen.Options{URL: app(alone.Port), Cookie: c1}, nginx: alone},
+		{name: "nginx+forward-auth-cookie", o: loadgen.Options{URL: app(n.Port), Cookie: c1}, nginx: n},
+		{name: "nginx-alone, static upstream", o: loadgen.Options{URL: app(aloneStatic.Port), Cookie: c1}, nginx: aloneStatic},
+		{name: "nginx+forward-auth-cookie, static upstream", o: loadgen.Options{URL: app(nStatic.Port), Cookie: c1}, nginx: nStatic},
+		{name: "forward-auth-negotiate", o: loadgen.Options{URL: s.g.url("127.0.0.1", "/forward-auth/auth-request"), Header: forwarded, Credential: cred}},
+		{name: "nginx+forward-auth-negotiate", o: loadgen.Options{URL: app(n.Port), Credential: cred}},
+		{name: "apache-negotiate", o: loadgen.Options{URL: apache.URL + "/private/", Credential: cred}},
 	}
-	const rounds = 2
-	results := map[string][]*loadgen.Result{}
-	for round := 0; round < rounds; round++ {
+	const rounds = 7
+	results := runRounds(b, targets, rounds, time.Second)
+	var tbl strings.Builder
+	fmt.Fprintf(&tbl, "\n| target (16 connections, median of %d alternating 1 s rounds) | req/s | p50 | p99 | CPU per request: nginx / this process (kerbgate, load generator, upstream) |\n|---|---|---|---|---|\n", rounds)
+	for _, tg := range targets {
+		rs := results[tg.name]
+		cpu := ""
+		if tg.nginx != nil {
+			cpu = fmt.Sprintf("%.0f µs / %.0f µs", rs.median(func(r roundResult) float64 { return r.nginxCPU }), rs.median(func(r roundResult) float64 { return r.selfCPU }))
+		}
+		fmt.Fprintf(&tbl, "| %s | %.0f | %s | %s | %s |\n", tg.name, rs.median(rps), rs.medianDuration(p50), rs.medianDuration(p99), cpu)
+	}
+	fl := results["kerbgate-floor"]
+	ratio := func(a, b string) float64 { return 100 * results[a].ratio(results[b]) }
+	fmt.Fprintf(&tbl, "\n(ratios: the median over rounds of each round's ratio, the two measured seconds apart)\n")
+	fmt.Fprintf(&tbl, "forward-auth with a session cookie, default headers / kerbgate floor (/healthz, same request headers): %.0f %% (p99 %s; floor's %s)\n",
+		ratio("forward-auth-cookie", "kerbgate-floor"), results["forward-auth-cookie"].medianDuration(p99), fl.medianDuration(p99))
+	fmt.Fprintf(&tbl, "forward-auth with a session cookie, default headers and the assertion / floor: %.0f %% (p99 %s)\n",
+		ratio("forward-auth-cookie+assertion", "kerbgate-floor"), results["forward-auth-cookie+assertion"].medianDuration(p99))
+	fmt.Fprintf(&tbl, "forward-auth with a session cookie, default headers, session_cache_ttl 0s (the store read each time) / floor: %.0f %% (p99 %s)\n",
+		ratio("forward-auth-cookie-uncached", "kerbgate-floor"), results["forward-auth-cookie-uncached"].medianDuration(p99))
+	fmt.Fprintf(&tbl, "nginx + kerbgate forward-auth (cookie) / nginx alone, echo upstream: %.0f %%\n", ratio("nginx+forward-auth-cookie", "nginx-alone"))
+	fmt.Fprintf(&tbl, "nginx + kerbgate forward-auth (cookie) / nginx alone, static upstream: %.0f %%\n", ratio("nginx+forward-auth-cookie, static upstream", "nginx-alone, static upstream"))
+	fmt.Fprintf(&tbl, "fresh Negotiate: nginx + kerbgate forward-auth / Apache mod_auth_gssapi: %.2f×\n", results["nginx+forward-auth-negotiate"].ratio(results["apache-negotiate"]))
+	fmt.Print(tbl.String())
+	b.ReportMetric(results["forward-auth-cookie"].ratio(fl), "cookie/floor")
+	b.ReportMetric(results["nginx+forward-auth-cookie"].ratio(results["nginx-alone"]), "nginx+fa/nginx")
+	if rev := os.Getenv("KERBGATE_BENCH_BASELINE"); rev != "" {
+		benchForwardAuthBaseline(b, r, rev, cc)
+	}
+}
+
+// benchTarget is one load of a benchmark table; with nginx, the CPU time nginx
+// and this process spend per request is measured too.
+type benchTarget struct {
+	name  string
+	o     loadgen.Options
+	nginx *testrealm.Nginx
+}
+
+// roundResult is one round of one target.
+type roundResult struct {
+	*loadgen.Result
+	nginxCPU, selfCPU float64 // µs per request
+}
+
+// rounds are a target's results, one per round.
+type rounds []roundResult
+
+func rps(r roundResult) float64 { return r.RPS }
+func p50(r roundResult) float64 { return float64(r.P50) }
+func p99(r roundResult) float64 { return float64(r.P99) }
+
+func (rs rounds) median(f func(roundResult) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func (rs rounds) medianDuration(f func(roundResult) float64) time.Duration {
+	return time.Duration(rs.median(f)).Round(10 * time.Microsecond)
+}
+
+// ratio is the median over rounds of rs's req/s over base's in the same round: a
+// load on the shared machine that comes and goes hits both sides of a round alike.
+func (rs rounds) ratio(base rounds) float64 {
+	v := make(rounds, len(rs))
+	for i := range rs {
+		v[i] = roundResult{Result: &loadgen.Result{RPS: rs[i].RPS / base[i].RPS}}
+	}
+	return v.median(rps)
+}
+
+// runRounds runs every target for d, 16 connections, round after round.
+func runRounds(b *testing.B, targets []benchTarget, n int, d time.Duration) map[string]rounds {
+	b.Helper()
+	results := map[string]rounds{}
+	for round := 0; round < n; round++ {
 		for _, tg := range targets {
 			o := tg.o
-			o.Connections, o.Duration = 16, 3*time.Second
+			o.Connections, o.Duration = 16, d
+			var n0, s0 time.Duration
+			if tg.nginx != nil {
+				n0, s0 = tg.nginx.CPU(), selfCPU()
+			}
 			res, err := loadgen.Run(context.Background(), o)
 			if err != nil {
 				b.Fatalf("%s: %v", tg.name, err)
@@ -97,39 +195,22 @@ func BenchmarkForwardAuth(b *testing.B) {
 			if res.Errors > 0 || res.Status[200] != res.Requests {
 				b.Fatalf("%s: %s", tg.name, res)
 			}
-			results[tg.name] = append(results[tg.name], res)
-		}
-	}
-	best := func(name string) *loadgen.Result {
-		var m *loadgen.Result
-		for _, r := range results[name] {
-			if m == nil || r.RPS > m.RPS {
-				m = r
+			rr := roundResult{Result: res}
+			if tg.nginx != nil {
+				perRequest := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(res.Requests) }
+				rr.nginxCPU, rr.selfCPU = perRequest(tg.nginx.CPU()-n0), perRequest(selfCPU()-s0)
 			}
-		}
-		return m
-	}
-	var tbl strings.Builder
-	fmt.Fprintf(&tbl, "\n| target (16 connections, %d alternating 3 s rounds) | req/s | p50 | p99 |\n|---|---|---|---|\n", rounds)
-	for _, tg := range targets {
-		for i, res := range results[tg.name] {
-			fmt.Fprintf(&tbl, "| %s (round %d) | %.0f | %s | %s |\n", tg.name, i+1, res.RPS, res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond))
+			results[tg.name] = append(results[tg.name], rr)
 		}
 	}
-	fl, fa, fj, fu := best("kerbgate-floor"), best("forward-auth-cookie"), best("forward-auth-cookie+assertion"), best("forward-auth-cookie-uncached")
-	na, nf := best("nginx-alone"), best("nginx+forward-auth-cookie")
-	nn, ap := best("nginx+forward-auth-negotiate"), best("apache-negotiate")
-	fmt.Fprintf(&tbl, "\nforward-auth with a session cookie, default headers / kerbgate floor (/healthz, same request headers): %.0f %% (p99 %s; floor's %s)\n", 100*fa.RPS/fl.RPS, fa.P99.Round(10*time.Microsecond), fl.P99.Round(10*time.Microsecond))
-	fmt.Fprintf(&tbl, "forward-auth with a session cookie, default headers and the assertion / floor: %.0f %% (p99 %s)\n", 100*fj.RPS/fl.RPS, fj.P99.Round(10*time.Microsecond))
-	fmt.Fprintf(&tbl, "forward-auth with a session cookie, default headers, session_cache_ttl 0s (the store read each time) / floor: %.0f %% (p99 %s)\n", 100*fu.RPS/fl.RPS, fu.P99.Round(10*time.Microsecond))
-	fmt.Fprintf(&tbl, "nginx + kerbgate forward-auth (cookie) / nginx alone: %.0f %%\n", 100*nf.RPS/na.RPS)
-	fmt.Fprintf(&tbl, "fresh Negotiate: nginx + kerbgate forward-auth / Apache mod_auth_gssapi: %.2f×\n", nn.RPS/ap.RPS)
-	fmt.Print(tbl.String())
-	b.ReportMetric(fa.RPS/fl.RPS, "cookie/floor")
-	b.ReportMetric(nf.RPS/na.RPS, "nginx+fa/nginx")
-	if rev := os.Getenv("KERBGATE_BENCH_BASELINE"); rev != "" {
-		benchForwardAuthBaseline(b, r, rev, cc)
-	}
+	return results
+}
+
+// selfCPU is the processor time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // faBenchCookie signs alice in at the forward-auth endpoint of the kerbgate at base
@@ -242,60 +323,38 @@ forward_auth:
 	}
 	plain := http.Header{"X-Forwarded-Host": {"plain.example.test"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Uri": {"/"}}
 	withAssertion := http.Header{"X-Forwarded-Host": {"app.example.test"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Uri": {"/"}}
-	type target struct {
-		name string
-		o    [2]loadgen.Options // before, after
-	}
-	var targets []target
 	var p, c [2]proc
 	for i, side := range []string{"before", "after"} {
 		p[i], c[i] = start(side, ""), start(side, "  session_cache_ttl: 2s\n")
 	}
-	add := func(name string, o func(p, c proc) loadgen.Options) {
-		targets = append(targets, target{name, [2]loadgen.Options{o(p[0], c[0]), o(p[1], c[1])}})
-	}
-	add("floor (/healthz, the cookie request's headers)", func(p, _ proc) loadgen.Options {
-		return loadgen.Options{URL: p.base + "/healthz", Header: plain, Cookie: p.cookie}
-	})
-	add("forward-auth cookie, default headers, defaults", func(p, _ proc) loadgen.Options {
-		return loadgen.Options{URL: p.base + "/forward-auth/auth-request", Header: plain, Cookie: p.cookie}
-	})
-	add("forward-auth cookie, headers + assertion, defaults", func(p, _ proc) loadgen.Options {
-		return loadgen.Options{URL: p.base + "/forward-auth/auth-request", Header: withAssertion, Cookie: p.cookie}
-	})
-	add("forward-auth cookie, headers + assertion, session_cache_ttl 2s", func(_, c proc) loadgen.Options {
-		return loadgen.Options{URL: c.base + "/forward-auth/auth-request", Header: withAssertion, Cookie: c.cookie}
-	})
-	const rounds = 2
-	results := map[string]*[2]*loadgen.Result{}
-	for round := 0; round < rounds; round++ {
-		for _, tg := range targets {
-			for i := range tg.o {
-				o := tg.o[i]
-				o.Connections, o.Duration = 16, 3*time.Second
-				res, err := loadgen.Run(context.Background(), o)
-				if err != nil || res.Errors > 0 || res.Status[200] != res.Requests {
-					b.Fatalf("%s (%d): %v %v", tg.name, i, err, res)
-				}
-				if results[tg.name] == nil {
-					results[tg.name] = &[2]*loadgen.Result{}
-				}
-				if m := results[tg.name][i]; m == nil || res.RPS > m.RPS {
-					results[tg.name][i] = res
-				}
+	names := []string{"floor (/healthz, the cookie request's headers)", "forward-auth cookie, default headers, defaults",
+		"forward-auth cookie, headers + assertion, defaults", "forward-auth cookie, headers + assertion, session_cache_ttl 2s"}
+	// Before and after of each target one after the other: a passing load on the
+	// shared machine hits both alike.
+	var targets []benchTarget
+	for i, name := range names {
+		for j, side := range []string{"before", "after"} {
+			o := loadgen.Options{URL: p[j].base + "/forward-auth/auth-request", Header: plain, Cookie: p[j].cookie}
+			switch i {
+			case 0:
+				o.URL = p[j].base + "/healthz"
+			case 2:
+				o.Header = withAssertion
+			case 3:
+				o = loadgen.Options{URL: c[j].base + "/forward-auth/auth-request", Header: withAssertion, Cookie: c[j].cookie}
 			}
+			targets = append(targets, benchTarget{name: side + " " + name, o: o})
 		}
 	}
+	const rounds = 7
+	results := runRounds(b, targets, rounds, time.Second)
 	var tbl strings.Builder
-	fmt.Fprintf(&tbl, "\nkerbgate %s (before) and this tree (after), each its own process with the same configuration file; 16 connections, best of %d alternating 3 s rounds:\n\n", rev, rounds)
-	fmt.Fprintf(&tbl, "| target | before req/s | p99 | after req/s | p99 | after/before |\n|---|---|---|---|---|---|\n")
-	for _, tg := range targets {
-		bf, af := results[tg.name][0], results[tg.name][1]
-		fmt.Fprintf(&tbl, "| %s | %.0f | %s | %.0f | %s | %.2f× |\n", tg.name, bf.RPS, bf.P99.Round(10*time.Microsecond), af.RPS, af.P99.Round(10*time.Microsecond), af.RPS/bf.RPS)
-	}
-	floor := results[targets[0].name]
-	for _, tg := range targets[1:] {
-		fmt.Fprintf(&tbl, "\n%s / floor: before %.0f %%, after %.0f %%", tg.name, 100*results[tg.name][0].RPS/floor[0].RPS, 100*results[tg.name][1].RPS/floor[1].RPS)
+	fmt.Fprintf(&tbl, "\nkerbgate %s (before) and this tree (after), each its own process with the same configuration file; 16 connections, median of %d alternating 1 s rounds:\n\n", rev, rounds)
+	fmt.Fprintf(&tbl, "| target | before req/s | p99 | after req/s | p99 | after/before | before / its floor | after / its floor |\n|---|---|---|---|---|---|---|---|\n")
+	for _, name := range names {
+		bf, af := results["before "+name], results["after "+name]
+		fmt.Fprintf(&tbl, "| %s | %.0f | %s | %.0f | %s | %.2f× | %.0f %% | %.0f %% |\n", name, bf.median(rps), bf.medianDuration(p99), af.median(rps), af.medianDuration(p99),
+			af.ratio(bf), 100*bf.ratio(results["before "+names[0]]), 100*af.ratio(results["after "+names[0]]))
 	}
 	fmt.Println(tbl.String())
 }
