@@ -7,7 +7,8 @@
 // It owns the per-host policy (allowed groups, how a browser without a session signs
 // in, which identity headers and whether a signed assertion), the forward-auth
 // session (one cookie, optionally for a parent domain, so that Negotiate runs once
-// for every application under it), the return-URL check of its sign-in page, and the
+// for every application under it; each node's short cache of opened sessions; the
+// sign-out), the return-URL check of its sign-in and sign-out pages, and the
 // reading of X-Forwarded-Host, -Proto, -Uri and -Method, believed only from
 // listen.trusted_proxies (package frontend decides whom to believe). Its options are
 // typed (package setup makes them from the configuration file).
