@@ -19,6 +19,7 @@ bash testrealm/realm.sh up
 step "Negotiate: Apache mod_auth_gssapi vs kerbgate (16 connections, a fresh authenticator per request)"
 go test -run '^$' -bench Compare -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 
+# KERBGATE_BENCH_BASELINE=REV adds kerbgate at REV beside this tree (cookie hot path and floor).
 step "Forward-auth: session cookie vs /healthz floor, nginx + kerbgate vs nginx alone, fresh Negotiate through nginx vs Apache mod_auth_gssapi (16 connections)"
 go test -run '^$' -bench ForwardAuth -benchtime 1x ./internal/server | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 

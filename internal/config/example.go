@@ -332,10 +332,10 @@ epa:
 #   # One sign-in for every host under this domain (the cookie's Domain).
 #   cookie_domain: example.com
 #   session_ttl: 8h
-#   # Keep opened sessions in each node's memory this long (at most 10s; 0 reads
-#   # the store on every request). A revoked session stays usable on other
-#   # nodes for up to this long.
-#   session_cache_ttl: 0s
+#   # Keep opened sessions in each node's memory this long (at most 10s; 0s
+#   # reads the store on every request). A session signed out on one node stays
+#   # usable on the farm's other nodes for up to this long.
+#   session_cache_ttl: 1s
 #   # Where the sign-in page may send browsers back: a host, or .domain for it
 #   # and every host under it. Default: .cookie_domain.
 #   return_domains: [.example.com]

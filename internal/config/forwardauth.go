@@ -23,8 +23,8 @@ type ForwardAuth struct {
 	CookieDomain string
 	// SessionTTL is how long a forward-auth session lasts; 8h by default.
 	SessionTTL time.Duration
-	// SessionCacheTTL keeps opened sessions in each node's memory that long; 0 (the
-	// default) reads the store on every request.
+	// SessionCacheTTL keeps opened sessions in each node's memory that long
+	// (DefaultSessionCacheTTL by default); 0 reads the store on every request.
 	SessionCacheTTL time.Duration
 	// ReturnDomains are the hosts the sign-in page may send browsers back to
 	// ("app.example.com", or ".example.com" for it and every host under it). By
@@ -101,6 +101,11 @@ var reservedHeaders = map[string]bool{
 	"te": true, "trailer": true, "keep-alive": true, "location": true, "www-authenticate": true,
 }
 
+// DefaultSessionCacheTTL is how long a node keeps an opened forward-auth session
+// by default. A sign-out on the node ends the session there at once; other nodes of
+// a farm may accept it for up to this long afterwards (docs/forward-auth.md).
+const DefaultSessionCacheTTL = time.Second
+
 func decodeForwardAuth(m *mapping, c *Config) {
 	if m.broken || len(m.order) == 0 {
 		return
@@ -109,6 +114,7 @@ func decodeForwardAuth(m *mapping, c *Config) {
 	fa.Enabled = true
 	fa.CookieName = "kerbgate_auth"
 	fa.SessionTTL = defaultSessionTTL
+	fa.SessionCacheTTL = DefaultSessionCacheTTL
 
 	f := m.field("cookie_name", "a cookie name of letters, digits and !#$%&'*+-.^_`|~")
 	if v, ok := f.str(); ok {
@@ -131,7 +137,7 @@ func decodeForwardAuth(m *mapping, c *Config) {
 	if v, ok := f.durationIn(minSessionTTL, maxSessionTTL); ok {
 		fa.SessionTTL = v
 	}
-	f = m.field("session_cache_ttl", "a duration from 0s to 10s (0: read the store on every request)")
+	f = m.field("session_cache_ttl", "a duration from 0s to 10s (1s by default; 0s: read the store on every request)")
 	if v, ok := f.durationIn(0, 10*time.Second); ok {
 		fa.SessionCacheTTL = v
 	}

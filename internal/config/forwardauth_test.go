@@ -28,7 +28,7 @@ func TestForwardAuthParsesWithDefaults(t *testing.T) {
 	}
 	want := ForwardAuth{
 		Enabled: true, CookieName: "kerbgate_auth", CookieDomain: "example.com", SessionTTL: 8 * time.Hour,
-		ReturnDomains: []string{".example.com"}, SignInURL: "https://sso.example.com/forward-auth/sign-in",
+		SessionCacheTTL: time.Second, ReturnDomains: []string{".example.com"}, SignInURL: "https://sso.example.com/forward-auth/sign-in",
 		Hosts: []ForwardAuthHost{
 			{Host: "wiki.example.com", AllowedGroups: []string{"S-1-5-21-1-2-3-1110"}, SignIn: "negotiate",
 				IdentityHeaders: IdentityHeaders{Headers: DefaultHeaders(), GroupNames: GroupNames{Max: DefaultGroupNamesMax}}},
@@ -39,6 +39,17 @@ func TestForwardAuthParsesWithDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.ForwardAuth, want) {
 		t.Errorf("got  %+v\nwant %+v", c.ForwardAuth, want)
+	}
+}
+
+// The session cache is on for a second unless turned off with 0s.
+func TestForwardAuthSessionCacheCanBeTurnedOff(t *testing.T) {
+	c, err, _, _ := parse(t, strings.Replace(validFA, "  cookie_domain: example.com\n", "  cookie_domain: example.com\n  session_cache_ttl: 0s\n", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ForwardAuth.SessionCacheTTL != 0 {
+		t.Errorf("session_cache_ttl: 0s gave %v", c.ForwardAuth.SessionCacheTTL)
 	}
 }
 

@@ -7,7 +7,8 @@
 // It owns the per-host policy (allowed groups, how a browser without a session signs
 // in, which identity headers and whether a signed assertion), the forward-auth
 // session (one cookie, optionally for a parent domain, so that Negotiate runs once
-// for every application under it), the return-URL check of its sign-in page, and the
+// for every application under it; each node's short cache of opened sessions; the
+// sign-out), the return-URL check of its sign-in and sign-out pages, and the
 // reading of X-Forwarded-Host, -Proto, -Uri and -Method, believed only from
 // listen.trusted_proxies (package frontend decides whom to believe). Its options are
 // typed (package setup makes them from the configuration file).
@@ -50,6 +51,7 @@ const (
 	AuthPath        = "/forward-auth"
 	AuthRequestPath = "/forward-auth/auth-request"
 	SignInPath      = "/forward-auth/sign-in"
+	SignOutPath     = "/forward-auth/sign-out"
 )
 
 // SignIn is how a browser without a session signs in.
@@ -93,7 +95,8 @@ type Options struct {
 	CookieDomain string
 	CookieKeys   *keyset.Set
 	SessionTTL   time.Duration
-	// ReturnURLs are where the sign-in page may send a browser back to.
+	// ReturnURLs are where the sign-in and sign-out pages may send a browser back
+	// to, and the sites a sign-out may come from.
 	ReturnURLs returnurl.Allowlist
 	// SignInURL is the sign-in page as browsers reach it
 	// ("https://sso.example.com/forward-auth/sign-in"); needed by SignInRedirect.
@@ -104,11 +107,10 @@ type Options struct {
 	// confirms the account; nil without a directory section.
 	Directory        signin.Directory
 	RequireDirectory bool
-	// Frontend says whose X-Forwarded-* headers are believed.
-	Frontend *frontend.Frontend
 	// SessionCacheTTL keeps opened sessions in this node's memory for that long
-	// (0: every request reads the store). A session revoked in the store stays
-	// usable on a node for up to this long.
+	// (0: every request reads the store). A session signed out on this node
+	// leaves the cache at once; one revoked on another node, or in the store by
+	// other means, stays usable on this node for up to this long.
 	SessionCacheTTL time.Duration
 	Store           store.Sessions
 	Reporter        *refusal.Reporter
@@ -118,30 +120,50 @@ type Options struct {
 	Rand            io.Reader
 }
 
+// result is what an answer did, the result label of the requests counter.
+type result int
+
+const (
+	resultOK        result = iota // 2xx with identity headers, from the cookie
+	resultSignedIn                // 2xx, or a 307 to the same page, after a Negotiate sign-in
+	resultChallenge               // 401 Negotiate
+	resultRedirect                // to the sign-in page, or back from it
+	resultRefused
+	resultSignedOut
+	nResults
+)
+
+var resultNames = [nResults]string{"ok", "signed_in", "challenge", "redirect", "refused", "signed_out"}
+
+// counters are one label's requests counters, by result, made once: the hot path
+// neither hashes labels nor looks them up.
+type counters [nResults]prometheus.Counter
+
+func (c *counters) add(r result) { c[r].Inc() }
+
+// host is a Host as the service uses it: its metrics label and counters.
+type host struct {
+	Host
+	label    string // the configured name, "*.example.com" for a wildcard
+	suffix   string // a wildcard's ".example.com"
+	counters counters
+}
+
 // Service serves the forward-auth endpoints.
 type Service struct {
 	opts     Options
-	exact    map[string]*Host
-	wildcard []*Host // "*.example.com", longest suffix first
+	exact    map[string]*host
+	wildcard []*host // longest suffix first
 	sessions *signin.Sessions
+	cache    *sessionCache // nil: no cache
 	scope    signin.Scope
 	requests *prometheus.CounterVec
-	// counters holds requests' counters by host label and result, made once: the
-	// hot path does not hash labels.
-	counters map[[2]string]prometheus.Counter
+	// The counters of the answers that are not about a configured host.
+	untrusted, unknown, signInPage, signOutPage counters
 }
 
-// results are the values of the result label.
-var results = []string{"ok", "signed_in", "challenge", "redirect", "refused"}
-
-// count adds one to the requests of label with result.
-func (s *Service) count(label, result string) {
-	if c, ok := s.counters[[2]string{label, result}]; ok {
-		c.Inc()
-		return
-	}
-	s.count(label, result)
-}
+// noStore is every forward-auth answer's Cache-Control, one value shared by all.
+var noStore = []string{"no-store"}
 
 // cookiePurpose binds the forward-auth cookie's MAC to its use.
 const cookiePurpose = "kerbgate-forward-auth-session"
@@ -151,63 +173,64 @@ const appID = "forward-auth"
 
 // New checks the options and returns the service.
 func New(o Options) (*Service, error) {
-	if o.SignIn == nil || o.Store == nil || o.Reporter == nil || o.Log == nil || o.Frontend == nil {
-		return nil, errors.New("forwardauth: SignIn, Store, Reporter, Log and Frontend are required")
+	if o.SignIn == nil || o.Store == nil || o.Reporter == nil || o.Log == nil {
+		return nil, errors.New("forwardauth: SignIn, Store, Reporter and Log are required")
 	}
 	if o.CookieName == "" {
 		o.CookieName = "kerbgate_auth"
 	}
-	s := &Service{opts: o, exact: map[string]*Host{}, scope: signin.Scope{Path: "/", AppID: appID, Domain: o.CookieDomain}}
-	st := o.Store
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Service{opts: o, exact: map[string]*host{}, scope: signin.Scope{Path: "/", AppID: appID, Domain: o.CookieDomain}}
 	if o.SessionCacheTTL > 0 {
-		st = newSessionCache(o.Store, o.SessionCacheTTL, o.Now)
+		s.cache = newSessionCache(o.SessionCacheTTL)
 	}
 	s.sessions = signin.NewSessions(signin.Sessions{
-		Store: st, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
+		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
 		TTL: o.SessionTTL, Now: o.Now, Rand: o.Rand,
 	})
-	for i := range o.Hosts {
-		h := &o.Hosts[i]
-		if h.Headers == nil {
-			return nil, fmt.Errorf("forwardauth: host %s: no header policy", h.Name)
-		}
-		if h.SignIn == SignInRedirect && o.SignInURL == "" {
-			return nil, fmt.Errorf("forwardauth: host %s signs in by redirect but there is no sign-in URL", h.Name)
-		}
-		name := strings.ToLower(h.Name)
-		if suffix, ok := strings.CutPrefix(name, "*"); ok {
-			s.wildcard = append(s.wildcard, &Host{Name: suffix, Groups: h.Groups, SignIn: h.SignIn, Headers: h.Headers})
-			continue
-		}
-		if s.exact[name] != nil {
-			return nil, fmt.Errorf("forwardauth: host %s twice", h.Name)
-		}
-		s.exact[name] = h
-	}
-	sort.SliceStable(s.wildcard, func(i, j int) bool { return len(s.wildcard[i].Name) > len(s.wildcard[j].Name) })
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kerbgate_forward_auth_requests_total",
-		Help: "Forward-auth answers, by host (as configured) and result: ok (2xx with identity headers), signed_in (2xx after a Negotiate sign-in), challenge (401 Negotiate), redirect (to the sign-in page), refused.",
+		Help: "Forward-auth answers, by host (as configured) and result: ok (2xx with identity headers), signed_in (2xx after a Negotiate sign-in), challenge (401 Negotiate), redirect (to the sign-in page), refused, signed_out (the sign-out page).",
 	}, []string{"host", "result"})
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(s.requests); err != nil {
 			return nil, err
 		}
 	}
-	s.counters = map[[2]string]prometheus.Counter{}
-	labels := []string{"(untrusted)", "(unknown)", "(sign-in)"}
-	for name := range s.exact {
-		labels = append(labels, name)
-	}
-	for _, h := range s.wildcard {
-		labels = append(labels, "*"+h.Name)
-	}
-	for _, l := range labels {
-		for _, r := range results {
-			s.counters[[2]string{l, r}] = s.requests.WithLabelValues(l, r)
+	for i := range o.Hosts {
+		h := &host{Host: o.Hosts[i], label: strings.ToLower(o.Hosts[i].Name)}
+		if h.Headers == nil {
+			return nil, fmt.Errorf("forwardauth: host %s: no header policy", h.Name)
 		}
+		if h.SignIn == SignInRedirect && o.SignInURL == "" {
+			return nil, fmt.Errorf("forwardauth: host %s signs in by redirect but there is no sign-in URL", h.Name)
+		}
+		s.labelled(&h.counters, h.label)
+		if suffix, ok := strings.CutPrefix(h.label, "*"); ok {
+			h.suffix = suffix
+			s.wildcard = append(s.wildcard, h)
+			continue
+		}
+		if s.exact[h.label] != nil {
+			return nil, fmt.Errorf("forwardauth: host %s twice", h.Name)
+		}
+		s.exact[h.label] = h
 	}
+	sort.SliceStable(s.wildcard, func(i, j int) bool { return len(s.wildcard[i].suffix) > len(s.wildcard[j].suffix) })
+	s.labelled(&s.untrusted, "(untrusted)")
+	s.labelled(&s.unknown, "(unknown)")
+	s.labelled(&s.signInPage, "(sign-in)")
+	s.labelled(&s.signOutPage, "(sign-out)")
 	return s, nil
+}
+
+// labelled makes c the counters of label.
+func (s *Service) labelled(c *counters, label string) {
+	for r := range c {
+		c[r] = s.requests.WithLabelValues(label, resultNames[r])
+	}
 }
 
 // Register adds the endpoints to mux. The auth endpoints take every method: nginx's
@@ -216,27 +239,33 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc(AuthPath, func(w http.ResponseWriter, r *http.Request) { s.auth(w, r, false) })
 	mux.HandleFunc(AuthRequestPath, func(w http.ResponseWriter, r *http.Request) { s.auth(w, r, true) })
 	mux.HandleFunc("GET "+SignInPath, s.signIn)
+	mux.HandleFunc("GET "+SignOutPath, s.signOut)
+	mux.HandleFunc("POST "+SignOutPath, s.signOut)
 }
 
 // host returns the policy of host (lower case, no port), exact name first.
-func (s *Service) host(name string) (*Host, string) {
+func (s *Service) host(name string) *host {
 	if h := s.exact[name]; h != nil {
-		return h, name
+		return h
 	}
 	for _, h := range s.wildcard {
-		if strings.HasSuffix(name, h.Name) {
-			return h, "*" + h.Name
+		if strings.HasSuffix(name, h.suffix) {
+			return h
 		}
 	}
-	return nil, ""
+	return nil
 }
 
 // forwarded is what the proxy says about the request it asks about.
 type forwarded struct {
 	proto, host, hostname, uri, method string
+	// view is the application's client as kerbgate answers for it: the request's
+	// view with the forwarded scheme and host.
+	view frontend.View
 }
 
-// readForwarded reads the X-Forwarded-* headers, from a trusted proxy only.
+// readForwarded reads the X-Forwarded-* headers, from a trusted proxy only (the
+// front end's middleware decided whom to believe).
 func (s *Service) readForwarded(r *http.Request) (forwarded, error) {
 	v := frontend.From(r)
 	if !v.ViaTrustedProxy {
@@ -244,18 +273,20 @@ func (s *Service) readForwarded(r *http.Request) (forwarded, error) {
 			"peer", v.Peer.String())
 	}
 	f := forwarded{
-		proto:  strings.ToLower(strings.TrimSpace(firstValue(s.opts.Frontend.Forwarded(r, "X-Forwarded-Proto")))),
-		host:   strings.TrimSpace(firstValue(s.opts.Frontend.Forwarded(r, "X-Forwarded-Host"))),
-		uri:    s.opts.Frontend.Forwarded(r, "X-Forwarded-Uri"),
-		method: s.opts.Frontend.Forwarded(r, "X-Forwarded-Method"),
+		proto:  strings.ToLower(strings.TrimSpace(firstValue(header(r, "X-Forwarded-Proto")))),
+		host:   strings.TrimSpace(firstValue(header(r, "X-Forwarded-Host"))),
+		uri:    header(r, "X-Forwarded-Uri"),
+		method: header(r, "X-Forwarded-Method"),
 	}
 	if f.proto != "http" && f.proto != "https" {
 		return forwarded{}, reason.New(reason.ForwardAuthUntrusted, "forward-auth request without X-Forwarded-Proto http or https",
 			"peer", v.Peer.String(), "x_forwarded_proto", truncate(f.proto, 16))
 	}
 	hostname := f.host
-	if h, _, err := net.SplitHostPort(f.host); err == nil {
-		hostname = h
+	if strings.LastIndexByte(f.host, ':') > strings.LastIndexByte(f.host, ']') { // a port (SplitHostPort's error for none allocates)
+		if h, _, err := net.SplitHostPort(f.host); err == nil {
+			hostname = h
+		}
 	}
 	hostname = strings.ToLower(hostname)
 	if f.host == "" || len(f.host) > 255 || strings.ContainsAny(f.host, "/\\@ %") {
@@ -266,61 +297,92 @@ func (s *Service) readForwarded(r *http.Request) (forwarded, error) {
 	if f.uri == "" || f.uri[0] != '/' {
 		f.uri = "/"
 	}
+	f.view = v
+	f.view.Scheme, f.view.Host = f.proto, f.host
 	return f, nil
 }
 
 // auth answers a proxy's question: may this request go on? nginx marks the
 // auth_request endpoint, whose redirects are 401 with Location.
+//
+// A request with a valid session cookie is every request to every protected
+// application: it opens the cookie, finds the session (in the node's cache, else
+// the store) and writes the headers rendered for the host, and allocates little.
 func (s *Service) auth(w http.ResponseWriter, r *http.Request, nginx bool) {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	f, err := s.readForwarded(r)
 	if err != nil {
-		s.refuse(w, r, "(untrusted)", err)
+		s.refuse(w, r, &s.untrusted, err)
 		return
 	}
-	h, label := s.host(f.hostname)
+	h := s.host(f.hostname)
 	if h == nil {
-		s.refuse(w, r, "(unknown)", reason.New(reason.ForwardAuthUnknownHost, "no forward_auth.hosts[] entry for the host", "host", f.hostname))
+		s.refuse(w, r, &s.unknown, reason.New(reason.ForwardAuthUnknownHost, "no forward_auth.hosts[] entry for the host", "host", f.hostname))
+		return
+	}
+	sess, _, err := s.session(r, f.view)
+	if err != nil {
+		s.refuse(w, frontend.WithView(r, f.view), &h.counters, err)
+		return
+	}
+	if sess != nil {
+		s.allow(w, r, h, f, sess, resultOK)
 		return
 	}
 	// From here on the request is the application's: the session cookie is named
 	// and flagged for its scheme, and refusals are logged with its host.
-	v := frontend.From(r)
-	v.Scheme, v.Host = f.proto, f.host
-	r = frontend.WithView(r, v)
-
-	id, err := s.sessions.Load(r, s.scope)
-	if err != nil {
-		s.refuse(w, r, label, err)
-		return
-	}
-	if id != nil {
-		s.allow(w, r, h, label, f, id, "ok")
-		return
-	}
+	r = frontend.WithView(r, f.view)
 	if h.SignIn == SignInRedirect {
 		// Kerberos runs at the sign-in page only: a ticket a client sends the
 		// application's host unasked is for an SPN kerbgate need not hold.
-		s.redirect(w, r, label, f, nginx)
+		s.redirect(w, r, h, f, nginx)
 		return
 	}
 	// No session: the Negotiate middleware answers 401 Negotiate without a token,
-	// and signs the browser in with one.
+	// and signs the browser in with one. (The closure has its own copy of f: a
+	// captured f would be moved to the heap for every request, cookie or not.)
+	fw := f
 	s.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
+		f := fw
 		id, err := s.start(w, r, f, res, err)
 		if err != nil {
-			s.refuse(w, r, label, err)
+			s.refuse(w, r, &h.counters, err)
 			return
 		}
 		if !nginx {
-			s.again(w, r, h, label, f, id)
+			s.again(w, r, h, f, id)
 			return
 		}
-		s.allow(w, r, h, label, f, id, "signed_in")
+		s.allow(w, r, h, f, &session{id: id}, resultSignedIn)
 	})
 	if c := w.Header().Get("WWW-Authenticate"); c == "Negotiate" {
-		s.count(label, "challenge")
+		h.counters.add(resultChallenge)
 	}
+}
+
+// session returns the request's session for the client v and its id, or nil
+// without a valid one: from the node's cache, else from the store (and then kept
+// in the cache).
+func (s *Service) session(r *http.Request, v frontend.View) (*session, string, error) {
+	sid := s.sessions.IDFor(r, v, s.scope)
+	if sid == "" {
+		return nil, "", nil
+	}
+	now := s.opts.Now()
+	if sess := s.cache.get(sid, now); sess != nil {
+		if now.Before(sess.expires) {
+			return sess, sid, nil
+		}
+		s.cache.evict(sid)
+		return nil, sid, nil
+	}
+	stored, err := s.sessions.Get(r.Context(), sid, s.scope)
+	if stored == nil {
+		return nil, sid, err
+	}
+	sess := &session{id: &stored.Identity, expires: stored.ExpiresAt}
+	s.cache.put(sid, sess, now)
+	return sess, sid, nil
 }
 
 // start completes a sign-in: the account confirmed in the directory (with
@@ -346,17 +408,18 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request, f forwarded, res
 	return id, nil
 }
 
-// allow checks the host's groups and answers 200 with the identity headers.
-func (s *Service) allow(w http.ResponseWriter, r *http.Request, h *Host, label string, f forwarded, id *identity.Identity, result string) {
-	if err := h.Groups.Check(r.Context(), id); err != nil {
-		s.refuse(w, r, label, err)
+// allow answers 200 with the identity headers, when the session's user is in the
+// host's groups. Both are worked out once per session and host (session.admit).
+func (s *Service) allow(w http.ResponseWriter, r *http.Request, h *host, f forwarded, sess *session, res result) {
+	rd, err := sess.admit(r.Context(), h)
+	if err == nil {
+		err = rd.Set(w.Header(), f.hostname)
+	}
+	if err != nil {
+		s.refuse(w, frontend.WithView(r, f.view), &h.counters, err)
 		return
 	}
-	if err := h.Headers.Set(w.Header(), id, f.hostname); err != nil {
-		s.refuse(w, r, label, err)
-		return
-	}
-	s.count(label, result)
+	h.counters.add(res)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -365,34 +428,34 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, h *Host, label s
 // but pass any other answer to the browser as it is. So the browser is sent to the
 // same page again (307: the same method and body) with the session cookie, and
 // that request is allowed by the cookie.
-func (s *Service) again(w http.ResponseWriter, r *http.Request, h *Host, label string, f forwarded, id *identity.Identity) {
+func (s *Service) again(w http.ResponseWriter, r *http.Request, h *host, f forwarded, id *identity.Identity) {
 	if err := h.Groups.Check(r.Context(), id); err != nil {
-		s.refuse(w, r, label, err)
+		s.refuse(w, r, &h.counters, err)
 		return
 	}
 	u, err := returnurl.Parse(f.proto + "://" + f.host + f.uri)
 	if err != nil {
-		s.refuse(w, r, label, reason.New(reason.ReturnURLNotAllowed, "the protected page's URL is not in plain form: "+err.Error(),
+		s.refuse(w, r, &h.counters, reason.New(reason.ReturnURLNotAllowed, "the protected page's URL is not in plain form: "+err.Error(),
 			"return_url", logged(f.proto+"://"+f.host+f.uri)))
 		return
 	}
 	w.Header().Set("Location", u.String())
-	s.count(label, "signed_in")
+	h.counters.add(resultSignedIn)
 	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
 // redirect sends the browser to the sign-in page with the page it asked for as the
 // return URL (for nginx: 401 with Location, which its error_page follows).
-func (s *Service) redirect(w http.ResponseWriter, r *http.Request, label string, f forwarded, nginx bool) {
+func (s *Service) redirect(w http.ResponseWriter, r *http.Request, h *host, f forwarded, nginx bool) {
 	back := f.proto + "://" + f.host + f.uri
 	if _, err := s.opts.ReturnURLs.Check(back); err != nil {
-		s.refuse(w, r, label, reason.New(reason.ReturnURLNotAllowed, "the protected page is not a return URL the sign-in may use: "+err.Error(),
+		s.refuse(w, r, &h.counters, reason.New(reason.ReturnURLNotAllowed, "the protected page is not a return URL the sign-in may use: "+err.Error(),
 			"return_url", logged(back)))
 		return
 	}
 	loc := s.opts.SignInURL + "?rd=" + url.QueryEscape(back)
 	w.Header().Set("Location", loc)
-	s.count(label, "redirect")
+	h.counters.add(resultRedirect)
 	if nginx {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -405,26 +468,26 @@ func (s *Service) redirect(w http.ResponseWriter, r *http.Request, label string,
 // parent domain, and send it back to rd, which is checked before anything else so
 // that a hostile link never gets a signed-in redirect.
 func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	rd := r.URL.Query().Get("rd")
 	back, err := s.opts.ReturnURLs.Check(rd)
 	if err != nil {
-		s.refuse(w, r, "(sign-in)", reason.New(reason.ReturnURLNotAllowed, "rd is not a return URL the sign-in may use: "+err.Error(),
+		s.refuse(w, r, &s.signInPage, reason.New(reason.ReturnURLNotAllowed, "rd is not a return URL the sign-in may use: "+err.Error(),
 			"rd", logged(rd)))
 		return
 	}
-	id, err := s.sessions.Load(r, s.scope)
+	sess, _, err := s.session(r, frontend.From(r))
 	if err != nil {
-		s.refuse(w, r, "(sign-in)", err)
+		s.refuse(w, r, &s.signInPage, err)
 		return
 	}
-	if id != nil {
+	if sess != nil {
 		s.back(w, r, back)
 		return
 	}
 	s.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
 		if _, err := s.start(w, r, forwarded{}, res, err); err != nil {
-			s.refuse(w, r, "(sign-in)", err)
+			s.refuse(w, r, &s.signInPage, err)
 			return
 		}
 		s.back(w, r, back)
@@ -433,13 +496,22 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) back(w http.ResponseWriter, r *http.Request, u *url.URL) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	s.count("(sign-in)", "redirect")
+	s.signInPage.add(resultRedirect)
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-func (s *Service) refuse(w http.ResponseWriter, r *http.Request, label string, err error) {
-	s.count(label, "refused")
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, c *counters, err error) {
+	c.add(resultRefused)
 	s.opts.Reporter.Refuse(w, r, reason.Of(err))
+}
+
+// header is r.Header.Get(name) for a name already canonical: it is looked up as it
+// is, not canonicalized again on every request.
+func header(r *http.Request, name string) string {
+	if v := r.Header[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func firstValue(list string) string {

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +20,13 @@ import (
 	"github.com/kerbgate/kerbgate/internal/returnurl"
 	"github.com/kerbgate/kerbgate/internal/signin"
 	"github.com/kerbgate/kerbgate/internal/signin/signintest"
-	"github.com/kerbgate/kerbgate/internal/signingkeys"
 )
 
 type harness struct {
 	h      http.Handler
 	signIn *signintest.SignIn
 	store  *signintest.Sessions
+	svc    *Service
 }
 
 func newHarness(t testing.TB, mod func(*Options)) *harness {
@@ -51,7 +50,7 @@ func newHarness(t testing.TB, mod func(*Options)) *harness {
 		CookieDomain: "example.test",
 		ReturnURLs:   returnurl.New([]string{".example.test"}),
 		SignInURL:    "https://sso.example.test/forward-auth/sign-in",
-		SignIn:       h.signIn, Frontend: fe, Store: h.store, Reporter: rep, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SignIn:       h.signIn, Store: h.store, Reporter: rep, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if mod != nil {
 		mod(&o)
@@ -60,6 +59,7 @@ func newHarness(t testing.TB, mod func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.svc = s
 	mux := http.NewServeMux()
 	s.Register(mux)
 	h.h = fe.Middleware(mux)
@@ -197,30 +197,15 @@ func TestSessionCacheKeepsSessionsForItsTTLOnly(t *testing.T) {
 	}
 }
 
-// BenchmarkAuthWithCookie is the hot path in process: a valid cookie, the session
-// in memory, the default headers, with and without the signed assertion.
-func BenchmarkAuthWithCookie(b *testing.B) {
-	for _, assertion := range []bool{false, true} {
-		b.Run(map[bool]string{false: "headers", true: "headers+assertion"}[assertion], func(b *testing.B) {
-			h := newHarness(b, func(o *Options) {
-				if assertion {
-					path := filepath.Join(b.TempDir(), "keys.json")
-					signingkeys.Add(path, time.Now())
-					keys, _ := signingkeys.Load(path)
-					p := &idheaders.Policy{Headers: idheaders.Defaults(), Assertion: &idheaders.Assertion{TTL: time.Minute, Issuer: "https://sso.example.test/oidc", Keys: keys}}
-					p.Prepare()
-					o.Hosts[0].Headers = p
-				}
-			})
-			w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", nil)
-			c := w.Result().Cookies()[0]
-			hdr := http.Header{"Cookie": {c.Name + "=" + c.Value}}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if w := h.ask(AuthRequestPath, "10.0.0.1", "app.example.test", hdr); w.Code != 200 {
-					b.Fatal(w.Code)
-				}
-			}
-		})
+// A clock set back does not keep a cached session longer than the cache's TTL.
+func TestSessionCacheDoesNotOutliveAClockSetBack(t *testing.T) {
+	c := newSessionCache(time.Second)
+	now := time.Unix(1_800_000_000, 0)
+	c.put("sid", &session{}, now)
+	if c.get("sid", now.Add(999*time.Millisecond)) == nil {
+		t.Fatal("not kept for its TTL")
+	}
+	if c.get("sid", now.Add(-time.Minute)) != nil {
+		t.Fatal("kept after the clock was set back a minute")
 	}
 }

@@ -112,12 +112,18 @@ type Assertion struct {
 	Issuer string
 	Keys   *signingkeys.Set
 
+	canonical string // Header, canonical (Prepare)
+
 	mu     sync.Mutex
-	signed map[string]signedAssertion // by the claims' JSON without iat and exp
+	signed map[assertionKey]signedAssertion
 }
 
+// assertionKey is what a reused assertion must match: its audience, and the rest
+// of its claims but iat and exp, as JSON.
+type assertionKey struct{ audience, claims string }
+
 type signedAssertion struct {
-	token string
+	value []string // the token, as a header value
 	iat   time.Time
 }
 
@@ -153,6 +159,7 @@ func (p *Policy) Prepare() error {
 		if a.Header == "" {
 			a.Header = DefaultAssertionHeader
 		}
+		a.canonical = http.CanonicalHeaderKey(a.Header)
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -197,24 +204,91 @@ func (p *Policy) Strip(h http.Header) {
 // Set writes replaces any of the same name. Set does not strip: call Strip first
 // where h came from a client.
 func (p *Policy) Set(h http.Header, id *identity.Identity, audience string) error {
+	return p.Render(id).Set(h, audience)
+}
+
+// Rendered is one identity's headers under one policy, worked out once — the group
+// filter applied, the values joined and cleaned, the assertion's claims encoded —
+// and set on many answers: forward-auth keeps it beside the session in the node's
+// cache, so a request with a cookie does not filter 130 group names again.
+type Rendered struct {
+	p       *Policy
+	headers []renderedHeader
+	claims  Claims // the assertion's, without aud, iat and exp
+	key     string // claims as JSON: the assertion cache's key
+	err     error  // why there can be no assertion
+}
+
+type renderedHeader struct {
+	name  string   // canonical
+	value []string // one value; shared by every answer Set writes it into
+}
+
+// Render works out id's headers under p.
+func (p *Policy) Render(id *identity.Identity) *Rendered {
+	rd := &Rendered{p: p}
 	names, overage := p.Groups.Apply(id.GroupNames)
 	for _, m := range p.Headers {
 		if m.Claim == Groups && overage {
-			h.Set(m.Header+OverageSuffix, "true")
+			rd.add(m.Header+OverageSuffix, "true")
 			continue
 		}
 		if v := clean(value(m.Claim, id, names)); v != "" {
-			h.Set(m.Header, v)
+			rd.add(m.Header, v)
 		}
 	}
-	if p.Assertion == nil {
+	a := p.Assertion
+	if a == nil {
+		return rd
+	}
+	if id.SID == "" {
+		rd.err = reason.New(reason.Internal, "the account has no SID to derive the assertion's subject from", "user", id.Principal)
+		return rd
+	}
+	rd.claims = Claims{
+		Issuer: a.Issuer, Subject: signingkeys.Subject(a.Issuer, id.SID),
+		User: userName(id), UPN: id.UPN, Email: id.Mail, Name: id.DisplayName, Groups: names, GroupsOverage: overage,
+	}
+	key, err := json.Marshal(rd.claims)
+	if err != nil {
+		rd.err = reason.New(reason.Internal, "cannot encode the identity assertion", "error", err.Error())
+		return rd
+	}
+	rd.key = string(key)
+	return rd
+}
+
+func (rd *Rendered) add(name, v string) {
+	name = http.CanonicalHeaderKey(name)
+	for i := range rd.headers {
+		if rd.headers[i].name == name { // a later mapping to the same header wins, as with Header.Set
+			rd.headers[i].value = []string{v}
+			return
+		}
+	}
+	rd.headers = append(rd.headers, renderedHeader{name: name, value: []string{v}})
+}
+
+// Set writes the rendered headers and, with an assertion, a token for audience into
+// h, replacing any of the same names. The values are shared by every answer they
+// are written into: h's values must be replaced, never changed in place (net/http
+// only reads them).
+func (rd *Rendered) Set(h http.Header, audience string) error {
+	for _, hd := range rd.headers {
+		h[hd.name] = hd.value
+	}
+	a := rd.p.Assertion
+	if a == nil {
 		return nil
 	}
-	tok, err := p.assertion(id, audience, names, overage)
+	if rd.err != nil {
+		return rd.err
+	}
+	tok, err := rd.p.assertion(rd, audience)
 	if err != nil {
 		return err
 	}
-	h.Set(p.Assertion.Header, tok)
+	h[a.canonical] = tok
 	return nil
 }
 
@@ -235,38 +309,32 @@ type Claims struct {
 	GroupsOverage bool `json:"groups_overage,omitempty"`
 }
 
-func (p *Policy) assertion(id *identity.Identity, audience string, groups []string, overage bool) (string, error) {
+// assertion returns the token of rd's claims for audience, as a header value: the
+// one signed before while it has half its lifetime left, else a new one.
+func (p *Policy) assertion(rd *Rendered, audience string) ([]string, error) {
 	a := p.Assertion
-	if id.SID == "" {
-		return "", reason.New(reason.Internal, "the account has no SID to derive the assertion's subject from", "user", id.Principal)
-	}
 	now := p.Now()
-	c := Claims{
-		Issuer: a.Issuer, Audience: audience, Subject: signingkeys.Subject(a.Issuer, id.SID),
-		User: userName(id), UPN: id.UPN, Email: id.Mail, Name: id.DisplayName, Groups: groups, GroupsOverage: overage,
-	}
-	key, err := json.Marshal(c)
-	if err != nil {
-		return "", reason.New(reason.Internal, "cannot encode the identity assertion", "error", err.Error())
-	}
+	key := assertionKey{audience: audience, claims: rd.key}
 	a.mu.Lock()
-	prev, ok := a.signed[string(key)]
+	prev, ok := a.signed[key]
 	a.mu.Unlock()
 	if ok && !now.Before(prev.iat) && now.Sub(prev.iat) <= a.TTL/2 {
-		return prev.token, nil
+		return prev.value, nil
 	}
-	c.IssuedAt, c.Expiry = now.Unix(), now.Add(a.TTL).Unix()
+	c := rd.claims
+	c.Audience, c.IssuedAt, c.Expiry = audience, now.Unix(), now.Add(a.TTL).Unix()
 	tok, err := a.Keys.Sign(c)
 	if err != nil {
-		return "", reason.New(reason.Internal, "cannot sign the identity assertion", "error", err.Error())
+		return nil, reason.New(reason.Internal, "cannot sign the identity assertion", "error", err.Error())
 	}
+	signed := signedAssertion{value: []string{tok}, iat: time.Unix(c.IssuedAt, 0)}
 	a.mu.Lock()
 	if a.signed == nil || len(a.signed) >= maxCachedAssertions {
-		a.signed = map[string]signedAssertion{}
+		a.signed = map[assertionKey]signedAssertion{}
 	}
-	a.signed[string(key)] = signedAssertion{token: tok, iat: time.Unix(c.IssuedAt, 0)}
+	a.signed[key] = signed
 	a.mu.Unlock()
-	return tok, nil
+	return signed.value, nil
 }
 
 func value(c Claim, id *identity.Identity, groups []string) string {

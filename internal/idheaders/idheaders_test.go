@@ -2,6 +2,7 @@ package idheaders
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -178,5 +179,32 @@ func TestAssertionIsReusedForHalfItsLifeOnly(t *testing.T) {
 	now = now.Add(time.Second)
 	if get(alice, "app.example.test") == first {
 		t.Error("reused past half its life")
+	}
+}
+
+// A Rendered set on many answers writes what Set writes, and a header added to one
+// answer never shows in another (the shared values have no room to grow into).
+func TestRenderedIsSetOnManyAnswersAlike(t *testing.T) {
+	p := prepared(t, Policy{Headers: append(Defaults(), Mapping{User, "x-remote-user"}, Mapping{Email, "X-Remote-User"})})
+	want := http.Header{}
+	if err := p.Set(want, alice, "app.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	rd := p.Render(alice)
+	one, two := http.Header{}, http.Header{}
+	for _, h := range []http.Header{one, two} {
+		if err := rd.Set(h, "app.example.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(one) != fmt.Sprint(want) || want.Get("X-Remote-User") != "alice@example.test" {
+		t.Fatalf("rendered %v, Set %v", one, want)
+	}
+	one.Add("X-Auth-Request-User", "admin")
+	if v := two.Values("X-Auth-Request-User"); len(v) != 1 || v[0] != "alice" {
+		t.Fatalf("another answer changed: %q", v)
+	}
+	if v := rd.headers[0].value; len(v) != 1 || v[0] != "alice" {
+		t.Fatalf("the rendered value changed: %q", v)
 	}
 }

@@ -331,7 +331,7 @@ var Catalog = map[Code]Entry{
 	CrossSiteRequest: {http.StatusForbidden, "Request from another site",
 		"Another site tried to make your browser do this, so it was not done.",
 		"If you meant to do it, use the button on this site's own page.",
-		"State-changing browser endpoints (POST /sso/logout) accept only same-origin requests: the Origin header (else Sec-Fetch-Site, else Referer) must name kerbgate's own origin. Behind a TLS-terminating balancer set listen.external_url (or listen.trusted_proxies for X-Forwarded-Proto) so that kerbgate knows its https origin."},
+		"State-changing browser endpoints accept only requests from their own pages: POST /sso/logout a same-origin one (the Origin header, else Sec-Fetch-Site, else Referer, must name kerbgate's own origin); /forward-auth/sign-out one from kerbgate's origin or a forward_auth.return_domains host (a GET only when the browser says so with Sec-Fetch-Site or Referer; use a form that POSTs otherwise). Behind a TLS-terminating balancer set listen.external_url (or listen.trusted_proxies for X-Forwarded-Proto) so that kerbgate knows its https origin."},
 	Busy: {http.StatusServiceUnavailable, "Server busy",
 		"Too many client secret checks are running at once.",
 		"Retry after the time in the Retry-After header.",

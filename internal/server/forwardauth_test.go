@@ -79,7 +79,7 @@ func startForwardAuth(t testing.TB, r *testrealm.Realm, mods ...func(*config.Con
 	all := config.GroupNames{Max: config.DefaultGroupNamesMax}
 	cfg.ForwardAuth = config.ForwardAuth{
 		Enabled: true, CookieName: "kerbgate_auth", CookieDomain: "example.test", SessionTTL: time.Hour,
-		ReturnDomains: []string{".example.test"}, RequireDirectory: true,
+		SessionCacheTTL: config.DefaultSessionCacheTTL, ReturnDomains: []string{".example.test"}, RequireDirectory: true,
 		SignInURL: "http://sso.example.test:" + strconv.Itoa(port) + "/forward-auth/sign-in",
 		Hosts: []config.ForwardAuthHost{
 			{Host: "app.example.test", SignIn: "negotiate", IdentityHeaders: config.IdentityHeaders{
@@ -284,6 +284,72 @@ func TestForwardAuthNginx(t *testing.T) {
 	res = s.g.curl(r, alice, "", back, "-L", "--location-trusted", "-c", jar, "-b", jar)
 	if res.status != 200 || decodeEcho(t, res.body).Headers.Get("X-Auth-Request-User") != "alice" {
 		t.Fatalf("alice via the sign-in page: %d %s", res.status, res.body)
+	}
+}
+
+// TestForwardAuthNginxSignOut: through the documented nginx snippet, alice's cookie
+// serves two hosts under example.test; a sign-out form on one of them (POST to
+// /kerbgate/sign-out, proxied to kerbgate) ends the session, clears the
+// parent-domain cookie and returns to rd, and the cookie kept by the client opens
+// nothing on the other host any more. Another site's sign-out is refused first.
+func TestForwardAuthNginxSignOut(t *testing.T) {
+	r := testrealm.Require(t)
+	s := startForwardAuth(t, r)
+	n := s.nginx(t, true)
+	app := fmt.Sprintf("http://app.example.test:%d", n.Port)
+	other := fmt.Sprintf("http://rbcd.example.test:%d/wiki", n.Port)
+	res := s.g.curl(r, r.Kinit(t, "alice"), "", app+"/page")
+	if res.status != 200 {
+		t.Fatalf("alice: %d %s", res.status, res.body)
+	}
+	cookie := faCookie(t, res)
+	signedIn := func(when string) {
+		t.Helper()
+		resp, body := plainGet(t, other, cookie)
+		if resp.StatusCode != 200 || decodeEcho(t, body).Headers.Get("X-Auth-Request-User") != "alice" {
+			t.Fatalf("%s, the cookie at the other host: %d %s", when, resp.StatusCode, body)
+		}
+	}
+	signedIn("before")
+
+	signOut := func(origin string) *http.Response {
+		t.Helper()
+		form := url.Values{"rd": {app + "/bye"}}
+		req, _ := http.NewRequest("POST", app+"/kerbgate/sign-out", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("Origin", origin)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := signOut("http://evil.example"); resp.StatusCode != 403 || resp.Header.Get("Kerbgate-Reason") != "cross_site_request" {
+		t.Fatalf("another site's sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	signedIn("after another site's sign-out")
+
+	resp := signOut(app)
+	cleared := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != app+"/bye" ||
+		!strings.HasPrefix(cleared, "kerbgate_auth=;") || !strings.Contains(cleared, "Domain=example.test") || !strings.Contains(cleared, "Max-Age=0") {
+		t.Fatalf("sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The client kept the old cookie anyway: the other host sends it to sign in,
+	// the first answers the Negotiate challenge.
+	if resp, _ := plainGet(t, other, cookie); resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), s.cfg.ForwardAuth.SignInURL) {
+		t.Errorf("the other host after sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := plainGet(t, app+"/page", cookie); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Errorf("the first host after sign-out: %d %v", resp.StatusCode, resp.Header)
+	}
+	if n := s.g.counter(t, "kerbgate_forward_auth_requests_total", "result", "signed_out"); n != 1 {
+		t.Errorf("signed_out answers: %v", n)
+	}
+	if l := s.g.logs.String(); !strings.Contains(l, `"msg":"forward-auth sign-out","user":"alice@EXAMPLE.TEST"`) {
+		t.Errorf("no sign-out log line for alice:\n%s", l)
 	}
 }
 

@@ -373,7 +373,7 @@ func runFault(b *testing.B, w *haWorld, nodes []*gateway, topology string, f haF
 			row.failed++
 		}
 	}
-	row.p99Before, row.p99During, row.p99After = p99(before), p99(in), p99(after)
+	row.p99Before, row.p99During, row.p99After = durationP99(before), durationP99(in), durationP99(after)
 	row.firstFailures = l.failures(3)
 	fmt.Fprintf(os.Stdout, "%s, %s: %d requests, %d failed, settled after %v, recovery %v; checking\n",
 		topology, f.name, row.requests, row.failed, row.switchTime.Round(10*time.Millisecond), row.recovery.Round(10*time.Millisecond))
@@ -421,7 +421,7 @@ func (l *haLoad) failures(n int) []string {
 	return out
 }
 
-func p99(d []time.Duration) time.Duration {
+func durationP99(d []time.Duration) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}

@@ -329,7 +329,7 @@ func (b *builder) forwardAuth() error {
 	if err != nil {
 		return err
 	}
-	o.SignIn, o.Store, o.CookieKeys, o.Frontend = signin.Negotiate{Middleware: b.signInMW}, b.st, b.cookieKeys, b.front
+	o.SignIn, o.Store, o.CookieKeys = signin.Negotiate{Middleware: b.signInMW}, b.st, b.cookieKeys
 	o.Reporter, o.Log, o.Registerer, o.Now = b.rep, b.log, b.reg, b.opts.Now
 	o.Directory, o.RequireDirectory = b.dir, b.plan.ForwardAuth.RequireDirectory
 	fa, err := forwardauth.New(o)

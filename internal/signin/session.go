@@ -1,11 +1,13 @@
 package signin
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/frontend"
@@ -35,6 +37,8 @@ type Sessions struct {
 	TTL        time.Duration
 	Now        func() time.Time
 	Rand       io.Reader // nil: crypto/rand
+
+	names frontend.CookieNames // of CookieName, made by NewSessions
 }
 
 // DefaultSessionTTL is how long a session lasts when Sessions.TTL is not set.
@@ -53,6 +57,7 @@ func NewSessions(s Sessions) *Sessions {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	s.names = frontend.NewCookieNames(s.CookieName)
 	return &s
 }
 
@@ -68,25 +73,35 @@ type Scope struct {
 	Domain string
 }
 
-// cookieName is the cookie's name for the client of r. A cookie with a Domain
-// cannot be __Host- (the browser refuses one with a Domain): it is __Secure- on
-// https.
-func (s *Sessions) cookieName(r *http.Request, sc Scope) string {
+// cookieName is the cookie's name for the client v. A cookie with a Domain cannot
+// be __Host- (the browser refuses one with a Domain): it is __Secure- on https.
+func (s *Sessions) cookieName(v frontend.View, sc Scope) string {
 	path := sc.Path
 	if sc.Domain != "" {
 		path = "" // named as a cookie not at "/": __Secure-
 	}
-	return frontend.From(r).CookieName(s.CookieName, path)
+	names := s.names
+	if names == (frontend.CookieNames{}) { // a Sessions not made by NewSessions
+		names = frontend.NewCookieNames(s.CookieName)
+	}
+	return v.CookieNameOf(names, path)
 }
 
 // id returns the session id sealed in the request's cookie, or "" without a valid
 // one (absent, oversized, forged, or sealed with a retired key).
 func (s *Sessions) id(r *http.Request, sc Scope) string {
-	c, err := r.Cookie(s.cookieName(r, sc))
-	if err != nil || c.Value == "" || len(c.Value) > maxCookieValue {
+	return s.IDFor(r, frontend.From(r), sc)
+}
+
+// IDFor returns the session id sealed in the request's cookie for the client v (its
+// scheme names the cookie), or "" without a valid one. Forward-auth reads the
+// cookie of the application a proxy asks about, whose view is not the request's.
+func (s *Sessions) IDFor(r *http.Request, v frontend.View, sc Scope) string {
+	value := cookieValue(r.Header, s.cookieName(v, sc))
+	if value == "" || len(value) > maxCookieValue {
 		return ""
 	}
-	sid, ok := s.Keys.Open(s.Purpose, c.Value)
+	sid, ok := s.Keys.Open(s.Purpose, value)
 	if !ok {
 		return ""
 	}
@@ -107,6 +122,28 @@ type Signed struct {
 	Handle string
 }
 
+// cookieValue returns the value of the first cookie called name in h's Cookie
+// headers (its quotes removed), as Request.Cookie does, without parsing every
+// cookie of the request into a slice first.
+func cookieValue(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			n, v, ok := strings.Cut(part, "=")
+			if !ok || n != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v
+		}
+	}
+	return ""
+}
+
 // Load returns the identity of the request's session in sc, or nil without a valid
 // one. When the store cannot be asked the error is a store_unavailable refusal: the
 // caller refuses rather than sign the browser in again.
@@ -121,15 +158,9 @@ func (s *Sessions) Load(r *http.Request, sc Scope) (*identity.Identity, error) {
 // Current is Load with the session's time and handle.
 func (s *Sessions) Current(r *http.Request, sc Scope) (*Signed, error) {
 	sid := s.id(r, sc)
-	if sid == "" {
-		return nil, nil
-	}
-	sess, err := s.Store.GetSession(r.Context(), sid, s.Now())
-	if errors.Is(err, store.ErrUnavailable) {
-		return nil, sc.refusal("cannot read the session", "get_session", err)
-	}
-	if err != nil || sess.AppID != sc.AppID {
-		return nil, nil
+	sess, err := s.Get(r.Context(), sid, sc)
+	if sess == nil {
+		return nil, err
 	}
 	return &Signed{Identity: &sess.Identity, Since: sess.CreatedAt, Handle: s.handle(sid)}, nil
 }
@@ -138,6 +169,23 @@ func (s *Sessions) Current(r *http.Request, sc Scope) (*Signed, error) {
 func (s *Sessions) handle(sid string) string {
 	h := sha256.Sum256([]byte(s.Purpose + "\x00session-handle\x00" + sid))
 	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// Get returns the session sid (from IDFor) if it is in sc and has not expired,
+// else nil; "" is no session. When the store cannot be asked the error is a
+// store_unavailable refusal.
+func (s *Sessions) Get(ctx context.Context, sid string, sc Scope) (*store.Session, error) {
+	if sid == "" {
+		return nil, nil
+	}
+	sess, err := s.Store.GetSession(ctx, sid, s.Now())
+	if errors.Is(err, store.ErrUnavailable) {
+		return nil, sc.refusal("cannot read the session", "get_session", err)
+	}
+	if err != nil || sess.AppID != sc.AppID {
+		return nil, nil
+	}
+	return &sess, nil
 }
 
 // Start stores a new session for id in sc and sets its cookie.
@@ -197,8 +245,14 @@ func (s *Sessions) start(w http.ResponseWriter, r *http.Request, sc Scope, id *i
 // End revokes the request's session in sc, if any, and clears its cookie. The cookie
 // goes even when the store cannot revoke the session; the error then says so.
 func (s *Sessions) End(w http.ResponseWriter, r *http.Request, sc Scope) error {
+	return s.EndID(w, r, sc, s.id(r, sc))
+}
+
+// EndID is End for the session sid (from IDFor; "": none, only the cookie is
+// cleared).
+func (s *Sessions) EndID(w http.ResponseWriter, r *http.Request, sc Scope, sid string) error {
 	var err error
-	if sid := s.id(r, sc); sid != "" {
+	if sid != "" {
 		err = s.Store.DeleteSession(r.Context(), sid)
 	}
 	http.SetCookie(w, s.cookie(r, sc, "", -1))
@@ -211,7 +265,7 @@ func (s *Sessions) End(w http.ResponseWriter, r *http.Request, sc Scope) error {
 // cookie is the session cookie: HttpOnly, SameSite=Lax, Secure (and __Host- or
 // __Secure- named) whenever the browser uses https.
 func (s *Sessions) cookie(r *http.Request, sc Scope, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: s.cookieName(r, sc), Value: value, Path: sc.Path, Domain: sc.Domain, MaxAge: maxAge,
+	return &http.Cookie{Name: s.cookieName(frontend.From(r), sc), Value: value, Path: sc.Path, Domain: sc.Domain, MaxAge: maxAge,
 		HttpOnly: true, Secure: frontend.From(r).Secure(), SameSite: http.SameSiteLaxMode}
 }
 
