@@ -22,7 +22,8 @@ type ApacheOptions struct {
 
 // Apache is Apache httpd + mod_auth_gssapi running for one test on a loopback port:
 //
-//   - /whoami (Kerberos required): a CGI answering "user=<REMOTE_USER>", the
+//   - /whoami (Kerberos required): a CGI answering "identity_header=<the
+//     X-Auth-Request-User header it received>", "user=<REMOTE_USER>", the
 //     request method and the request body, with the header X-User;
 //   - /private/ (Kerberos required): a static page, for benchmarks;
 //   - /public/ (no authentication): a static page;
@@ -71,6 +72,7 @@ func (r *Realm) StartApache(t testing.TB, o ApacheOptions) *Apache {
 	write("htdocs/private/index.html", "private page\n", 0o644)
 	write("htdocs/admin/secret", "admin secret\n", 0o644)
 	write("cgi/whoami", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-User: %s\\r\\n\\r\\n' \"$REMOTE_USER\"\n"+
+		"printf 'identity_header=%s\\n' \"$HTTP_X_AUTH_REQUEST_USER\"\n"+
 		"printf 'user=%s\\nmethod=%s\\nbody=' \"$REMOTE_USER\" \"$REQUEST_METHOD\"\ncat\n", 0o755)
 	giveToApache(t, dir)
 

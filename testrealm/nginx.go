@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,10 +29,25 @@ type Nginx struct {
 	cmd  *exec.Cmd
 }
 
+// NginxConfig replaces what StartNginx serves.
+type NginxConfig struct {
+	// HTTP is added to the http block (buffer settings, say).
+	HTTP string
+	// Server replaces the server block's contents after its listen line (server
+	// names, locations); the string PORT in it is nginx's own port.
+	Server string
+}
+
 // StartNginx starts nginx in the foreground (daemon off) with its prefix, pid file,
 // logs and temporary directories in a directory of its own, and stops it by its pid
 // when the test ends.
 func StartNginx(t testing.TB) *Nginx {
+	t.Helper()
+	return StartNginxWith(t, NginxConfig{})
+}
+
+// StartNginxWith is StartNginx serving c instead of the static pages.
+func StartNginxWith(t testing.TB, c NginxConfig) *Nginx {
 	t.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
 		t.Fatalf("testrealm: nginx is not installed (testrealm/realm.sh up installs it): %v", err)
@@ -66,6 +83,14 @@ func StartNginx(t testing.TB) *Nginx {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	server := fmt.Sprintf(`
+    server_name app.example.test;
+    root %s/htdocs;
+    index index.html;
+`, dir)
+	if c.Server != "" {
+		server = strings.ReplaceAll(c.Server, "PORT", strconv.Itoa(port))
+	}
 	conf := fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes 1;
@@ -82,14 +107,13 @@ http {
   fastcgi_temp_path %[1]s/tmp/fastcgi;
   uwsgi_temp_path %[1]s/tmp/uwsgi;
   scgi_temp_path %[1]s/tmp/scgi;
+%[3]s
   server {
     listen 127.0.0.1:%[2]d;
-    server_name app.example.test;
-    root %[1]s/htdocs;
-    index index.html;
+%[4]s
   }
 }
-`, dir, port)
+`, dir, port, c.HTTP, server)
 	write("nginx.conf", conf)
 
 	n := &Nginx{Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), dir: dir}
@@ -148,3 +172,33 @@ func (n *Nginx) AccessLog() string { return n.read("logs/access.log") }
 
 // ErrorLog returns nginx's error log.
 func (n *Nginx) ErrorLog() string { return n.read("logs/error.log") }
+
+// CPU returns the processor time (user and system) nginx's processes have used so
+// far, master and workers (its process group), for benchmarks that say where the
+// time of a request goes. It reads /proc at the kernel's 100 ticks a second.
+func (n *Nginx) CPU() time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// After "pid (comm) ": state ppid pgrp ... utime (14th field) stime (15th).
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) < 13 || f[2] != strconv.Itoa(n.cmd.Process.Pid) {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}

@@ -24,6 +24,9 @@ type OIDCOptions struct {
 	// UserInfoSub, when set, is the sub the UserInfo endpoint answers instead of the
 	// ID token's (a provider OIDC Core §5.3.2 says must not be trusted).
 	UserInfoSub string
+	// JWKS, when set, is a JWK set of private keys the provider signs with (its
+	// development-only keys otherwise).
+	JWKS string
 }
 
 // OIDCProvider is npm's oidc-provider (testrealm/oidc/provider.mjs) under the
@@ -55,7 +58,7 @@ func StartOIDC(t testing.TB, o OIDCOptions) *OIDCProvider {
 	p.cmd = exec.Command("node", filepath.Join(dir, "provider.mjs"))
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "ISSUER="+p.Issuer, "CLIENT_ID="+o.ClientID,
-		"CLIENT_SECRET="+o.ClientSecret, "REDIRECT_URIS="+strings.Join(o.RedirectURIs, ","), "USER_ID="+o.User, "USERINFO_SUB="+o.UserInfoSub)
+		"CLIENT_SECRET="+o.ClientSecret, "REDIRECT_URIS="+strings.Join(o.RedirectURIs, ","), "USER_ID="+o.User, "USERINFO_SUB="+o.UserInfoSub, "JWKS="+o.JWKS)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -77,6 +80,9 @@ func StartOIDC(t testing.TB, o OIDCOptions) *OIDCProvider {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Pid is the provider's process id, for a benchmark that counts its CPU time.
+func (p *OIDCProvider) Pid() int { return p.cmd.Process.Pid }
 
 // Stop ends the provider (a provider outage, or the end of the test).
 func (p *OIDCProvider) Stop() {

@@ -80,14 +80,16 @@ stool() { # samba-tool SUBCOMMAND... with our config (-s goes after the subcomma
 PACKAGES=(samba samba-ad-dc samba-ad-provision krb5-user winbind ldb-tools smbclient
   python3-gssapi chromium curl psmisc
   # Real peers for the other capabilities: an IWA upstream (proxy, benchmarks), a
-  # load balancer (farm, Extended Protection scenarios), Redis (farm), faketime (doctor),
-  # nginx (a second real upstream for the proxy's path tests).
-  apache2 libapache2-mod-auth-gssapi libapache2-mod-auth-openidc haproxy redis-server faketime nginx)
+  # load balancer (farm, Extended Protection scenarios), Redis and its Sentinel (farm,
+  # failover), faketime (doctor), nginx (a second real upstream for the proxy's path
+  # tests, and forward-auth's auth_request), caddy (forward-auth's forward_auth).
+  apache2 libapache2-mod-auth-gssapi libapache2-mod-auth-openidc haproxy redis-server redis-sentinel
+  faketime nginx caddy)
 
 packages_missing() {
   local b
   for b in samba samba-tool smbd winbindd kinit kvno klist ldbadd ldbmodify ldbsearch \
-    smbclient chromium curl killall apache2 haproxy redis-server faketime nginx; do
+    smbclient chromium curl killall apache2 haproxy redis-server redis-sentinel redis-cli faketime nginx caddy; do
     command -v "$b" >/dev/null 2>&1 || { echo "$b"; return 0; }
   done
   # samba-ad-dc only recommends the provisioning data; without it provision fails.
@@ -113,6 +115,15 @@ stop_system_nginx() {
   fi
 }
 
+# Debian's caddy package starts a system caddy on port 80 the same way; tests run
+# their own (testrealm.StartCaddy). Stopped and disabled, by systemd only: it
+# writes no pid file.
+stop_system_caddy() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now caddy.service >/dev/null 2>&1 || true
+  fi
+}
+
 ensure_packages() {
   local missing
   missing=$(packages_missing) || return 0
@@ -133,6 +144,7 @@ EOF
     "${PACKAGES[@]}" >&2 || die "apt-get install ${PACKAGES[*]} failed"
   missing=$(packages_missing) && die "still missing after install: $missing"
   stop_system_nginx
+  stop_system_caddy
   log "packages installed"
 }
 

@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 )
 
 // oidcKeygenCmd is kerbgate oidc-keygen FILE: it adds a new ES256 signing key to the
@@ -16,7 +16,7 @@ func oidcKeygenCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: kerbgate oidc-keygen FILE   add a signing key to the oidc_provider.signing_keys_file FILE")
 		return 2
 	}
-	kid, err := oidcprovider.AddSigningKey(args[0], time.Now())
+	kid, err := signingkeys.Add(args[0], time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "kerbgate oidc-keygen: %v\n", err)
 		return 1

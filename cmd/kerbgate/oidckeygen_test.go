@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 )
 
 func TestOIDCKeygenAddsAKeyTheProviderLoads(t *testing.T) {
@@ -17,9 +17,9 @@ func TestOIDCKeygenAddsAKeyTheProviderLoads(t *testing.T) {
 			t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
 		}
 	}
-	keys, err := oidcprovider.LoadSigningKeys(path)
-	if err != nil || len(keys) != 2 {
-		t.Fatalf("%d keys, %v", len(keys), err)
+	set, err := signingkeys.Load(path)
+	if err != nil || len(set.Keys()) != 2 {
+		t.Fatalf("keys %v, %v", set, err)
 	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"oidc-keygen"}, &out, &errb); code != 2 {

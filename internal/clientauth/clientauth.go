@@ -6,9 +6,10 @@
 // package secret), which is expensive by design. This package puts three things
 // around that check, in this order:
 //
-//   - a cache of the secret each client last proved (a SHA-256 compared in constant
-//     time), so that a client with the right secret never hashes again and never
-//     waits for the two limits below;
+//   - a cache of the secret each client last proved (an HMAC-SHA-256 under a key
+//     made at random by each Authenticator, compared in constant time, and only for
+//     the configured hash it was proved against), so that a client with the right
+//     secret never hashes again and never waits for the two limits below;
 //   - a rate limit on failed attempts, per client id (every unknown id shares one
 //     budget) and per source address (an IPv6 /64 counts as one): over budget, the answer is rate_limited (429)
 //     with Retry-After, before any hashing;
@@ -22,6 +23,8 @@
 package clientauth
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/netip"
@@ -56,6 +59,9 @@ type Options struct {
 type Authenticator struct {
 	o     Options
 	slots chan struct{}
+	// key keys the remembered secrets: made at random by New, never stored, so
+	// that the table alone is no fast test of guessed secrets.
+	key [32]byte
 
 	mu       sync.Mutex
 	verified map[string]proof // client id → the secret it last proved
@@ -87,8 +93,20 @@ func New(o Options) *Authenticator {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Authenticator{o: o, slots: make(chan struct{}, o.MaxConcurrent),
+	a := &Authenticator{o: o, slots: make(chan struct{}, o.MaxConcurrent),
 		verified: map[string]proof{}, failures: NewLimiter(o.Burst, o.Refill, o.MaxTracked)}
+	if _, err := rand.Read(a.key[:]); err != nil {
+		panic("clientauth: no randomness: " + err.Error())
+	}
+	return a
+}
+
+// proven is what the cache remembers of a secret.
+func (a *Authenticator) proven(secret string) (sum [sha256.Size]byte) {
+	m := hmac.New(sha256.New, a.key[:])
+	m.Write([]byte(secret))
+	m.Sum(sum[:0])
+	return sum
 }
 
 // Check authenticates client id with the presented secret. hash is the client's
@@ -97,7 +115,7 @@ func New(o Options) *Authenticator {
 // rate_limited or busy (the last two with RetryAfter set).
 func (a *Authenticator) Check(id, hash, addr, presented string) *reason.Error {
 	known := id != "" && hash != "" && presented != ""
-	sum := sha256.Sum256([]byte(presented))
+	sum := a.proven(presented)
 	if known {
 		a.mu.Lock()
 		p, ok := a.verified[id]

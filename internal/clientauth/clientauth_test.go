@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"testing"
@@ -130,5 +131,23 @@ func TestIPv6SubnetSharesOneBudget(t *testing.T) {
 	}
 	if got := addrBudget("192.0.2.1"); got != "192.0.2.1" {
 		t.Errorf("IPv4 budget key %q", got)
+	}
+}
+
+// The remembered secret is an HMAC under a key each Authenticator makes at random:
+// the table alone (a memory disclosure) holds no plain SHA-256 of the secret to
+// test guesses against at hash speed, and two processes remember different values.
+func TestRememberedSecretIsKeyedPerProcess(t *testing.T) {
+	h := hash(t)
+	a, b := New(Options{}), New(Options{})
+	for _, x := range []*Authenticator{a, b} {
+		if e := x.Check("app", h, "192.0.2.1", "right-secret"); e != nil {
+			t.Fatal(e)
+		}
+	}
+	plain := sha256.Sum256([]byte("right-secret"))
+	pa, pb := a.verified["app"], b.verified["app"]
+	if pa.sum == plain || pb.sum == plain || pa.sum == pb.sum {
+		t.Fatalf("remembered %x and %x; plain SHA-256 %x", pa.sum, pb.sum, plain)
 	}
 }

@@ -52,6 +52,9 @@ type Config struct {
 	OIDCProvider OIDCProvider
 	// PasswordSignIn is the password fallback (disabled without the section).
 	PasswordSignIn PasswordSignIn
+	// ForwardAuth is kerbgate as a reverse proxy's auth endpoint (disabled without
+	// the section).
+	ForwardAuth ForwardAuth
 	// Path is the configuration file's path as given to Load or Parse.
 	Path string
 }
@@ -72,6 +75,7 @@ var sections = []struct {
 	{"proxy", decodeProxy},
 	{"oidc_provider", decodeOIDCProvider},
 	{"password_signin", decodePasswordSignIn},
+	{"forward_auth", decodeForwardAuth},
 }
 
 // crossChecks run after every section is decoded.
@@ -82,6 +86,7 @@ var crossChecks = []func(d *decoder, c *Config){
 	finishProxy,
 	finishOIDCProvider,
 	finishPasswordSignIn,
+	finishForwardAuth,
 }
 
 // Load reads the file at path and parses it with Parse.

@@ -779,7 +779,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "top level not a mapping",
 			src:  "- kerberos\n- log\n",
-			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa, proxy, oidc_provider, password_signin)`},
+			want: []string{`1:1: got a list; expected a mapping of sections (listen, kerberos, log, directory, store, sso, tls, epa, proxy, oidc_provider, password_signin, forward_auth)`},
 		},
 		{
 			name: "multiple errors collected in file order",
@@ -958,6 +958,7 @@ var exampleAlternatives = map[string]bool{
 	"password_signin":                  true, // optional: the password fallback
 	"sso.apps[0].challenge":            true, // with password_signin
 	"sso.apps[0].basic_auth":           true, // with password_signin
+	"forward_auth":                     true, // optional: kerbgate as a reverse proxy's auth endpoint
 	"log.debug_token_file":             true, // off by default
 	"store.cookie_keys_file":           true, // made next to the store by default
 	"tls.cert":                         true,

@@ -179,6 +179,14 @@ store:
   #   # The longest a request waits for Redis before it is refused with
   #   # store_unavailable (at most 1m).
   #   timeout: 1s
+  #   # How many replicas must hold each write (a token, code, session,
+  #   # redemption, revocation or replay entry) before kerbgate answers, so
+  #   # that a failover loses nothing it promised: 1 by default with Sentinel
+  #   # or a Cluster, 0 (the primary's word alone) with one server. A write
+  #   # not confirmed within replica_ack_timeout (shorter than timeout; 500ms
+  #   # by default) is refused with store_unavailable.
+  #   min_replica_acks: 1
+  #   replica_ack_timeout: 500ms
 
 sso:
   # The name of kerbgate's own browser session cookie.
@@ -280,6 +288,13 @@ epa:
 #         # their own realm. Empty by default: refused with
 #         # login_identity_foreign_realm (upn and alternate_upn need no entry).
 #         map_foreign_realms: []
+#       # Identity headers for the upstream (Entra's header-based SSO), alone or
+#       # beside kerberos: default, none (the default here), or claim: header.
+#       # Client-sent headers of these names are always stripped.
+#       headers: {user: X-Auth-Request-User, email: X-Auth-Request-Email, groups: X-Auth-Request-Groups}
+#       group_names: {prefixes: [app-]}
+#       # A JWT signed with oidc_provider's keys (needs that section).
+#       assertion: {header: X-Auth-Request-Assertion, ttl: 5m}
 # kerbgate as an OpenID Provider (docs/oidc-provider.md): applications sign their
 # users in with the Windows login, silently (code flow; PKCE S256).
 # oidc_provider: (an OpenID Provider)
@@ -357,4 +372,37 @@ epa:
 #   rate_refill: 1s                     # one more every rate_refill
 #   max_concurrent: 64                  # checks at the KDC at once
 #   min_answer_time: 300ms              # the least time a failed check takes
+# kerbgate as the auth endpoint of a reverse proxy (docs/forward-auth.md): nginx
+# auth_request, Caddy forward_auth, Traefik forwardAuth. Needs
+# listen.trusted_proxies (the proxies' addresses).
+# forward_auth: (a reverse proxy's auth endpoint)
+#   cookie_name: kerbgate_auth
+#   # One sign-in for every host under this domain (the cookie's Domain).
+#   cookie_domain: example.com
+#   session_ttl: 8h
+#   # Keep opened sessions in each node's memory this long (at most 10s; 0s
+#   # reads the store on every request). A session signed out on one node stays
+#   # usable on the farm's other nodes for up to this long.
+#   session_cache_ttl: 1s
+#   # Where the sign-in page may send browsers back: a host, or .domain for it
+#   # and every host under it. Default: .cookie_domain.
+#   return_domains: [.example.com]
+#   # kerbgate's sign-in page as browsers reach it (sign_in: redirect); default
+#   # listen.external_url + /forward-auth/sign-in.
+#   sign_in_url: https://sso.example.com/forward-auth/sign-in
+#   require_directory: true
+#   hosts:
+#     - host: wiki.example.com          # or *.example.com
+#       allowed_groups: [staff]
+#       # negotiate: 401 Negotiate at the host (its SPN in kerbgate's keytab);
+#       # redirect: to sign_in_url (only kerbgate's own SPN needed).
+#       sign_in: negotiate
+#       headers: default                # or none, or {user: X-Remote-User, ...}
+#       group_names:
+#         include: [staff]
+#         prefixes: [wiki-]
+#         max: 150
+#       assertion:
+#         header: X-Auth-Request-Assertion
+#         ttl: 5m
 `

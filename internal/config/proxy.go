@@ -73,6 +73,10 @@ type ProxyApp struct {
 	// Basic credentials over TLS (pre_auth iwa, with a password_signin section).
 	Challenge Challenge
 	BasicAuth bool
+	// IdentityHeaders are the identity headers (and assertion) the upstream gets:
+	// Entra's header-based SSO, alone or beside kerberos. None by default; headers
+	// of the default names are stripped from every request all the same.
+	IdentityHeaders
 }
 
 // ProxyOIDC is proxy.apps[].oidc.
@@ -307,6 +311,11 @@ func decodeProxyApp(m *mapping, trusted []string) ProxyApp {
 	a.AllowedGroups = decodeGroups(f)
 	if len(a.AllowedGroups) > 0 && a.PreAuth == "passthrough" {
 		f.errorf("set with pre_auth passthrough, which signs nobody in, so nobody could be let in; expected pre_auth iwa or oidc, or no allowed_groups")
+	}
+
+	a.IdentityHeaders = decodeIdentityHeaders(m, false)
+	if (len(a.Headers) > 0 || a.Assertion != nil) && a.PreAuth == "passthrough" {
+		m.d.errorAt(m.path+".headers", m.at, "identity headers with pre_auth passthrough would name nobody; expected pre_auth iwa or oidc")
 	}
 
 	om := m.section("oidc")

@@ -48,6 +48,13 @@ type Redis struct {
 	DialTimeout time.Duration
 	// Timeout bounds each store operation; 1s by default.
 	Timeout time.Duration
+	// MinReplicaAcks is how many replicas must hold each write before kerbgate
+	// answers (Redis WAIT): 1 by default with Sentinel or a Cluster, 0 (the
+	// primary's word alone) with one server.
+	MinReplicaAcks int
+	// ReplicaAckTimeout bounds the wait for MinReplicaAcks: 500ms by default, or
+	// half of Timeout if that is shorter; 0 when MinReplicaAcks is 0.
+	ReplicaAckTimeout time.Duration
 }
 
 // Password returns the password: the contents of PasswordFile without a trailing
@@ -64,6 +71,8 @@ const (
 	defaultRedisDialTimeout = 2 * time.Second
 	defaultRedisTimeout     = time.Second
 	maxRedisTimeout         = time.Minute
+	maxRedisReplicaAcks     = 100
+	defaultRedisAckTimeout  = 500 * time.Millisecond
 )
 
 // decodeRedis decodes store.redis into s.Redis. path is store.path, which must not be
@@ -160,6 +169,8 @@ func decodeRedis(m *mapping, s *Store, path *field) {
 			f.invalid("%s is too long", describe(f.val))
 		case strings.ContainsFunc(v, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }):
 			f.invalid("%s contains spaces or control characters", describe(f.val))
+		case cluster && hasHashTag(v):
+			f.errorf("%s contains a hash tag {...}, which with a Redis Cluster would put every key in one slot on one primary; expected a prefix without braces", describe(f.val))
 		default:
 			r.Prefix = v
 		}
@@ -173,6 +184,42 @@ func decodeRedis(m *mapping, s *Store, path *field) {
 	if v, ok := f.durationUpTo(maxRedisTimeout); ok {
 		r.Timeout = v
 	}
+
+	// Replica acknowledgements: on by default where there are replicas by design.
+	if r.MasterName != "" || cluster {
+		r.MinReplicaAcks = 1
+	}
+	acks := m.field("min_replica_acks", fmt.Sprintf("a number of replicas from 0 to %d that must hold each write before kerbgate answers (0: the primary's word alone)", maxRedisReplicaAcks))
+	if v, ok := acks.intIn(0, maxRedisReplicaAcks); ok {
+		r.MinReplicaAcks = v
+	}
+	f = m.field("replica_ack_timeout", "a duration greater than 0 and shorter than timeout, like 500ms: how long a write waits for min_replica_acks before it is refused")
+	if v, ok := f.durationUpTo(maxRedisTimeout); ok {
+		switch {
+		case r.MinReplicaAcks == 0 && acks.set():
+			f.errorf("set but min_replica_acks is 0, which does not wait for replicas; expected min_replica_acks of 1 or more, or no replica_ack_timeout")
+		case r.MinReplicaAcks == 0:
+			f.errorf("set but min_replica_acks is 0 (the default with one server), which does not wait for replicas; expected min_replica_acks of 1 or more, or no replica_ack_timeout")
+		case v >= r.Timeout:
+			f.errorf("%s is not shorter than timeout (%v); expected less, so that a write its replicas do not confirm is refused within timeout", describe(f.val), r.Timeout)
+		default:
+			r.ReplicaAckTimeout = v
+		}
+	} else if r.MinReplicaAcks > 0 && !f.set() {
+		r.ReplicaAckTimeout = min(defaultRedisAckTimeout, r.Timeout/2)
+	}
+}
+
+// hasHashTag reports whether a key starting with prefix would be hashed by the
+// part between its first '{' and the next '}' (a Redis Cluster hash tag): a
+// non-empty part within prefix itself.
+func hasHashTag(prefix string) bool {
+	i := strings.IndexByte(prefix, '{')
+	if i < 0 {
+		return false
+	}
+	j := strings.IndexByte(prefix[i+1:], '}')
+	return j > 0
 }
 
 // decodeRedisURL sets r.Addrs from url and returns its scheme and database number

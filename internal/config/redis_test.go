@@ -107,6 +107,7 @@ func TestExampleRedisParses(t *testing.T) {
 		CAFile: filepath.Join(dir, "ad-ca.pem"), CertFile: filepath.Join(dir, "redis-client.pem"), KeyFile: filepath.Join(dir, "redis-client.key"),
 		ServerName: "redis.example.test", Prefix: "kerbgate:", DB: 0,
 		DialTimeout: 2 * time.Second, Timeout: time.Second,
+		MinReplicaAcks: 1, ReplicaAckTimeout: 500 * time.Millisecond,
 	}
 	if c.Store.Path != "" || !reflect.DeepEqual(c.Store.Redis, want) {
 		t.Errorf("store parsed to path %q, redis %+v\nwant %+v", c.Store.Path, c.Store.Redis, want)
@@ -170,9 +171,21 @@ func TestRedisForms(t *testing.T) {
 			Redis{Addrs: []string{"Redis.Example.Test:6380"}, TLS: true, DB: 3, ServerName: "redis.example.test"}},
 		{"ipv6", "    url: redis://[::1]:7000\n", Redis{Addrs: []string{"[::1]:7000"}}},
 		{"sentinel", "    addrs: [s1.example.test:26379, s2.example.test:26379]\n    master_name: kerbgate\n    db: 2\n",
-			Redis{Addrs: []string{"s1.example.test:26379", "s2.example.test:26379"}, MasterName: "kerbgate", DB: 2}},
+			Redis{Addrs: []string{"s1.example.test:26379", "s2.example.test:26379"}, MasterName: "kerbgate", DB: 2,
+				MinReplicaAcks: 1, ReplicaAckTimeout: 500 * time.Millisecond}},
 		{"cluster with TLS", "    addrs: [n1.example.test:6379, n2.example.test:6379]\n    tls: {}\n",
-			Redis{Addrs: []string{"n1.example.test:6379", "n2.example.test:6379"}, TLS: true}},
+			Redis{Addrs: []string{"n1.example.test:6379", "n2.example.test:6379"}, TLS: true,
+				MinReplicaAcks: 1, ReplicaAckTimeout: 500 * time.Millisecond}},
+		{"sentinel without acknowledgements", "    addrs: [s1:26379]\n    master_name: kerbgate\n    min_replica_acks: 0\n",
+			Redis{Addrs: []string{"s1:26379"}, MasterName: "kerbgate"}},
+		{"cluster waiting for two replicas with a short timeout", "    addrs: [n1:6379, n2:6379]\n    min_replica_acks: 2\n    replica_ack_timeout: 150ms\n    timeout: 400ms\n    prefix: \"kg{\"\n",
+			Redis{Addrs: []string{"n1:6379", "n2:6379"}, MinReplicaAcks: 2, ReplicaAckTimeout: 150 * time.Millisecond,
+				DialTimeout: 2 * time.Second, Timeout: 400 * time.Millisecond, Prefix: "kg{"}},
+		{"one server with replicas and the ack timeout half of timeout", "    url: redis://r1\n    min_replica_acks: 1\n    timeout: 600ms\n",
+			Redis{Addrs: []string{"r1:6379"}, MinReplicaAcks: 1, ReplicaAckTimeout: 300 * time.Millisecond,
+				DialTimeout: 2 * time.Second, Timeout: 600 * time.Millisecond}},
+		{"a hash tag in the prefix of one server", "    url: redis://r1\n    prefix: \"{kg}:\"\n",
+			Redis{Addrs: []string{"r1:6379"}, Prefix: "{kg}:"}},
 		{"single by addrs", "    addrs: [127.0.0.1:6379]\n    db: 1\n", Redis{Addrs: []string{"127.0.0.1:6379"}, DB: 1}},
 		{"acl user with env password and prefix and timeouts",
 			"    url: redis://127.0.0.1\n    username: kerbgate\n    password_env: KERBGATE_TEST_REDIS_PASSWORD\n    prefix: farm-a/\n    dial_timeout: 500ms\n    timeout: 250ms\n",
@@ -342,6 +355,31 @@ func TestParseInvalidRedis(t *testing.T) {
 				`9:19: store.redis.dial_timeout: "0s" is not positive`,
 				`10:14: store.redis.timeout: "2h" is too long`,
 			},
+		},
+		{
+			name: "replica acknowledgements out of range",
+			src:  st + "    addrs: [a:1, b:2]\n    min_replica_acks: -1\n",
+			want: []string{`8:23: store.redis.min_replica_acks: -1 is too small; expected a number of replicas from 0 to 100 that must hold each write before kerbgate answers (0: the primary's word alone)`},
+		},
+		{
+			name: "ack timeout without acknowledgements",
+			src:  st + "    url: redis://a\n    replica_ack_timeout: 200ms\n",
+			want: []string{`8:26: store.redis.replica_ack_timeout: set but min_replica_acks is 0 (the default with one server), which does not wait for replicas; expected min_replica_acks of 1 or more, or no replica_ack_timeout`},
+		},
+		{
+			name: "ack timeout with acknowledgements turned off",
+			src:  st + "    addrs: [a:1]\n    master_name: m\n    min_replica_acks: 0\n    replica_ack_timeout: 200ms\n",
+			want: []string{`10:26: store.redis.replica_ack_timeout: set but min_replica_acks is 0, which does not wait for replicas; expected min_replica_acks of 1 or more, or no replica_ack_timeout`},
+		},
+		{
+			name: "ack timeout not shorter than timeout",
+			src:  st + "    addrs: [a:1, b:2]\n    timeout: 500ms\n    replica_ack_timeout: 500ms\n",
+			want: []string{`9:26: store.redis.replica_ack_timeout: "500ms" is not shorter than timeout (500ms); expected less, so that a write its replicas do not confirm is refused within timeout`},
+		},
+		{
+			name: "hash tag in a Cluster's prefix",
+			src:  st + "    addrs: [a:1, b:2]\n    prefix: \"kerbgate:{farm}:\"\n",
+			want: []string{`8:13: store.redis.prefix: "kerbgate:{farm}:" contains a hash tag {...}, which with a Redis Cluster would put every key in one slot on one primary; expected a prefix without braces`},
 		},
 		{
 			name: "typo",

@@ -102,19 +102,33 @@ func (v View) ClientAddr() string {
 // prefix already in base is replaced, so a configured "__Host-x" cannot end up on a
 // path the browser would refuse it for.
 func (v View) CookieName(base, path string) string {
+	return v.CookieNameOf(NewCookieNames(base), path)
+}
+
+// CookieNames are the names a cookie called base can have (see CookieName), made
+// once: a cookie read on every request does not build its name each time.
+type CookieNames struct{ plain, host, secure string }
+
+// NewCookieNames returns the names of a cookie called base.
+func NewCookieNames(base string) CookieNames {
 	for _, p := range []string{"__Host-", "__Secure-"} {
 		if len(base) > len(p) && strings.EqualFold(base[:len(p)], p) {
 			base = base[len(p):]
 			break
 		}
 	}
+	return CookieNames{plain: base, host: "__Host-" + base, secure: "__Secure-" + base}
+}
+
+// CookieNameOf is CookieName with the names made beforehand.
+func (v View) CookieNameOf(n CookieNames, path string) string {
 	switch {
 	case !v.Secure():
-		return base
+		return n.plain
 	case path == "/":
-		return "__Host-" + base
+		return n.host
 	default:
-		return "__Secure-" + base
+		return n.secure
 	}
 }
 
@@ -195,6 +209,13 @@ func (f *Frontend) Middleware(next http.Handler) http.Handler {
 }
 
 type viewKey struct{}
+
+// WithView returns r with v as its View: forward-auth answers for the application
+// a proxy asks about, so cookies it sets are named and flagged for that
+// application's scheme, not for the proxy's connection to kerbgate.
+func WithView(r *http.Request, v View) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), viewKey{}, v))
+}
 
 // From returns the View the Middleware computed for r, or, without it, the View of
 // a direct connection (no proxy believed, no external URL).

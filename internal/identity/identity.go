@@ -32,6 +32,11 @@ type Identity struct {
 	GroupNames []string `json:"group_names,omitempty"`
 	// AuthMethod records how the identity was established, e.g. "kerberos".
 	AuthMethod string `json:"auth_method"`
+	// ChannelBound records that the Kerberos authenticator that established the
+	// identity was bound to the TLS channel kerbgate served (Extended Protection
+	// verified its channel binding): the ticket was not relayed from another
+	// connection.
+	ChannelBound bool `json:"channel_bound,omitempty"`
 }
 
 // InGroup reports whether sid is one of the identity's group SIDs.

@@ -19,9 +19,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,8 +32,9 @@ const MinKeyBytes = 32
 
 // Set is a loaded key set. It is immutable and safe for concurrent use.
 type Set struct {
-	keys [][]byte
-	ids  []string // short public ids of the keys, for logs
+	keys  [][]byte
+	ids   []string     // short public ids of the keys, for logs
+	pools []*sync.Pool // of *macState, one for each key
 }
 
 // Load reads a key file.
@@ -84,6 +87,7 @@ func Parse(content string) (*Set, error) {
 		}
 		id := sha256.Sum256(append([]byte("kerbgate-key-id\x00"), k...))
 		s.keys = append(s.keys, k)
+		s.pools = append(s.pools, &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, k)} }})
 		s.ids = append(s.ids, base64.RawURLEncoding.EncodeToString(id[:4]))
 	}
 	if len(s.keys) == 0 {
@@ -125,38 +129,61 @@ func (s *Set) IDs() []string { return append([]string(nil), s.ids...) }
 
 const tagLen = 16 // bytes of HMAC-SHA256 kept: 128-bit forgery resistance
 
+// tagChars is a tag's length in base64url without padding.
+var tagChars = base64.RawURLEncoding.EncodedLen(tagLen)
+
+// strictURL decodes tags: one encoding per tag, so no two strings open the same way.
+var strictURL = base64.RawURLEncoding.Strict()
+
 // Seal returns value + "." + a MAC of (purpose, value) under the newest key. The
 // purpose keeps values of one kind from being accepted as another.
 func (s *Set) Seal(purpose, value string) string {
-	return value + "." + base64.RawURLEncoding.EncodeToString(mac(s.keys[0], purpose, value))
+	var tag [tagLen]byte
+	s.mac(0, purpose, value, &tag)
+	return value + "." + base64.RawURLEncoding.EncodeToString(tag[:])
 }
 
-// Open verifies a sealed value against every key and returns the value.
+// Open verifies a sealed value against every key and returns the value. It
+// allocates nothing: forward-auth opens a cookie on every request.
 func (s *Set) Open(purpose, sealed string) (string, bool) {
 	i := strings.LastIndexByte(sealed, '.')
-	if i < 0 {
+	if i < 0 || len(sealed)-i-1 != tagChars {
 		return "", false
 	}
-	value, tag := sealed[:i], sealed[i+1:]
-	// Strict: one encoding per tag, so no two strings open the same way.
-	got, err := base64.RawURLEncoding.Strict().DecodeString(tag)
-	if err != nil || len(got) != tagLen {
+	value := sealed[:i]
+	var got, want [tagLen]byte
+	if n, err := strictURL.Decode(got[:], []byte(sealed[i+1:])); err != nil || n != tagLen {
 		return "", false
 	}
 	ok := false
-	for _, k := range s.keys {
+	for k := range s.keys {
 		// Every key is tried, so the time taken does not say which one matched.
-		if hmac.Equal(got, mac(k, purpose, value)) {
+		s.mac(k, purpose, value, &want)
+		if hmac.Equal(got[:], want[:]) {
 			ok = true
 		}
 	}
 	return value, ok
 }
 
-func mac(key []byte, purpose, value string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(purpose))
-	h.Write([]byte{0})
-	h.Write([]byte(value))
-	return h.Sum(nil)[:tagLen]
+// macState is one key's HMAC with its scratch space, kept in the set's pool for
+// the key: hmac.New for every MAC allocated a few hundred bytes and keyed SHA-256
+// twice.
+type macState struct {
+	h   hash.Hash
+	msg []byte
+	sum []byte
+}
+
+// mac writes the tag of (purpose, value) under key k into tag.
+func (s *Set) mac(k int, purpose, value string, tag *[tagLen]byte) {
+	m := s.pools[k].Get().(*macState)
+	m.msg = append(append(append(m.msg[:0], purpose...), 0), value...)
+	m.h.Reset()
+	m.h.Write(m.msg)
+	m.sum = m.h.Sum(m.sum[:0])
+	copy(tag[:], m.sum)
+	if cap(m.msg) <= 4096 { // a huge value does not stay in the pool
+		s.pools[k].Put(m)
+	}
 }

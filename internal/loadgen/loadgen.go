@@ -47,7 +47,9 @@ type Options struct {
 	// Cookie is sent with every request ("name=value"), e.g. a session cookie.
 	Cookie string
 	// Host overrides the Host header.
-	Host        string
+	Host string
+	// Header is sent with every request (a proxy's X-Forwarded-* headers, say).
+	Header      http.Header
 	Connections int
 	// Requests, if set, ends the run after that many requests; else Duration.
 	Requests int
@@ -55,6 +57,82 @@ type Options struct {
 	// CAFile verifies an https server; KeepAlive false opens a connection per request.
 	CAFile      string
 	NoKeepAlive bool
+	// Flow, when set, replaces the GET of URL: each iteration runs it, and the
+	// iteration's latency is the whole flow's (Result.Steps has each step's).
+	Flow Flow
+}
+
+// Flow is one iteration of a multi-request load, like an authorization-code flow:
+// it sends its requests with s.Do and returns an error when an answer is not the
+// one expected (the iteration then counts as an error).
+type Flow func(ctx context.Context, s *Steps) error
+
+// Steps is what a flow iteration sends its requests with: the run's HTTP client
+// (which follows no redirect), fresh Negotiate headers, and each step's timing.
+type Steps struct {
+	o      *Options
+	client *http.Client
+	mu     *sync.Mutex
+	steps  map[string]*stepLog
+}
+
+type stepLog struct {
+	lat    []time.Duration
+	status map[int]int
+}
+
+// maxBody bounds what Do reads of an answer.
+const maxBody = 1 << 20
+
+// Negotiate returns a fresh Negotiate Authorization header value from the run's
+// Credential (with its Raw and ChannelBindingHash).
+func (s *Steps) Negotiate() (string, error) {
+	if s.o.Credential == nil {
+		return "", errors.New("loadgen: no credential for a Negotiate step")
+	}
+	return HeaderBound(s.o.Credential, s.o.Raw, s.o.ChannelBindingHash)
+}
+
+// Do sends req (with the run's Host and Cookie when set), reads the answer's body
+// (at most 1 MiB) and records the step's latency and status under step.
+func (s *Steps) Do(step string, req *http.Request) (*http.Response, []byte, error) {
+	if s.o.Host != "" {
+		req.Host = s.o.Host
+	}
+	if s.o.Cookie != "" && req.Header.Get("Cookie") == "" {
+		req.Header.Set("Cookie", s.o.Cookie)
+	}
+	t0 := time.Now()
+	resp, err := s.client.Do(req)
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		resp.Body.Close()
+	}
+	d := time.Since(t0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", step, err)
+	}
+	s.mu.Lock()
+	l := s.steps[step]
+	if l == nil {
+		l = &stepLog{status: map[int]int{}}
+		s.steps[step] = l
+	}
+	l.lat = append(l.lat, d)
+	l.status[resp.StatusCode]++
+	s.mu.Unlock()
+	return resp, body, nil
+}
+
+// StepResult is what a run measured of one step of its flow.
+type StepResult struct {
+	Requests int           `json:"requests"`
+	Status   map[int]int   `json:"status"`
+	P50      time.Duration `json:"p50_ns"`
+	P90      time.Duration `json:"p90_ns"`
+	P99      time.Duration `json:"p99_ns"`
+	Max      time.Duration `json:"max_ns"`
 }
 
 // Result is what a run measured.
@@ -70,6 +148,9 @@ type Result struct {
 	Max        time.Duration  `json:"max_ns"`
 	FirstError string         `json:"first_error,omitempty"`
 	Extra      map[string]any `json:"extra,omitempty"`
+	// Steps are the steps of a Flow run, by name; Requests, Errors and the
+	// percentiles above are then of whole flows, and Status is empty.
+	Steps map[string]*StepResult `json:"steps,omitempty"`
 }
 
 func (r *Result) String() string {
@@ -143,6 +224,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res    = &Result{Status: map[int]int{}}
 		issued int
 		wg     sync.WaitGroup
+		// stepLogs are the steps of a Flow run.
+		stepLogs = map[string]*stepLog{}
 	)
 	next := func() bool {
 		mu.Lock()
@@ -158,10 +241,32 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			steps := &Steps{o: &o, client: client, mu: &mu, steps: stepLogs}
 			for ctx.Err() == nil && next() {
+				if o.Flow != nil {
+					t0 := time.Now()
+					err := o.Flow(ctx, steps)
+					d := time.Since(t0)
+					if ctx.Err() != nil && err != nil {
+						return // the run ended during this flow
+					}
+					mu.Lock()
+					lat = append(lat, d)
+					if err != nil {
+						res.Errors++
+						if res.FirstError == "" {
+							res.FirstError = err.Error()
+						}
+					}
+					mu.Unlock()
+					continue
+				}
 				req, _ := http.NewRequestWithContext(ctx, "GET", o.URL, nil)
 				if o.Host != "" {
 					req.Host = o.Host
+				}
+				for k, v := range o.Header {
+					req.Header[k] = v
 				}
 				if o.Cookie != "" {
 					req.Header.Set("Cookie", o.Cookie)
@@ -209,11 +314,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(lat) == 0 {
 		return res, errors.New("no request completed")
 	}
+	res.P50, res.P90, res.P99, res.Max = percentiles(lat)
+	res.RPS = float64(len(lat)) / res.Elapsed.Seconds()
+	if o.Flow != nil {
+		res.Status = nil
+		res.Steps = map[string]*StepResult{}
+		for name, l := range stepLogs {
+			sr := &StepResult{Requests: len(l.lat), Status: l.status}
+			sr.P50, sr.P90, sr.P99, sr.Max = percentiles(l.lat)
+			res.Steps[name] = sr
+		}
+	}
+	return res, nil
+}
+
+// percentiles sorts lat (not empty) and returns its p50, p90, p99 and maximum.
+func percentiles(lat []time.Duration) (p50, p90, p99, max time.Duration) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p int) time.Duration { return lat[(len(lat)-1)*p/100] }
-	res.P50, res.P90, res.P99, res.Max = pct(50), pct(90), pct(99), lat[len(lat)-1]
-	res.RPS = float64(len(lat)) / res.Elapsed.Seconds()
-	return res, nil
+	return pct(50), pct(90), pct(99), lat[len(lat)-1]
 }
 
 // CredentialFromKeytab signs in as principal with a keytab (or, when password is

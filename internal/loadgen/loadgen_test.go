@@ -2,8 +2,11 @@ package loadgen
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,5 +225,51 @@ func TestHeaderFresh(t *testing.T) {
 	b, _ := Header(g.cred, false)
 	if a == b || !strings.HasPrefix(a, "Negotiate ") {
 		t.Fatalf("headers %q and %q", a[:20], b[:20])
+	}
+}
+
+// A flow run times whole iterations and each named step: a Negotiate step the
+// acceptor accepts with a fresh authenticator every time, and a plain one; an
+// iteration whose flow returns an error counts as an error.
+func TestRunFlowTimesEachStep(t *testing.T) {
+	g := newGate(t)
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	var n atomic.Int32
+	flow := func(ctx context.Context, s *Steps) error {
+		h, err := s.Negotiate()
+		if err != nil {
+			return err
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/sign-in", nil)
+		req.Header.Set("Authorization", h)
+		if resp, _, err := s.Do("sign-in", req); err != nil || resp.StatusCode != 200 {
+			return fmt.Errorf("sign-in: %v", err)
+		}
+		req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/plain", nil)
+		if resp, _, err := s.Do("plain", req); err != nil || resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("plain: %v", err)
+		}
+		if n.Add(1)%5 == 0 {
+			return errors.New("every fifth flow fails")
+		}
+		return nil
+	}
+	res, err := Run(t.Context(), Options{Flow: flow, Credential: g.cred, Requests: 40, Connections: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 40 || res.Errors != 8 || res.FirstError != "every fifth flow fails" || len(g.refused) != 0 {
+		t.Fatalf("result %s; refused %v", res, g.refused)
+	}
+	si, pl := res.Steps["sign-in"], res.Steps["plain"]
+	if si == nil || pl == nil || si.Requests != 40 || si.Status[200] != 40 || pl.Status[http.StatusNoContent] != 40 {
+		t.Fatalf("steps %+v %+v", si, pl)
+	}
+	if !(si.P50 <= si.P99 && si.P99 <= si.Max && si.Max > 0 && si.Max <= res.Max) {
+		t.Errorf("step statistics out of order: %+v (flow max %s)", si, res.Max)
+	}
+	if g.kinds[spnego.KindNegTokenInit] != 40 {
+		t.Errorf("token kinds %v, want 40 fresh SPNEGO tokens", g.kinds)
 	}
 }

@@ -222,6 +222,7 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 	if err != nil {
 		return nil, err
 	}
+	bound := false
 	if p := m.opts.EPA; p != nil && p.TokenChecking != epa.None {
 		var ch epa.Channel
 		if m.opts.Channel != nil {
@@ -233,11 +234,14 @@ func (m *middleware) authenticate(w http.ResponseWriter, r *http.Request) (*Sign
 		if err != nil {
 			return nil, err
 		}
+		bound = outcome == epa.ChannelBound
 	}
 	if res.APRep != nil || wrapped {
 		w.Header().Set("WWW-Authenticate", "Negotiate "+base64.StdEncoding.EncodeToString(answer(mech, res.APRep, wrapped)))
 	}
-	return &Signin{Identity: res.Identity, Result: res}, nil
+	in := &Signin{Identity: res.Identity, Result: res}
+	in.Identity.ChannelBound = bound
+	return in, nil
 }
 
 // answer builds the final server token: the AP-REP in GSS framing, inside an

@@ -6,18 +6,24 @@
 //
 // It owns the provider's policy (the registered clients, the issuer, the signing keys,
 // the token lifetimes), given as typed Options (package setup makes them from the
-// configuration file), the login step (/login under the issuer's path) and the
-// storage adapter the OpenID protocol library calls. The protocol itself — discovery,
-// JWKS, the authorization and token endpoints, PKCE, userinfo, token signing — is
-// github.com/zitadel/oidc/v3/pkg/op, an OpenID-certified implementation; this package
-// writes none of it. It must not verify Kerberos, speak LDAP or read configuration:
-// it composes the sign-in core (package signin), a Directory, a store.Store and
-// clientauth for client secrets.
+// configuration file), the login step (/login under the issuer's path: when the OIDC
+// browser session answers and when a fresh Negotiate must), the sign-in's lifetime
+// (auth_time, acr, and end_session ending every token issued in it), the storage
+// adapter the OpenID protocol library calls, and kerbgate's view of each answer the
+// library writes (metrics, a reason code and a log line for every refusal). The
+// protocol itself — discovery, JWKS, the authorization and token endpoints, PKCE,
+// userinfo, token signing — is github.com/zitadel/oidc/v3/pkg/op, an
+// OpenID-certified implementation; this package writes none of it, and corrects
+// only where the library answers against the RFCs (observe.go). The library logs
+// through slog's default logger only, so this package makes that logger route its
+// records to the provider's (liblog.go): the one process-wide setting it makes. It
+// must not verify Kerberos, speak LDAP or read configuration: it composes the
+// sign-in core (package signin), a Directory, a store.Store and clientauth for
+// client secrets.
 package oidcprovider
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -31,6 +37,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -86,12 +93,20 @@ type Options struct {
 	// CookieKeys seal the OIDC browser session cookie; shared by a farm.
 	CookieKeys        *keyset.Set
 	BrowserSessionTTL time.Duration
-	// SignIn signs a browser in (signin.Negotiate in production).
-	SignIn    signin.PreAuthenticator
-	Directory Directory // nil: no directory configured
-	Store     store.Store
-	Reporter  *refusal.Reporter
-	Log       *slog.Logger
+	// SignIn signs a browser in (signin.Negotiate in production, with the password
+	// fallback when configured).
+	SignIn signin.PreAuthenticator
+	// PasswordSignIn says SignIn may sign a browser in with a password: discovery
+	// then lists ACRPassword among the acr values kerbgate asserts.
+	PasswordSignIn bool
+	Directory      Directory // nil: no directory configured
+	Store          store.Store
+	Reporter       *refusal.Reporter
+	// Log receives kerbgate's log lines, and the protocol library's (routed
+	// there from slog's default logger, see routeLibraryLog).
+	Log *slog.Logger
+	// Registerer receives the provider's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 	// Secrets checks client secrets (bounded, rate-limited); nil makes one.
 	Secrets *clientauth.Authenticator
 	// Now and Rand are injected for tests.
@@ -108,6 +123,7 @@ type Provider struct {
 	st      *storage
 	op      *op.Provider
 	handler http.Handler
+	metrics *metrics
 }
 
 // cookiePurpose binds the OIDC browser session cookie's MAC to its use.
@@ -140,7 +156,11 @@ func New(o Options) (*Provider, error) {
 	if o.Secrets == nil {
 		o.Secrets = clientauth.New(clientauth.Options{})
 	}
-	p := &Provider{opts: o, path: strings.TrimSuffix(iss.Path, "/"), clients: map[string]*client{}}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("oidcprovider: %w", err)
+	}
+	p := &Provider{opts: o, path: strings.TrimSuffix(iss.Path, "/"), clients: map[string]*client{}, metrics: m}
 	p.browser = signin.NewSessions(signin.Sessions{
 		Store: o.Store, Keys: o.CookieKeys, Purpose: cookiePurpose, CookieName: o.CookieName,
 		TTL: o.BrowserSessionTTL, Now: o.Now, Rand: o.Rand,
@@ -166,7 +186,7 @@ func New(o Options) (*Provider, error) {
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
-	var opts []op.Option
+	opts := []op.Option{op.WithCrypto(newTokenCrypto(cfg.CryptoKey))}
 	if iss.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -175,12 +195,8 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("oidcprovider: %w", err)
 	}
 	p.op = prov
-	p.handler = http.StripPrefix(p.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/authorize" && p.refuseResponseType(w, r) {
-			return
-		}
-		prov.ServeHTTP(w, withRequestInfo(w, r))
-	}))
+	p.handler = http.StripPrefix(p.path, http.HandlerFunc(p.serve))
+	routeLibraryLog(o.Log)
 	return p, nil
 }
 
@@ -201,9 +217,13 @@ func (p *Provider) refuseResponseType(w http.ResponseWriter, r *http.Request) bo
 		return false
 	}
 	e := url.Values{"error": {"unsupported_response_type"}, "error_description": {"kerbgate serves the code flow only"}}
+	refused := reason.New(reason.OIDCUnsupportedResponseType, "a response_type other than code", "response_type", truncate(rt, 64))
 	if rt == "" {
 		e = url.Values{"error": {"invalid_request"}, "error_description": {"response_type is missing"}}
+		refused = reason.New(reason.OIDCInvalidRequest, "response_type is missing")
 	}
+	code := p.refused(r, &requestInfo{client: c.GetID()}, refused, "stage", "authorize")
+	p.metrics.authorizations.WithLabelValues(c.GetID(), string(code)).Inc()
 	if s := q.Get("state"); s != "" {
 		e.Set("state", s)
 	}
@@ -230,18 +250,15 @@ func cryptoKeyMaterial(keys []jose.JSONWebKey) []byte {
 
 // Register adds the provider's endpoints to mux.
 func (p *Provider) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+p.path+"/login", p.login)
+	login := func(w http.ResponseWriter, r *http.Request) {
+		r, ri := p.withRequestInfo(w, r)
+		p.login(w, r, ri)
+	}
+	mux.HandleFunc("GET "+p.path+"/login", login)
 	// A sign-in form in the 401 page (the password fallback) posts back here.
-	mux.HandleFunc("POST "+p.path+"/login", p.login)
+	mux.HandleFunc("POST "+p.path+"/login", login)
 	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
 	mux.Handle(p.path+"/", p.handler)
-}
-
-// Subject is the sub claim of the account with SID sid at issuer: stable for the
-// account (a rename keeps it), different at each issuer, and not the name.
-func Subject(issuer, sid string) string {
-	h := sha256.Sum256([]byte(issuer + "\x00" + sid))
-	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 // loginPath is where the library sends the browser to sign in (client.LoginURL).
@@ -254,29 +271,43 @@ func (p *Provider) browserScope() signin.Scope { return signin.Scope{Path: p.pat
 
 // login is the login step: the authorization request waits under id until the
 // browser has signed in (kerbgate's OIDC browser session, or Negotiate), the account
-// is confirmed and the client's groups allow it.
-func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+// is confirmed and the client's groups allow it. The session answers unless the
+// request wants a fresher or stronger sign-in than the session's (prompt=login,
+// max_age, acr_values: sessionUse); then the browser signs in with Negotiate again.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request, ri *requestInfo) {
 	ar, err := p.st.authRequest(r.URL.Query().Get("id"))
 	if err != nil {
+		p.metrics.authorizations.WithLabelValues("-", string(reason.BadRequest)).Inc()
 		p.opts.Reporter.Refuse(w, r, reason.New(reason.BadRequest, "no such authorization request", "cause", "unknown_or_expired"))
 		return
 	}
+	ri.client = ar.ClientID
 	c, ok := p.clients[ar.ClientID]
 	if !ok { // sealed before a configuration change removed the client
+		p.metrics.authorizations.WithLabelValues("-", string(reason.UnknownApp)).Inc()
 		p.opts.Reporter.Refuse(w, r, reason.New(reason.UnknownApp, "no such client", "client", ar.ClientID))
 		return
 	}
-	id, err := p.browser.Load(r, p.browserScope())
-	if err != nil {
-		p.opts.Reporter.Refuse(w, r, reason.Of(err))
-		return
+	cur, err := p.browser.Current(r, p.browserScope())
+	if err == nil && cur != nil {
+		var use sessionUse
+		switch use, err = p.sessionUse(r.Context(), ar, cur); {
+		case err != nil:
+		case use == reuseSession:
+			p.complete(w, r, ri, ar, c, cur.Identity, cur)
+			return
+		case use == endSession:
+			err = p.browser.End(w, r, p.browserScope())
+		}
 	}
-	if id != nil {
-		p.complete(w, r, ar, c, id, true)
+	if err != nil {
+		e := reason.Of(err)
+		p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+		p.opts.Reporter.Refuse(w, r, e)
 		return
 	}
 	if ar.PromptNone && r.Header.Get("Authorization") == "" {
-		p.challengeOrLoginRequired(w, r, ar)
+		p.challengeOrLoginRequired(w, r, ri, ar)
 		return
 	}
 	p.opts.SignIn.Authenticate(w, r, func(w http.ResponseWriter, r *http.Request, res signin.Result, err error) {
@@ -284,48 +315,59 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 			err = reason.New(reason.Internal, "sign-in did not produce an identity")
 		}
 		if err != nil {
-			p.opts.Reporter.Refuse(w, r, reason.Of(err))
+			e := reason.Of(err)
+			if e.Code != reason.NoToken { // the challenge: the first leg of every sign-in
+				p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+			}
+			p.opts.Reporter.Refuse(w, r, e)
 			return
 		}
-		p.complete(w, r, ar, c, res.Identity, false)
+		p.complete(w, r, ri, ar, c, res.Identity, nil)
 	})
 }
 
-// complete confirms the account, applies the client's groups and hands the
-// authorization request back to the library, which redirects with the code.
-func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ar *authRequest, c *client, id *identity.Identity, signedIn bool) {
+// complete confirms the account, applies the client's groups and answers with the
+// code (issueCode). cur is the OIDC browser session that answered, nil after a
+// fresh Negotiate (which starts or renews the session: its time is the sign-in's,
+// auth_time).
+func (p *Provider) complete(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest, c *client, id *identity.Identity, cur *signin.Signed) {
 	ctx := r.Context()
+	ri.user = id.Principal
 	admission := signin.Admission{Directory: p.opts.Directory, RequireDirectory: c.RequireDirectory, Groups: c.Groups, Log: p.opts.Log}
 	if err := signin.Admit(ctx, admission, id); err != nil {
-		p.deny(w, r, ar, err)
+		p.deny(w, r, ri, ar, err)
 		return
 	}
 	if id.SID == "" {
-		p.deny(w, r, ar, reason.New(reason.Internal, "the account has no SID to derive its subject from", "user", id.Principal))
+		p.deny(w, r, ri, ar, reason.New(reason.Internal, "the account has no SID to derive its subject from", "user", id.Principal))
 		return
 	}
-	if !signedIn {
-		if err := p.browser.Start(w, r, p.browserScope(), id); err != nil {
-			p.opts.Reporter.Refuse(w, r, reason.Of(err))
+	signed := cur
+	if signed == nil {
+		var err error
+		if signed, err = p.browser.Begin(w, r, p.browserScope(), id); err != nil {
+			e := reason.Of(err)
+			p.metrics.authorizations.WithLabelValues(c.ID, string(e.Code)).Inc()
+			p.opts.Reporter.Refuse(w, r, e)
 			return
 		}
 	}
-	k, err := p.st.signedIn(ctx, ar, id, p.opts.Now())
-	if err != nil {
-		p.opts.Reporter.Refuse(w, r, store.Refusal("cannot record the sign-in", "put_token", err))
+	if !p.issueCode(w, r, ri, ar, c, id, signed) {
 		return
 	}
-	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal)
-	http.Redirect(w, r, op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), k), http.StatusFound)
+	p.metrics.authorizations.WithLabelValues(c.ID, "ok").Inc()
+	p.opts.Log.Info("oidc sign-in", "client", c.ID, "user", id.Principal, "negotiated", cur == nil,
+		"auth_time", signed.Since.UTC().Format(time.RFC3339), "acr", acrFor(ar.ACRValues, id), "amr", amrFor(id)[0])
 }
 
 // deny sends the client access_denied at its (registered) redirect URI, or
-// server_error when the directory cannot answer; kerbgate's reason goes to the log.
-func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ar *authRequest, err error) {
-	e := reason.Of(err)
-	p.opts.Log.Warn("oidc sign-in refused", "client", ar.ClientID, "reason", string(e.Code), "detail", e.Error())
+// server_error when the directory cannot answer; kerbgate's reason goes to the log
+// and the metrics.
+func (p *Provider) deny(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest, err error) {
+	code := p.refused(r, ri, reason.Of(err), "stage", "login")
+	p.metrics.authorizations.WithLabelValues(p.clientLabel(ar.ClientID), string(code)).Inc()
 	oe := oidc.ErrAccessDenied()
-	switch e.Code {
+	switch code {
 	case reason.DirectoryUnavailable, reason.StoreUnavailable, reason.Internal:
 		oe = oidc.ErrServerError()
 	}
@@ -343,7 +385,9 @@ func signedOut(w http.ResponseWriter, _ *http.Request) {
 // challenge, which a browser holding a ticket answers at once and silently, whose
 // page sends any other browser on to the client with login_required. No prompt is
 // shown either way.
-func (p *Provider) challengeOrLoginRequired(w http.ResponseWriter, r *http.Request, ar *authRequest) {
+func (p *Provider) challengeOrLoginRequired(w http.ResponseWriter, r *http.Request, ri *requestInfo, ar *authRequest) {
+	code := p.refused(r, ri, reason.New(reason.OIDCLoginRequired, "prompt=none without a usable OIDC browser session: a Negotiate challenge whose page leads on to login_required"), "stage", "login")
+	p.metrics.authorizations.WithLabelValues(p.clientLabel(ar.ClientID), string(code)).Inc()
 	rec := httptest.NewRecorder()
 	op.AuthRequestError(rec, r, ar, oidc.ErrLoginRequired(), p.op)
 	loc := rec.Header().Get("Location")

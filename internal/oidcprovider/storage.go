@@ -5,7 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -15,9 +15,9 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/identity"
 	"github.com/kerbgate/kerbgate/internal/reason"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/store"
 )
 
@@ -55,7 +55,15 @@ type authRequest struct {
 	sealed   string
 	identity *identity.Identity // nil until signed in
 	subject  string
+	// authTime is when the browser signed in with Negotiate (the OIDC browser
+	// session's start or renewal), not when the request was answered.
 	authTime time.Time
+	// handle names the sign-in (the OIDC browser session, signin.Signed.Handle):
+	// the tokens issued from it end when it is signed out.
+	handle string
+	// acr is the class asserted for a refresh (a code's is worked out from the
+	// request and the identity).
+	acr string
 }
 
 // Request is what the authorization request asked for.
@@ -68,11 +76,22 @@ type Request struct {
 	ResponseMode  oidc.ResponseMode   `json:"rm,omitempty"`
 	CodeChallenge *oidc.CodeChallenge `json:"pk,omitempty"`
 	PromptNone    bool                `json:"pn,omitempty"`
-	Created       time.Time           `json:"t"`
+	// MaxAge is the oldest sign-in, in seconds, the request accepts (max_age;
+	// prompt=login makes it 0: a fresh Negotiate).
+	MaxAge    *uint     `json:"ma,omitempty"`
+	ACRValues []string  `json:"acr,omitempty"`
+	Created   time.Time `json:"t"`
+}
+
+// signedInRecord is what a signed-in request's and a code's store tokens hold
+// besides the identity (in store.Token's RedirectURI) and the sign-in's time (its
+// IssuedAt).
+type signedInRecord struct {
+	Sealed string `json:"q"`
+	Handle string `json:"h,omitempty"`
 }
 
 func (a *authRequest) GetID() string                         { return a.ID }
-func (a *authRequest) GetACR() string                        { return "" }
 func (a *authRequest) GetAudience() []string                 { return []string{a.ClientID} }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.ClientID }
@@ -86,13 +105,15 @@ func (a *authRequest) GetState() string                      { return a.State }
 func (a *authRequest) GetSubject() string                    { return a.subject }
 func (a *authRequest) Done() bool                            { return a.identity != nil }
 
-// GetAMR is how the user signed in: "pwd" (RFC 8176) after the password fallback,
-// "kerberos" after Negotiate.
-func (a *authRequest) GetAMR() []string {
-	if a.identity != nil && a.identity.AuthMethod == "pwd" {
-		return []string{"pwd"}
+// GetAMR is how the user signed in (amrFor).
+func (a *authRequest) GetAMR() []string { return amrFor(a.identity) }
+
+// GetACR is the class asserted for the sign-in (acrFor), once signed in.
+func (a *authRequest) GetACR() string {
+	if a.acr != "" || a.identity == nil {
+		return a.acr
 	}
-	return []string{"kerberos"}
+	return acrFor(a.ACRValues, a.identity)
 }
 
 // storage is what the protocol library keeps and asks: authorization requests and
@@ -102,16 +123,24 @@ func (a *authRequest) GetAMR() []string {
 // travels sealed with the farm's cookie keys (the login step's id); the signed-in
 // request and the code are store tokens, each taken once, atomically, farm-wide;
 // access tokens are store records. The only state in memory is the signed-in
-// request between the library's callback and its code (one HTTP request).
+// request while its code is made (within the login step's HTTP request, or the
+// library's callback's for a sign-in recorded before an upgrade).
 type storage struct {
 	p *Provider
 
 	mu      sync.Mutex
-	pending map[string]*authRequest // signed-in key -> request, within the callback
+	pending map[string]pendingRequest // signed-in key -> request, while its code is made
+}
+
+// pendingRequest is a signed-in request waiting for SaveAuthCode, since when it
+// waits (not its sign-in's time, which may be hours old: a reused session's).
+type pendingRequest struct {
+	a     *authRequest
+	since time.Time
 }
 
 func newStorage(p *Provider) *storage {
-	return &storage{p: p, pending: map[string]*authRequest{}}
+	return &storage{p: p, pending: map[string]pendingRequest{}}
 }
 
 var errNotFound = errors.New("oidcprovider: not found")
@@ -145,28 +174,21 @@ func (s *storage) open(sealed string) (*authRequest, error) {
 // authRequest returns the request of the login step's id.
 func (s *storage) authRequest(id string) (*authRequest, error) { return s.open(id) }
 
-// signedIn records that the browser of a signed in as who, and returns the key
-// the library's callback takes it by.
-func (s *storage) signedIn(ctx context.Context, a *authRequest, who *identity.Identity, now time.Time) (string, error) {
-	k, err := store.NewID(s.p.opts.Rand)
-	if err != nil {
-		return "", err
-	}
-	return k, s.p.opts.Store.PutToken(ctx, k, store.Token{
-		AppID: signedInKind, RedirectURI: a.sealed, Identity: *who, IssuedAt: now, ExpiresAt: now.Add(signedInTTL),
-	})
-}
-
 // taken rebuilds a signed-in request from its store token.
 func (s *storage) taken(id string, t store.Token) (*authRequest, error) {
-	a, err := s.open(t.RedirectURI)
+	rec := signedInRecord{Sealed: t.RedirectURI} // a record of a node without sign-in handles
+	if strings.HasPrefix(t.RedirectURI, "{") && json.Unmarshal([]byte(t.RedirectURI), &rec) != nil {
+		return nil, errNotFound
+	}
+	a, err := s.open(rec.Sealed)
 	if err != nil {
 		return nil, err
 	}
 	a.ID = id
+	a.handle = rec.Handle
 	idt := t.Identity
 	a.identity = &idt
-	a.subject = Subject(s.p.opts.Issuer, idt.SID)
+	a.subject = signingkeys.Subject(s.p.opts.Issuer, idt.SID)
 	a.authTime = t.IssuedAt
 	return a, nil
 }
@@ -199,7 +221,10 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 	req := Request{
 		ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
 		Scopes: scopes, ResponseMode: r.ResponseMode, CodeChallenge: challenge,
-		PromptNone: slices.Contains(r.Prompt, oidc.PromptNone), Created: s.now(),
+		PromptNone: slices.Contains(r.Prompt, oidc.PromptNone), MaxAge: r.MaxAge, Created: s.now(),
+	}
+	if len(r.ACRValues) > 0 && len(r.ACRValues) <= 16 {
+		req.ACRValues = r.ACRValues
 	}
 	b, err := json.Marshal(req)
 	if err != nil {
@@ -219,44 +244,83 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	if err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
 	}
+	requestInfoOf(ctx).signedIn(a.ClientID, a.identity)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	for k, p := range s.pending { // bounded: entries of abandoned callbacks go
-		if s.now().Sub(p.authTime) >= signedInTTL {
+		if now.Sub(p.since) >= signedInTTL {
 			delete(s.pending, k)
 		}
 	}
-	s.pending[id] = a
+	s.pending[id] = pendingRequest{a: a, since: now}
 	return a, nil
 }
 
 // AuthRequestByCode takes the code from the store: of two redemptions anywhere in a
 // farm at most one succeeds. The library then checks the client and the verifier.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	ri := requestInfoOf(ctx)
 	t, err := s.p.opts.Store.TakeToken(ctx, code, codeKind, s.now())
 	if err != nil {
+		ri.refuse(codeRefusal(err))
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, oidc.ErrServerError().WithDescription("cannot take the code")
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
 	a, err := s.taken(code, t)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
+	ri.user = a.identity.Principal
+	if err := s.ended(ctx, a.handle); err != nil {
+		ri.refuse(err)
+		if err.Code != reason.OIDCInvalidGrant {
+			return nil, oidc.ErrServerError().WithDescription("cannot check the sign-in")
+		}
+		return nil, oidc.ErrInvalidGrant().WithDescription("the sign-in was ended")
+	}
 	return a, nil
+}
+
+// codeRefusal is the refusal of a code or refresh token the store would not give.
+func codeRefusal(err error) *reason.Error {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return store.Refusal("cannot take the code or refresh token", "take_token", err)
+	case errors.Is(err, store.ErrTokenUsed):
+		return reason.New(reason.OIDCInvalidGrant, "used before", "cause", "used")
+	case errors.Is(err, store.ErrExpired):
+		return reason.New(reason.OIDCInvalidGrant, "expired", "cause", "expired")
+	}
+	return reason.New(reason.OIDCInvalidGrant, "unknown (never issued, or another client's)", "cause", "unknown")
 }
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	s.mu.Lock()
-	a, ok := s.pending[id]
+	p, ok := s.pending[id]
 	delete(s.pending, id)
 	s.mu.Unlock()
 	if !ok {
 		return errNotFound
 	}
-	now := s.now()
+	a, now := p.a, s.now()
+	rec, _ := json.Marshal(signedInRecord{Sealed: a.sealed, Handle: a.handle})
 	return s.p.opts.Store.PutToken(ctx, code, store.Token{
-		AppID: codeKind, RedirectURI: a.sealed, Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(codeTTL),
+		AppID: codeKind, RedirectURI: string(rec), Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(codeTTL),
 	})
 }
+
+// hold keeps a signed-in request for SaveAuthCode while issueCode makes its code;
+// release drops it.
+func (s *storage) hold(a *authRequest) {
+	s.mu.Lock()
+	s.pending[a.ID] = pendingRequest{a: a, since: s.now()}
+	s.mu.Unlock()
+}
+
+func (s *storage) release(id string) { _ = s.DeleteAuthRequest(context.Background(), id) }
 
 func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 	s.mu.Lock()
@@ -282,10 +346,7 @@ func (s *storage) accessToken(ctx context.Context, a *authRequest, family string
 	}
 	now := s.now()
 	exp := now.Add(s.p.opts.AccessTokenTTL)
-	app := accessAppPrefix + a.ClientID
-	if family != "" {
-		app += "/" + family
-	}
+	app := accessApp{client: a.ClientID, family: family, handle: a.handle}.String()
 	who := *a.identity
 	if !slices.Contains(a.Scopes, ScopeGroups) { // userinfo answers groups only to a grant of them
 		who.Groups, who.GroupNames = nil, nil
@@ -321,10 +382,13 @@ const (
 	maxRefreshTokenLen = 256
 )
 
-// refreshRecord is what a refresh token's store token holds beside the identity.
+// refreshRecord is what a refresh token's store token holds beside the identity
+// and the sign-in's time (its IssuedAt).
 type refreshRecord struct {
 	ClientID string   `json:"c"`
 	Scopes   []string `json:"sc"`
+	Handle   string   `json:"h,omitempty"`
+	ACR      string   `json:"a,omitempty"`
 }
 
 // refreshRequest is a refresh token redeemed.
@@ -377,7 +441,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRe
 		return "", "", time.Time{}, err
 	}
 	refresh := family + "." + rnd
-	rec, _ := json.Marshal(refreshRecord{ClientID: a.ClientID, Scopes: a.Scopes})
+	rec, _ := json.Marshal(refreshRecord{ClientID: a.ClientID, Scopes: a.Scopes, Handle: a.handle, ACR: a.GetACR()})
 	err = s.p.opts.Store.PutToken(ctx, refresh, store.Token{
 		AppID: refreshKind, RedirectURI: string(rec), Identity: *a.identity, IssuedAt: a.authTime, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
 	})
@@ -391,63 +455,122 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRe
 // TokenRequestByRefreshToken takes the refresh token. A token used before revokes
 // its family.
 func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	ri := requestInfoOf(ctx)
 	family, ok := familyOf(token)
 	if !ok {
+		ri.refuse(reason.New(reason.OIDCInvalidGrant, "not a refresh token of kerbgate's", "cause", "malformed"))
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	t, err := s.p.opts.Store.TakeToken(ctx, token, refreshKind, s.now())
 	if errors.Is(err, store.ErrTokenUsed) {
-		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-			s.p.opts.Log.Error("oidc refresh token reused; cannot revoke its family", "error", derr.Error())
-		}
 		e := reason.New(reason.RefreshTokenReused, "refresh token used twice: its family is revoked", "family", family[:min(8, len(family))]+"…")
-		s.p.opts.Log.Warn("oidc refresh refused", "reason", string(e.Code), "detail", e.Error())
+		if fam, ferr := s.p.opts.Store.GetSession(ctx, family, s.now()); ferr == nil {
+			ri.user = fam.Identity.Principal
+			s.p.metrics.refreshReuses.WithLabelValues(s.p.clientLabel(strings.TrimPrefix(fam.AppID, familyAppPrefix))).Inc()
+		} else {
+			s.p.metrics.refreshReuses.WithLabelValues(s.p.clientLabel(ri.client)).Inc()
+		}
+		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			e.Facts = append(e.Facts, slog.String("revoke_error", derr.Error()))
+		}
+		ri.refuse(e)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	if err != nil {
+		ri.refuse(codeRefusal(err))
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, oidc.ErrServerError().WithDescription("cannot take the refresh token")
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	var rec refreshRecord
 	if json.Unmarshal([]byte(t.RedirectURI), &rec) != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
+	ri.user = t.Identity.Principal
+	if err := s.ended(ctx, rec.Handle); err != nil {
+		ri.refuse(err)
+		if err.Code != reason.OIDCInvalidGrant { // the store cannot say: fail closed, keep the family
+			return nil, oidc.ErrServerError().WithDescription("cannot check the sign-in")
+		}
+		if derr := s.p.opts.Store.DeleteSession(ctx, family); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			err.Facts = append(err.Facts, slog.String("revoke_error", derr.Error()))
+		}
+		return nil, oidc.ErrInvalidGrant().WithDescription("the sign-in was ended")
+	}
 	if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+rec.ClientID {
+		ri.refuse(reason.New(reason.OIDCInvalidGrant, "the refresh token's family was revoked", "cause", "revoked"))
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
 	}
 	idt := t.Identity
 	a := &authRequest{Request: Request{ClientID: rec.ClientID, Scopes: rec.Scopes}, identity: &idt,
-		subject: Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt}
+		subject: signingkeys.Subject(s.p.opts.Issuer, idt.SID), authTime: t.IssuedAt, handle: rec.Handle, acr: rec.ACR}
 	return &refreshRequest{a: a, family: family}, nil
 }
 
-// TerminateSession ends kerbgate's OIDC browser session in the browser that asked
-// (end_session with an id_token_hint the library verified, so that a link on another
-// site cannot sign a browser out). Access and refresh tokens live on: revocation
-// ends those.
-func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	ri, ok := ctx.Value(requestKey{}).(*requestInfo)
-	if !ok || userID == "" || ri.w == nil {
-		return nil
+// TerminateSession is not called: TerminateSessionFromRequest answers instead.
+func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
+
+// TerminateSessionFromRequest is end_session (RP-initiated logout) with an
+// id_token_hint the library verified (without one nobody is signed out, so that a
+// link on another site cannot sign a browser out). It ends the sign-in the hint was
+// issued in (its sid), and the browser's OIDC session when it is the hint's user's:
+// the session, and every access and refresh token issued in either, to any client.
+func (s *storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
+	ri := requestInfoOf(ctx)
+	ri.client = req.ClientID
+	if req.UserID == "" || req.IDTokenHintClaims == nil {
+		ri.logout = "no_hint"
+		return req.RedirectURI, nil
 	}
-	if id, err := s.p.browser.Load(ri.r, s.p.browserScope()); err != nil || id == nil ||
-		Subject(s.p.opts.Issuer, id.SID) != userID {
-		return nil // another user's session, or none: leave it
+	var handles []string
+	if sid := req.IDTokenHintClaims.SessionID; sid != "" && len(sid) <= 64 {
+		handles = append(handles, sid)
 	}
-	if err := s.p.browser.End(ri.w, ri.r, s.p.browserScope()); err != nil {
-		return oidc.ErrServerError().WithDescription("cannot end the session")
+	user := ""
+	if ri.r != nil && ri.w != nil {
+		cur, err := s.p.browser.Current(ri.r, s.p.browserScope())
+		if err != nil {
+			ri.refuse(reason.Of(err))
+			return "", oidc.ErrServerError().WithDescription("cannot read the session")
+		}
+		if cur != nil && signingkeys.Subject(s.p.opts.Issuer, cur.Identity.SID) == req.UserID { // another user's session stays
+			if err := s.p.browser.End(ri.w, ri.r, s.p.browserScope()); err != nil {
+				ri.refuse(reason.Of(err))
+				return "", oidc.ErrServerError().WithDescription("cannot end the session")
+			}
+			user = cur.Identity.Principal
+			if !slices.Contains(handles, cur.Handle) {
+				handles = append(handles, cur.Handle)
+			}
+		}
 	}
-	s.p.opts.Log.Info("oidc sign-out", "client", clientID)
-	return nil
+	for _, h := range handles {
+		if err := s.end(ctx, h); err != nil {
+			ri.refuse(store.Refusal("cannot record the sign-out", "put_session", err))
+			return "", oidc.ErrServerError().WithDescription("cannot end the sign-in")
+		}
+	}
+	ri.user = user
+	ri.logout = "signed_out"
+	// user is "" when the browser held no session of the hint's user (the sub is
+	// not logged: it is shaped like a secret id).
+	s.p.opts.Log.Info("oidc sign-out", "client", req.ClientID, "user", user, "sign_ins_ended", len(handles), "browser_session_ended", user != "")
+	return req.RedirectURI, nil
 }
 
 // RevokeToken revokes an access token (its record) or a refresh token (its whole
 // family), of the calling client only; an unknown token is not an error (RFC 7009).
 func (s *storage) RevokeToken(ctx context.Context, token, _, clientID string) *oidc.Error {
+	ri := requestInfoOf(ctx)
+	ri.client = clientID
 	if family, ok := familyOf(token); ok {
 		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err == nil && fam.AppID == familyAppPrefix+clientID {
 			if err := s.p.opts.Store.DeleteSession(ctx, family); err != nil && !errors.Is(err, store.ErrNotFound) {
+				ri.refuse(store.Refusal("cannot revoke the refresh token", "delete_session", err))
 				return oidc.ErrServerError()
 			}
+			ri.user, ri.revoked = fam.Identity.Principal, true
 		}
 		return nil
 	}
@@ -455,10 +578,12 @@ func (s *storage) RevokeToken(ctx context.Context, token, _, clientID string) *o
 	if err != nil {
 		return nil
 	}
-	if c, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/"); strings.HasPrefix(sess.AppID, accessAppPrefix) && c == clientID {
+	if app, ok := parseAccessApp(sess.AppID); ok && app.client == clientID {
 		if err := s.p.opts.Store.DeleteSession(ctx, token); err != nil && !errors.Is(err, store.ErrNotFound) {
+			ri.refuse(store.Refusal("cannot revoke the access token", "delete_session", err))
 			return oidc.ErrServerError()
 		}
+		ri.user, ri.revoked = sess.Identity.Principal, true
 	}
 	return nil
 }
@@ -474,7 +599,7 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 	if err != nil || fam.AppID != familyAppPrefix+clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
+	return signingkeys.Subject(s.p.opts.Issuer, fam.Identity.SID), token, nil
 }
 
 // signingKey is one of Options.SigningKeys.
@@ -530,33 +655,13 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 	if c, ok := s.p.clients[id]; ok {
 		hash = c.SecretHash
 	}
-	addr := ""
-	if r, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
-		addr = r.addr
-	}
-	if err := s.p.opts.Secrets.Check(id, hash, addr, secret); err != nil {
-		s.p.opts.Log.Warn("oidc client authentication refused", "client", id, "reason", string(err.Code), "detail", err.Error())
+	ri := requestInfoOf(ctx)
+	ri.client = id
+	if err := s.p.opts.Secrets.Check(id, hash, ri.addr, secret); err != nil {
+		ri.refuse(err)
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	return nil
-}
-
-// requestKey carries the client's address (frontend.View) to AuthorizeClientIDSecret.
-type requestKey struct{}
-
-type requestInfo struct {
-	addr string
-	w    http.ResponseWriter
-	r    *http.Request
-}
-
-// withRequestInfo carries the client's address, and the request and its writer
-// (for end_session's cookie), to the storage.
-func withRequestInfo(w http.ResponseWriter, r *http.Request) *http.Request {
-	ri := &requestInfo{addr: frontend.From(r).ClientAddr(), w: w}
-	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, ri))
-	ri.r = r
-	return r
 }
 
 // SetUserinfoFromScopes is not used: SetUserinfoFromRequest answers instead.
@@ -571,6 +676,7 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r 
 		return oidc.ErrServerError().WithDescription("unsupported token request")
 	}
 	s.fill(u, a.subject, a.identity, scopes, s.p.clients[a.ClientID], true)
+	sessionClaims(u, a)
 	return nil
 }
 
@@ -580,8 +686,9 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 	if err != nil {
 		return err
 	}
-	clientID, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
-	if Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	app, _ := parseAccessApp(sess.AppID)
+	clientID := app.client
+	if signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied().WithDescription("invalid access token")
 	}
 	c := s.p.clients[clientID]
@@ -626,12 +733,15 @@ func preferredUsername(id *identity.Identity) string {
 // SetIntrospectionFromToken answers introspection (RFC 7662) of a live access token,
 // to the client it was issued to only: another client learns {"active":false}.
 func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	ri := requestInfoOf(ctx)
+	ri.client = clientID
 	sess, err := s.liveAccessToken(ctx, tokenID)
 	if err != nil {
 		return err
 	}
-	owner, _, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
-	if owner != clientID || Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	app, _ := parseAccessApp(sess.AppID)
+	owner := app.client
+	if owner != clientID || signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
 		return oidc.ErrAccessDenied()
 	}
 	var u oidc.UserInfo
@@ -645,23 +755,71 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	resp.IssuedAt = oidc.FromTime(sess.CreatedAt)
 	resp.Username = preferredUsername(&sess.Identity)
 	resp.AuthenticationMethodsReferences = []string{"kerberos"}
+	ri.user = sess.Identity.Principal
 	return nil
 }
 
 // liveAccessToken returns the record of a live access token: not expired, revoked,
-// nor of a revoked refresh family.
+// of a revoked refresh family, nor of a sign-in ended by end_session.
 func (s *storage) liveAccessToken(ctx context.Context, tokenID string) (store.Session, error) {
+	ri := requestInfoOf(ctx)
 	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
-	if err != nil || !strings.HasPrefix(sess.AppID, accessAppPrefix) {
+	app, ok := parseAccessApp(sess.AppID)
+	if err != nil || !ok {
+		cause := "unknown_or_revoked"
+		switch {
+		case errors.Is(err, store.ErrExpired):
+			cause = "expired"
+		case errors.Is(err, store.ErrUnavailable):
+			ri.refuse(store.Refusal("cannot read the access token", "get_session", err))
+		}
+		ri.refuse(reason.New(reason.OIDCInvalidToken, "no live access token", "cause", cause))
 		return store.Session{}, oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
 	}
-	clientID, family, _ := strings.Cut(strings.TrimPrefix(sess.AppID, accessAppPrefix), "/")
-	if family != "" {
-		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err != nil || fam.AppID != familyAppPrefix+clientID {
+	ri.user = sess.Identity.Principal
+	if ri.client == "" {
+		ri.client = app.client
+	}
+	if e := s.ended(ctx, app.handle); e != nil {
+		if e.Code == reason.OIDCInvalidGrant {
+			token := *e
+			token.Code = reason.OIDCInvalidToken
+			e = &token
+		}
+		ri.refuse(e)
+		return store.Session{}, oidc.ErrAccessDenied().WithDescription("the sign-in was ended")
+	}
+	if app.family != "" {
+		if fam, err := s.p.opts.Store.GetSession(ctx, app.family, s.now()); err != nil || fam.AppID != familyAppPrefix+app.client {
+			ri.refuse(reason.New(reason.OIDCInvalidToken, "the access token's refresh family was revoked", "cause", "family_revoked"))
 			return store.Session{}, oidc.ErrAccessDenied().WithDescription("access token revoked")
 		}
 	}
 	return sess, nil
+}
+
+// accessApp is what an access token's store record names in its AppID:
+// "oidc-access:CLIENT/FAMILY/HANDLE" (family and handle may be empty).
+type accessApp struct{ client, family, handle string }
+
+func (a accessApp) String() string {
+	return accessAppPrefix + a.client + "/" + a.family + "/" + a.handle
+}
+
+func parseAccessApp(app string) (accessApp, bool) {
+	rest, ok := strings.CutPrefix(app, accessAppPrefix)
+	if !ok {
+		return accessApp{}, false
+	}
+	parts := strings.SplitN(rest, "/", 3)
+	a := accessApp{client: parts[0]}
+	if len(parts) > 1 {
+		a.family = parts[1]
+	}
+	if len(parts) > 2 {
+		a.handle = parts[2]
+	}
+	return a, a.client != ""
 }
 
 func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
@@ -731,3 +889,5 @@ var (
 	_ op.CanSetUserinfoFromRequest = (*storage)(nil)
 	_ op.Client                    = (*client)(nil)
 )
+
+var _ op.CanTerminateSessionFromRequest = (*storage)(nil)

@@ -44,6 +44,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/httppath"
 	"github.com/kerbgate/kerbgate/internal/identity"
+	"github.com/kerbgate/kerbgate/internal/idheaders"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
 	"github.com/kerbgate/kerbgate/internal/reason"
@@ -81,6 +82,9 @@ type App struct {
 	PreserveHost   bool
 	Timeout        time.Duration
 	Kerberos       *Kerberos
+	// Headers are the identity headers (and assertion) the upstream receives, with
+	// or without Kerberos; nil sends none. Prepared (idheaders.Policy.Prepare).
+	Headers *idheaders.Policy
 }
 
 // Kerberos is how an app's upstream gets the user's Kerberos token.
@@ -176,6 +180,9 @@ type Options struct {
 	Realm      string
 	Delegator  Delegator // required when an app has Kerberos
 	Directory  Directory // nil without a directory section
+	// GroupNamer names the groups of users signing in to apps that send identity
+	// headers (the directory); nil: no names.
+	GroupNamer signin.GroupNamer
 	Store      store.Sessions
 	Reporter   *refusal.Reporter
 	Log        *slog.Logger
@@ -454,6 +461,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.refuse(w, r, err)
 			return
 		}
+		if rt.Headers != nil {
+			signin.NameGroups(r.Context(), rt.svc.opts.GroupNamer, rt.svc.opts.Log, res.Identity)
+		}
 		if err := rt.svc.sessions.Start(w, r, rt.scope, res.Identity); err != nil {
 			rt.refuse(w, r, err)
 			return
@@ -638,7 +648,34 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Del("Authorization")
 	pr.Out.Header.Del("Proxy-Authorization")
 	stripCookie(pr.Out, rt.svc.opts.CookieName)
+	// Identity headers come from kerbgate only: a client's X-Auth-Request-User
+	// never reaches the upstream, whether or not the app sends headers.
+	headers := rt.Headers
+	if headers == nil {
+		headers = noHeaders
+	}
+	headers.Strip(pr.Out.Header)
+	if rt.Headers != nil && req.id != nil {
+		if err := rt.Headers.Set(pr.Out.Header, req.id, strings.ToLower(rt.Host)); err != nil {
+			// Sent without the headers would be sent as nobody: the transport
+			// refuses the request instead.
+			*pr.Out = *pr.Out.WithContext(context.WithValue(pr.Out.Context(), headerErrKey{}, err))
+		}
+	}
 }
+
+// noHeaders strips the default identity headers from apps that send none.
+var noHeaders = func() *idheaders.Policy {
+	p := &idheaders.Policy{}
+	if err := p.Prepare(); err != nil {
+		panic(err)
+	}
+	return p
+}()
+
+// headerErrKey carries a failure to make an app's identity headers (an assertion
+// that could not be signed) from Rewrite to the transport, which refuses with it.
+type headerErrKey struct{}
 
 // stripCookie removes kerbgate's session cookie from what goes upstream, under
 // its plain, __Host- and __Secure- names.
@@ -717,6 +754,9 @@ type kerberosTransport struct {
 }
 
 func (t *kerberosTransport) RoundTrip(out *http.Request) (*http.Response, error) {
+	if err, ok := out.Context().Value(headerErrKey{}).(error); ok {
+		return nil, err
+	}
 	req, _ := out.Context().Value(ctxKey{}).(*request)
 	k := t.rt.Kerberos
 	if k == nil || req == nil || req.id == nil {

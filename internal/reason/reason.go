@@ -64,6 +64,22 @@ const (
 	RefreshTokenReused Code = "refresh_token_reused"
 )
 
+// The OpenID Provider's refusals of a relying party's request (besides the sign-in,
+// directory, group and client credential refusals above). Each is answered with
+// the OAuth error its name ends with.
+const (
+	OIDCInvalidRequest          Code = "oidc_invalid_request"
+	OIDCInvalidGrant            Code = "oidc_invalid_grant"
+	OIDCInvalidScope            Code = "oidc_invalid_scope"
+	OIDCUnauthorizedClient      Code = "oidc_unauthorized_client"
+	OIDCUnsupportedResponseType Code = "oidc_unsupported_response_type"
+	OIDCUnsupportedGrantType    Code = "oidc_unsupported_grant_type"
+	OIDCLoginRequired           Code = "oidc_login_required"
+	// OIDCInvalidToken is an access token refused at userinfo (RFC 6750
+	// invalid_token).
+	OIDCInvalidToken Code = "oidc_invalid_token"
+)
+
 // The refusals that protect kerbgate's resources from a flood of client
 // authentications (their answers carry Retry-After).
 const (
@@ -105,6 +121,18 @@ const (
 	OIDCTokenInvalid        Code = "oidc_token_invalid"
 	OIDCClaimMissing        Code = "oidc_claim_missing"
 	OIDCProviderUnavailable Code = "oidc_provider_unavailable"
+)
+
+// The forward-auth refusals (a reverse proxy asking whether a request may go on).
+const (
+	// ForwardAuthUntrusted: the request did not come from listen.trusted_proxies,
+	// or came without the X-Forwarded-Host (and -Proto) that names the application.
+	ForwardAuthUntrusted Code = "forward_auth_untrusted"
+	// ForwardAuthUnknownHost: the application's host is in no forward_auth.hosts[].
+	ForwardAuthUnknownHost Code = "forward_auth_unknown_host"
+	// ReturnURLNotAllowed: a return URL is malformed or off
+	// forward_auth.return_domains.
+	ReturnURLNotAllowed Code = "return_url_not_allowed"
 )
 
 // The shared-state refusal (farm mode).
@@ -223,7 +251,7 @@ var Catalog = map[Code]Entry{
 	NotInGroup: {http.StatusForbidden, "Not allowed for this application",
 		"Your account is not a member of a group allowed to use this application.",
 		"Ask the application's owner for access.",
-		"Add the user (directly or through a nested group) to one of the app's sso.apps[].allowed_groups, or change that list."},
+		"Add the user (directly or through a nested group) to one of the app's allowed groups (sso.apps[], proxy.apps[] or oidc_provider.clients[] allowed_groups; forward_auth.hosts[].allowed_groups), or change that list; the log names the app."},
 	DirectoryUnavailable: {http.StatusServiceUnavailable, "Directory unavailable",
 		"The sign-in server cannot reach Active Directory to confirm your account right now.",
 		"Retry in a minute.",
@@ -231,11 +259,11 @@ var Catalog = map[Code]Entry{
 	UnknownApp: {http.StatusBadRequest, "Unknown application",
 		"The link you followed names an application this sign-in server does not know.",
 		"Go back to the application and start again; report the link if it keeps failing.",
-		"The app parameter does not match any sso.apps[].id."},
+		"The app parameter does not match any sso.apps[].id (client_id: any oidc_provider.clients[].id)."},
 	RedirectNotRegistered: {http.StatusBadRequest, "Redirect not allowed",
 		"The application asked to send you to an address that is not registered for it.",
 		"Go back to the application and start again.",
-		"redirect_uri must equal one of the app's sso.apps[].redirect_uris exactly (scheme, host, port, path)."},
+		"redirect_uri must equal one of the app's sso.apps[].redirect_uris (an OpenID client's oidc_provider.clients[].redirect_uris, or post_logout_redirect_uris at end_session) exactly (scheme, host, port, path)."},
 	TokenInvalid: {http.StatusBadRequest, "Invalid sign-in token",
 		"The sign-in token is unknown, already used, expired, or belongs to another application.",
 		"Sign in again from the application.",
@@ -247,7 +275,39 @@ var Catalog = map[Code]Entry{
 	BadClientCredentials: {http.StatusUnauthorized, "Application not authenticated",
 		"The application did not present valid credentials.",
 		"",
-		"The app's back end must authenticate with its id and the secret whose hash is sso.apps[].secret_hash (HTTP Basic or client_id/client_secret form fields)."},
+		"The app's back end must authenticate with its id and the secret whose hash is sso.apps[].secret_hash, or oidc_provider.clients[].secret_hash for an OpenID client (HTTP Basic or client_id/client_secret form fields, one of the two); an OpenID client without a secret (public) cannot use introspection."},
+	OIDCInvalidRequest: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application sent a request this sign-in server cannot accept.",
+		"Go back to the application and start again; report the problem to its administrator if it keeps failing.",
+		"The OpenID client sent a malformed request (the log's detail and the error_description it got say what): a missing or plain PKCE challenge (S256 only; required of public clients), prompt=none combined with another prompt, a missing parameter, a repeated or replayed login step, two client authentication methods at once. Fix the client's configuration."},
+	OIDCInvalidGrant: {http.StatusBadRequest, "Sign-in not completed",
+		"The application presented a sign-in code or token that is not valid any more.",
+		"Sign in to the application again.",
+		"The code or refresh token is unknown, already used (codes redeem once, farm-wide), expired (codes live 60 s), another client's, or ended by the user's sign-out (cause signed_out); or code_verifier or redirect_uri does not match the authorization request. A client that retries a redemption gets this the second time."},
+	OIDCInvalidScope: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application asked for access this sign-in server does not give it.",
+		"Contact the application's administrator.",
+		"The authorization request lacks the openid scope, or asks for no scope kerbgate's client may have (oidc_provider.clients[].scopes)."},
+	OIDCUnauthorizedClient: {http.StatusBadRequest, "Application not allowed",
+		"The application asked for something it is not allowed to do.",
+		"Contact the application's administrator.",
+		"The client used a grant it is not given: refresh_token needs offline_access in oidc_provider.clients[].scopes."},
+	OIDCUnsupportedResponseType: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application asked for a kind of sign-in this server does not offer.",
+		"Contact the application's administrator.",
+		"kerbgate serves the authorization code flow only (response_type=code, with PKCE S256): configure the relying party for the code flow, not implicit or hybrid."},
+	OIDCUnsupportedGrantType: {http.StatusBadRequest, "Sign-in request not accepted",
+		"The application asked for a kind of token this server does not issue.",
+		"Contact the application's administrator.",
+		"The token endpoint takes grant_type authorization_code and refresh_token only."},
+	OIDCInvalidToken: {http.StatusUnauthorized, "Access not valid",
+		"The application presented an access token that is not valid any more.",
+		"Sign in to the application again.",
+		"The access token at userinfo is unknown, expired (oidc_provider.access_token_ttl), revoked (RFC 7009, or with its refresh family: cause family_revoked) or of a sign-in ended by end_session (cause signed_out): the client must refresh it or sign the user in again. Many from one client mean it keeps tokens past their lifetime."},
+	OIDCLoginRequired: {http.StatusUnauthorized, "Sign-in required",
+		"The application asked to sign you in without any interaction, and your browser had no Windows sign-in to offer.",
+		"Sign in to Windows with your domain account and use a browser configured for this site, then go back to the application.",
+		"prompt=none found no OIDC browser session young enough (max_age) and the browser answered the Negotiate challenge with no ticket: the client gets login_required and usually retries with an interactive sign-in. Many of these from domain-joined browsers mean their Negotiate allowlist lacks this host."},
 	SessionNotFound: {http.StatusNotFound, "Session not found",
 		"The session does not exist, has expired or was revoked.",
 		"Sign in again.",
@@ -256,10 +316,22 @@ var Catalog = map[Code]Entry{
 		"The request is missing a parameter or is malformed.",
 		"Go back and start again.",
 		"See the logged detail."},
+	ForwardAuthUntrusted: {http.StatusForbidden, "Proxy not trusted",
+		"The reverse proxy in front of this application asked kerbgate to check a request, but kerbgate does not trust it to say which application and page the request was for.",
+		"Contact your administrator.",
+		"Forward-auth believes X-Forwarded-Host, -Proto, -Uri and -Method only from listen.trusted_proxies, and needs X-Forwarded-Host and X-Forwarded-Proto: add the proxy's address to listen.trusted_proxies and set the headers as docs/forward-auth.md shows (the log has the peer address and what was missing)."},
+	ForwardAuthUnknownHost: {http.StatusForbidden, "Application not configured",
+		"This application's host is not one kerbgate signs users in for.",
+		"Contact your administrator.",
+		"Add the host (logged as host) to forward_auth.hosts[], or correct the X-Forwarded-Host the proxy sends."},
+	ReturnURLNotAllowed: {http.StatusBadRequest, "Return address not allowed",
+		"The sign-in was asked to send you back to an address it may not send you to.",
+		"Go back to the application and start again.",
+		"A return URL must be an absolute https URL (http only for local and .test hosts) on a host of forward_auth.return_domains, without user information, backslashes, spaces or a fragment; the log says what was wrong."},
 	CrossSiteRequest: {http.StatusForbidden, "Request from another site",
 		"Another site tried to make your browser do this, so it was not done.",
 		"If you meant to do it, use the button on this site's own page.",
-		"State-changing browser endpoints (POST /sso/logout) accept only same-origin requests: the Origin header (else Sec-Fetch-Site, else Referer) must name kerbgate's own origin. Behind a TLS-terminating balancer set listen.external_url (or listen.trusted_proxies for X-Forwarded-Proto) so that kerbgate knows its https origin."},
+		"State-changing browser endpoints accept only requests from their own pages: POST /sso/logout a same-origin one (the Origin header, else Sec-Fetch-Site, else Referer, must name kerbgate's own origin); /forward-auth/sign-out one from kerbgate's origin or a forward_auth.return_domains host (a GET only when the browser says so with Sec-Fetch-Site or Referer; use a form that POSTs otherwise). Behind a TLS-terminating balancer set listen.external_url (or listen.trusted_proxies for X-Forwarded-Proto) so that kerbgate knows its https origin."},
 	Busy: {http.StatusServiceUnavailable, "Server busy",
 		"Too many client secret checks are running at once.",
 		"Retry after the time in the Retry-After header.",
@@ -347,7 +419,7 @@ var Catalog = map[Code]Entry{
 	StoreUnavailable: {http.StatusServiceUnavailable, "Sign-in temporarily unavailable",
 		"The sign-in server cannot reach its shared state store right now, so it cannot check or record sign-ins, tokens and sessions safely.",
 		"Retry in a minute.",
-		"kerbgate could not reach store.redis in time (the logged facts name the operation and the error): check that Redis is running and reachable from this node, its TLS certificate, and the ACL user and password. kerbgate refuses rather than skip the replay check or lose a token, and recovers on its own when Redis answers."},
+		"kerbgate could not reach store.redis in time, or fewer replicas than store.redis.min_replica_acks confirmed a write within replica_ack_timeout (the logged facts name the operation and the error): check that Redis is running and reachable from this node, its TLS certificate, the ACL user and password, and that the primary's replicas are up and in sync. kerbgate refuses rather than skip the replay check or promise a token a failover could lose, and recovers on its own when Redis answers (after a failover, when the new primary has its replicas)."},
 }
 
 // Fixes for spn_mismatch, which three checks give: each names the setting that refused.

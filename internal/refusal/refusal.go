@@ -35,7 +35,7 @@ type Reporter struct {
 	refusals      *prometheus.CounterVec
 	exposeReasons bool
 
-	// recent holds the last refusals for GET /debug/last-failures (no_token, the
+	// recent holds the last refusals for GET /debug/last-failures (firstLegCodes, the
 	// first leg of every sign-in, excluded).
 	mu     sync.Mutex
 	recent []Failure
@@ -127,6 +127,13 @@ func (rp *Reporter) RefuseJSON(w http.ResponseWriter, r *http.Request, e *reason
 	}{string(e.Code), entry.Cause})
 }
 
+// Note logs and counts a refusal that another layer answers itself (the OpenID
+// protocol library writes the OAuth error of an OpenID Provider endpoint): the same
+// log line, counter and /debug/last-failures entry as Refuse, and no page.
+func (rp *Reporter) Note(r *http.Request, e *reason.Error) {
+	rp.record(r, e, reason.Lookup(e.Code), requestRef())
+}
+
 // record logs and counts a refusal.
 func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry, ref string) {
 	attrs := make([]any, 0, 6+len(e.Facts))
@@ -149,8 +156,7 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 	switch {
 	case entry.Status >= 500:
 		level = slog.LevelError
-	case e.Code == reason.NoToken:
-		// The first leg of every Negotiate sign-in: normal, so not a warning.
+	case firstLegCodes[e.Code]:
 		level = slog.LevelDebug
 	}
 	rp.refusals.WithLabelValues(string(e.Code)).Inc()
@@ -165,7 +171,7 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		attrs = append(attrs, slog.Int("suppressed_since_last", n))
 	}
 	rp.log.Log(r.Context(), level, "request refused", attrs...)
-	if e.Code != reason.NoToken {
+	if !firstLegCodes[e.Code] {
 		f := Failure{Time: time.Now().UTC(), Ref: ref, Reason: e.Code, Detail: e.Detail, Remote: r.RemoteAddr,
 			ClientAddr: frontend.From(r).ClientAddr(), Method: r.Method, Route: Route(r), Facts: map[string]any{}}
 		for _, a := range e.Facts {
@@ -174,6 +180,12 @@ func (rp *Reporter) record(r *http.Request, e *reason.Error, entry reason.Entry,
 		rp.remember(f)
 	}
 }
+
+// firstLegCodes are the answers that start a silent sign-in rather than end one:
+// the Negotiate challenge (no_token), and the OpenID Provider's prompt=none
+// challenge, which a browser with a ticket answers at once (oidc_login_required).
+// They are normal, so logged at debug level and not kept among the recent failures.
+var firstLegCodes = map[reason.Code]bool{reason.NoToken: true, reason.OIDCLoginRequired: true}
 
 // floodCodes are the refusals a flood produces by the thousand: sampled in the log.
 var floodCodes = map[reason.Code]bool{reason.Busy: true, reason.RateLimited: true,

@@ -120,3 +120,17 @@ func TestFloodRefusalsAreSampledInTheLog(t *testing.T) {
 		t.Errorf("log does not count the left-out lines:\n%s", logs)
 	}
 }
+
+func TestNoteLogsAndCounts(t *testing.T) {
+	rp, logs, _ := reporter(t, true)
+	rp.Note(httptest.NewRequest("POST", "/oidc/oauth/token", nil), reason.New(reason.OIDCInvalidGrant, "code used before", "client", "rp"))
+	if l := logs.String(); !strings.Contains(l, `"reason":"oidc_invalid_grant"`) || !strings.Contains(l, `"client":"rp"`) {
+		t.Errorf("log: %s", l)
+	}
+	if n := testutil.ToFloat64(rp.refusals.WithLabelValues("oidc_invalid_grant")); n != 1 {
+		t.Errorf("counter %v", n)
+	}
+	if f := rp.Recent(); len(f) != 1 || f[0].Reason != reason.OIDCInvalidGrant {
+		t.Errorf("recent %+v", f)
+	}
+}

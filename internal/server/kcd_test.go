@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,41 @@ func TestProxyKDCOutage(t *testing.T) {
 	}
 	if c := g.curl(r, bob, "", url); c.status != 502 || c.headers.Get("Kerbgate-Reason") != "kdc_unreachable" {
 		t.Fatalf("uncached user during the outage: %d %q", c.status, c.headers.Get("Kerbgate-Reason"))
+	}
+}
+
+// TestProxyIdentityHeadersBesideKCD: a proxy.apps[] route sends the identity headers
+// (Entra's header-based SSO) beside the delegated ticket, and alone; a client's
+// X-Auth-Request-User: admin reaches no upstream, whether or not its app sends
+// headers.
+func TestProxyIdentityHeadersBesideKCD(t *testing.T) {
+	r := testrealm.Require(t)
+	r.LockGateway(t, false)
+	apache := r.StartApache(t, testrealm.ApacheOptions{})
+	up := echoUpstream(t)
+	cfg := kcdConfig(t, r, apache.URL, "svc-gw", r.GatewayAccountKeytab)
+	withHeaders := cfg.Proxy.Apps[2] // sam: kerberos, sam_account_name
+	withHeaders.ID, withHeaders.PathPrefix = "hdr", "/apps/hdr/"
+	withHeaders.IdentityHeaders = config.IdentityHeaders{Headers: config.DefaultHeaders(), GroupNames: config.GroupNames{Max: config.DefaultGroupNamesMax}}
+	alone := config.ProxyApp{ID: "alone", Host: "sso.example.test", PathPrefix: "/apps/alone/", Upstream: mustURL(t, up.URL), Timeout: 10 * time.Second,
+		PreAuth: "iwa", IdentityHeaders: withHeaders.IdentityHeaders}
+	cfg.Proxy.Apps = append(cfg.Proxy.Apps, withHeaders, alone)
+	g := startGateway(t, cfg)
+	bob := r.Kinit(t, "bob")
+	url := func(app string) string { return g.url("sso.example.test", "/apps/"+app+"/whoami") }
+
+	c := g.curl(r, bob, "", url("hdr"), "-H", "X-Auth-Request-User: admin")
+	if c.status != 200 || !strings.Contains(c.body, "identity_header=bob\n") || !strings.Contains(c.body, "user=bob@EXAMPLE.TEST") {
+		t.Fatalf("headers beside KCD: %d %s", c.status, c.body)
+	}
+	c = g.curl(r, bob, "", url("sam"), "-H", "X-Auth-Request-User: admin")
+	if c.status != 200 || !strings.Contains(c.body, "identity_header=\n") || !strings.Contains(c.body, "user=bob@EXAMPLE.TEST") {
+		t.Fatalf("an app without headers: %d %s", c.status, c.body)
+	}
+	c = g.curl(r, bob, "", url("alone"), "-H", "X-Auth-Request-User: admin", "-H", "X-Auth-Request-Groups: Domain Admins")
+	h := decodeEcho(t, c.body).Headers
+	if c.status != 200 || h.Get("X-Auth-Request-User") != "bob" || !slices.Contains(strings.Split(h.Get("X-Auth-Request-Groups"), ","), "staff") ||
+		h.Get("Authorization") != "" {
+		t.Fatalf("headers alone: %d %v", c.status, h)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
@@ -14,8 +14,9 @@ import (
 // drives the code flow with PKCE against kerbgate. The script builds the
 // authorization URL; this test opens it as a browser holding alice's real ticket
 // and hands the callback URL back; the script redeems the code, then calls
-// userinfo, refreshes, introspects, revokes and builds the end_session URL, which
-// this browser opens.
+// userinfo, refreshes, introspects (client_secret_basic and client_secret_post),
+// revokes (client_secret_post) and builds the end_session URL, which this browser
+// opens; a refresh token of a second sign-in in the same browser then fails.
 func TestOIDCProviderNodeOpenIDClient(t *testing.T) {
 	r := testrealm.Require(t)
 	cfg, issuer := opConfig(t, r)
@@ -53,13 +54,17 @@ func TestOIDCProviderNodeOpenIDClient(t *testing.T) {
 			Sub      string
 			ClientID string `json:"client_id"`
 		}
+		IntrospectionPost struct {
+			Active   bool
+			ClientID string `json:"client_id"`
+		}
 		RefreshAfterRevocation       string
 		IntrospectionAfterRevocation struct{ Active bool }
 		EndSession                   string
 	}
 	testrealm.OpenIDClient(t, "finish", rp, &got)
 
-	sub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	sub := signingkeys.Subject(issuer, r.SID(t, "alice"))
 	if c := got.Claims; c.Sub != sub || c.Iss != issuer || c.Nonce != start.Nonce || len(c.AMR) != 1 || c.AMR[0] != "kerberos" ||
 		!strings.EqualFold(c.PreferredUsername, "alice@example.test") {
 		t.Errorf("ID token claims %+v, want sub %s", c, sub)
@@ -73,11 +78,27 @@ func TestOIDCProviderNodeOpenIDClient(t *testing.T) {
 	if i := got.Introspection; !i.Active || i.Sub != sub || i.ClientID != "rp" {
 		t.Errorf("introspection of the refreshed access token: %+v", i)
 	}
+	if i := got.IntrospectionPost; !i.Active || i.ClientID != "rp" {
+		t.Errorf("introspection with client_secret_post: %+v", i)
+	}
 	if got.RefreshAfterRevocation != "invalid_grant" {
 		t.Errorf("refresh after revocation: %q, want invalid_grant", got.RefreshAfterRevocation)
 	}
 	if got.IntrospectionAfterRevocation.Active {
 		t.Error("the revoked family's access token is still active")
+	}
+
+	// A second sign-in in the same browser (it rides the OIDC browser session): its
+	// refresh token works until the sign-out below.
+	var second struct{ URL, Verifier, State, Nonce string }
+	testrealm.OpenIDClient(t, "start", rp, &second)
+	q = authorize(t, b, second.URL)
+	rp2 := map[string]any{"issuer": issuer, "clientId": "rp", "clientSecret": demoSecret, "redirectUri": opRPCallback,
+		"callback": opRPCallback + "?" + q.Encode(), "verifier": second.Verifier, "state": second.State, "nonce": second.Nonce}
+	var spare struct{ RefreshToken string }
+	testrealm.OpenIDClient(t, "redeem", rp2, &spare)
+	if spare.RefreshToken == "" {
+		t.Fatal("the second sign-in got no refresh token")
 	}
 
 	// The end_session URL openid-client built: the browser is signed out of kerbgate
@@ -95,5 +116,12 @@ func TestOIDCProviderNodeOpenIDClient(t *testing.T) {
 	resp.Body.Close()
 	if l := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(l, opRPLoggedOut) || !strings.Contains(l, "state=bye") {
 		t.Fatalf("end_session: %d %q", resp.StatusCode, l)
+	}
+	// The sign-out ended the sign-in's tokens: the second sign-in's refresh token too.
+	var after struct{ Result string }
+	testrealm.OpenIDClient(t, "refresh", map[string]any{"issuer": issuer, "clientId": "rp", "clientSecret": demoSecret,
+		"refreshToken": spare.RefreshToken}, &after)
+	if after.Result != "invalid_grant" {
+		t.Errorf("refresh after end_session: %q, want invalid_grant", after.Result)
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/krb/initiator"
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/store/redistest"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
@@ -50,10 +50,10 @@ func opConfig(t *testing.T, r *testrealm.Realm) (*config.Config, string) {
 	cfg := handoffConfig(t, r, "http://app.example.test:9")
 	cfg.Listen.Address = "127.0.0.1:" + strconv.Itoa(port)
 	keys := filepath.Join(t.TempDir(), "oidc-keys.json")
-	if _, err := oidcprovider.AddSigningKey(keys, time.Now().Add(-time.Hour)); err != nil {
+	if _, err := signingkeys.Add(keys, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := oidcprovider.AddSigningKey(keys, time.Now()); err != nil {
+	if _, err := signingkeys.Add(keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	dh, sh := secretHashes(t)
@@ -181,7 +181,7 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	wantSub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	wantSub := signingkeys.Subject(issuer, r.SID(t, "alice"))
 	if claims.Sub != wantSub || claims.Nonce != "n-1" || len(claims.AMR) != 1 || claims.AMR[0] != "kerberos" ||
 		!strings.EqualFold(claims.PreferredUsername, "alice@example.test") || claims.AuthTime == 0 {
 		t.Errorf("ID token claims %+v, want sub %s", claims, wantSub)
@@ -404,7 +404,7 @@ func TestOIDCProviderApacheModAuthOpenIDCSignsAliceInSilently(t *testing.T) {
 
 	alice := r.Kinit(t, "alice")
 	page := chromium(t, r, alice, rp.Whoami)
-	sub := oidcprovider.Subject(issuer, r.SID(t, "alice"))
+	sub := signingkeys.Subject(issuer, r.SID(t, "alice"))
 	for _, want := range []string{"sub=" + sub, "amr=kerberos", "upn=alice@"} {
 		if !strings.Contains(strings.ToLower(page), strings.ToLower(want)) {
 			t.Errorf("alice's page lacks %q:\n%s\nerror.log:\n%s", want, page, rp.ErrorLog())
@@ -591,8 +591,8 @@ func TestOIDCProviderRefreshTokensRotateAndReuseRevokesTheFamily(t *testing.T) {
 	}
 }
 
-// TestOIDCProviderHostileRequests: a forged login id, a replayed callback and a code
-// presented by another client get nothing.
+// TestOIDCProviderHostileRequests: a forged login id, a made-up callback id and a
+// code presented by another client get nothing.
 func TestOIDCProviderHostileRequests(t *testing.T) {
 	r := testrealm.Require(t)
 	cfg, issuer := opConfig(t, r)
@@ -602,35 +602,39 @@ func TestOIDCProviderHostileRequests(t *testing.T) {
 	alice := ticket(t, r, "alice")
 	v := oauth2.GenerateVerifier()
 
-	// Record the login and callback URLs the browser is sent through.
-	var login, callback string
+	// Record the login URL the browser is sent through: the login step answers
+	// with the code itself, without a hop through the library's callback.
+	var login string
 	b := opBrowser(t, alice)
 	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
 		switch {
 		case strings.Contains(req.URL.Path, "/oidc/login"):
 			login = req.URL.String()
 		case strings.Contains(req.URL.Path, "/authorize/callback"):
-			callback = req.URL.String()
+			t.Errorf("sent through the library's callback: %s", req.URL)
 		case strings.HasPrefix(req.URL.String(), opRPCallback):
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}
 	q := authorize(t, b, rp.oauth.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
-	if q.Get("code") == "" || login == "" || callback == "" {
-		t.Fatalf("callback %v, login %q, callback URL %q", q, login, callback)
+	if q.Get("code") == "" || login == "" {
+		t.Fatalf("callback %v, login %q", q, login)
 	}
 
-	// The callback's id is spent: replaying it yields no second code.
+	// The library's callback gives no code for an id that is not a signed-in
+	// request (made up, or the code itself).
 	fresh := opBrowser(t, "")
 	fresh.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := fresh.Get(callback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if l := resp.Header.Get("Location"); strings.Contains(l, "code=") {
-		t.Errorf("replayed callback gave a code: %s", l)
+	for _, id := range []string{"made-up-0123456789012345678901234567890123", q.Get("code")} {
+		resp, err := fresh.Get(issuer + "/authorize/callback?id=" + url.QueryEscape(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if l := resp.Header.Get("Location"); strings.Contains(l, "code=") {
+			t.Errorf("callback with id %.12s… gave a code: %s", id, l)
+		}
 	}
 
 	// A login id whose sealed request was altered (another redirect URI, state…) is
@@ -642,7 +646,7 @@ func TestOIDCProviderHostileRequests(t *testing.T) {
 	qv := u.Query()
 	qv.Set("id", forged)
 	u.RawQuery = qv.Encode()
-	resp, err = opBrowser(t, alice).Get(u.String())
+	resp, err := opBrowser(t, alice).Get(u.String())
 	if err != nil {
 		t.Fatal(err)
 	}

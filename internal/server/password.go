@@ -80,7 +80,8 @@ func (b *builder) password() error {
 }
 
 // preAuth is the pre-authenticator of a face's scope ("sso", "sso:ID", "proxy:ID",
-// "oidc", "whoami"): Negotiate, with the password fallback when configured.
+// "oidc", "forward-auth", "whoami"): Negotiate, with the password fallback when
+// configured.
 func (b *builder) preAuth(scope string, negotiate signin.PreAuthenticator) signin.PreAuthenticator {
 	if b.pw == nil {
 		return negotiate

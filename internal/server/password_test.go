@@ -33,6 +33,7 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/oidcprovider"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/store/redistest"
 	"github.com/kerbgate/kerbgate/testrealm"
 )
@@ -787,8 +788,10 @@ func TestPasswordParallelWrongPasswords(t *testing.T) {
 }
 
 // The OpenID Provider's login step takes the form too: a relying party's user
-// without a ticket signs in with a password, and the ID token says amr ["pwd"] with
-// the subject of the account's SID, as after Negotiate.
+// without a ticket signs in with a password, and the ID token says amr ["pwd"] and
+// the password class (never the Kerberos one) with the subject of the account's
+// SID, as after Negotiate. The OIDC browser session then answers without the form,
+// unless the relying party asks for the Kerberos class: then the form again.
 func TestPasswordOIDCProviderLogin(t *testing.T) {
 	r := testrealm.Require(t)
 	r.LockGateway(t, false)
@@ -805,34 +808,88 @@ func TestPasswordOIDCProviderLogin(t *testing.T) {
 		}
 		return nil
 	}
-	verifier := oauth2.GenerateVerifier()
-	p := f.get(rp.oauth.AuthCodeURL("st-pw", oidc.Nonce("n-pw"), oauth2.S256ChallengeOption(verifier)))
-	if p.status != http.StatusUnauthorized {
-		t.Fatalf("login step without a ticket: %d", p.status)
+	type claims struct {
+		Sub      string
+		Nonce    string
+		ACR      string   `json:"acr"`
+		AMR      []string `json:"amr"`
+		AuthTime int64    `json:"auth_time"`
+	}
+	// flow runs one authorization; with a password it expects the form first.
+	flow := func(what, password string, extra ...oauth2.AuthCodeOption) claims {
+		t.Helper()
+		verifier := oauth2.GenerateVerifier()
+		p := f.get(rp.oauth.AuthCodeURL("st-pw", append(extra, oidc.Nonce("n-pw"), oauth2.S256ChallengeOption(verifier))...))
+		if password != "" {
+			if p.status != http.StatusUnauthorized {
+				t.Fatalf("%s: login step without a ticket: %d", what, p.status)
+			}
+			p = f.post(p, url.Values{"username": {"alice"}, "password": {password}})
+		}
+		loc, err := url.Parse(p.header.Get("Location"))
+		if err != nil || !strings.HasPrefix(loc.String(), opRPCallback) || loc.Query().Get("code") == "" {
+			t.Fatalf("%s: %d %q %s", what, p.status, p.header.Get("Location"), p.header.Get("Kerbgate-Reason"))
+		}
+		tok, err := rp.oauth.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		idt, err := rp.verifier.Verify(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c claims
+		if err := idt.Claims(&c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Sub != signingkeys.Subject(issuer, r.SID(t, "alice")) || c.Nonce != "n-pw" || c.ACR != oidcprovider.ACRPassword ||
+			!slices.Equal(c.AMR, []string{"pwd"}) || c.AuthTime == 0 {
+			t.Errorf("%s: ID token claims %+v", what, c)
+		}
+		return c
+	}
+	first := flow("form sign-in", testrealm.Password("alice"))
+	if again := flow("the OIDC browser session", ""); again.AuthTime != first.AuthTime {
+		t.Errorf("the session's auth_time %d, want the form sign-in's %d", again.AuthTime, first.AuthTime)
+	}
+	flow("the Kerberos class asked for", testrealm.Password("alice"), oauth2.SetAuthURLParam("acr_values", oidcprovider.ACRKerberos))
+	if m := discovery(t, rp); !slices.Contains(m.ACRValues, oidcprovider.ACRPassword) {
+		t.Errorf("acr_values_supported %v", m.ACRValues)
+	}
+}
+
+// Forward-auth takes the form at kerbgate's own sign-in page only: a browser
+// without a ticket at a sign_in: redirect host behind nginx is sent there, signs in
+// with the form, and comes back to the page nginx then passes with alice's identity
+// headers. A sign_in: negotiate host answers 401 Negotiate through nginx, without
+// the form: the proxy drops the auth endpoint's page and keeps request bodies.
+func TestPasswordForwardAuthSignInPage(t *testing.T) {
+	r := testrealm.Require(t)
+	s := startForwardAuth(t, r, func(c *config.Config) { c.PasswordSignIn = passwordConfig(t, r).PasswordSignIn })
+	n := s.nginx(t, true)
+	f := newFormClient(t, nil)
+	back := fmt.Sprintf("http://rbcd.example.test:%d/wiki?a=1", n.Port)
+	p := f.get(back)
+	if want := s.cfg.ForwardAuth.SignInURL + "?rd=" + url.QueryEscape(back); p.status != http.StatusFound || p.header.Get("Location") != want {
+		t.Fatalf("redirect host: %d %q, want %q", p.status, p.header.Get("Location"), want)
+	}
+	p = f.get(p.header.Get("Location"))
+	if p.status != http.StatusUnauthorized || p.header.Get("WWW-Authenticate") != "Negotiate" {
+		t.Fatalf("sign-in page without a ticket: %d %v", p.status, p.header)
 	}
 	p = f.post(p, url.Values{"username": {"alice"}, "password": {testrealm.Password("alice")}})
-	loc, err := url.Parse(p.header.Get("Location"))
-	if err != nil || !strings.HasPrefix(loc.String(), opRPCallback) || loc.Query().Get("code") == "" {
+	if p.status != http.StatusFound || p.header.Get("Location") != back {
 		t.Fatalf("after the form: %d %q %s", p.status, p.header.Get("Location"), p.header.Get("Kerbgate-Reason"))
 	}
-	tok, err := rp.oauth.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
+	p = f.get(back)
+	if e := decodeEcho(t, p.body); p.status != http.StatusOK || e.Headers.Get("X-Auth-Request-User") != "alice" ||
+		e.Headers.Get("X-Auth-Request-Sid") != r.SID(t, "alice") {
+		t.Fatalf("alice back at the host: %d %s", p.status, p.body)
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := rp.verifier.Verify(ctx, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims struct {
-		Sub   string
-		Nonce string
-		AMR   []string `json:"amr"`
-	}
-	if err := idt.Claims(&claims); err != nil {
-		t.Fatal(err)
-	}
-	if claims.Sub != oidcprovider.Subject(issuer, r.SID(t, "alice")) || claims.Nonce != "n-pw" || !slices.Equal(claims.AMR, []string{"pwd"}) {
-		t.Errorf("ID token claims %+v", claims)
+
+	p = newFormClient(t, nil).get(fmt.Sprintf("http://app.example.test:%d/", n.Port))
+	if p.status != http.StatusUnauthorized || p.header.Get("WWW-Authenticate") != "Negotiate" || strings.Contains(p.body, "kerbgate_csrf") {
+		t.Errorf("negotiate host without a ticket: %d %v\n%s", p.status, p.header, p.body)
 	}
 }

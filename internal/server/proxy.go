@@ -33,7 +33,7 @@ func newProxy(plan setup.ProxyPlan, log *slog.Logger, signIn func(http.Handler) 
 	}
 	o.CookieKeys, o.Delegator, o.Store, o.Reporter, o.Log, o.Registerer, o.Now = cookieKeys, opts.Delegator, st, rep, log, reg, opts.Now
 	if dir != nil {
-		o.Directory = dir
+		o.Directory, o.GroupNamer = dir, dir
 	}
 	if o.Delegator == nil && plan.Delegation != nil {
 		d, err := newDelegator(*plan.Delegation, reg)

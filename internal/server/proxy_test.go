@@ -17,9 +17,9 @@ import (
 	"github.com/kerbgate/kerbgate/testrealm"
 )
 
-// echoUpstream answers what it received, as JSON, and upgrades /ws to a raw echo
+// echoUpstream answers what it received (its headers among it), as JSON, and upgrades /ws to a raw echo
 // connection (what a websocket server does after its handshake).
-func echoUpstream(t *testing.T) *httptest.Server {
+func echoUpstream(t testing.TB) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/ws") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -43,6 +43,7 @@ func echoUpstream(t *testing.T) *httptest.Server {
 			"path": r.URL.Path, "host": r.Host, "authorization": r.Header.Get("Authorization"),
 			"x_forwarded_host": r.Header.Get("X-Forwarded-Host"), "x_forwarded_proto": r.Header.Get("X-Forwarded-Proto"),
 			"x_forwarded_for": r.Header.Get("X-Forwarded-For"), "cookies": cookies, "body": string(body),
+			"uri": r.URL.RequestURI(), "headers": r.Header,
 		})
 	}))
 	t.Cleanup(srv.Close)
@@ -58,9 +59,12 @@ type echoed struct {
 	XForwardedFor   string   `json:"x_forwarded_for"`
 	Cookies         []string `json:"cookies"`
 	Body            string   `json:"body"`
+	// URI is the request URI, query included; Headers every header received.
+	URI     string      `json:"uri"`
+	Headers http.Header `json:"headers"`
 }
 
-func decodeEcho(t *testing.T, body string) echoed {
+func decodeEcho(t testing.TB, body string) echoed {
 	t.Helper()
 	var e echoed
 	if err := json.Unmarshal([]byte(body[strings.Index(body, "{"):]), &e); err != nil {

@@ -65,6 +65,9 @@ var idShape = regexp.MustCompile(`(^|[^A-Za-z0-9_-])([A-Za-z0-9_-]{43})([^A-Za-z
 
 var sessionJSON = regexp.MustCompile(`"session":\{"id":"([^"]+)"`)
 
+// tokenJSON finds the tokens of an OAuth token answer.
+var tokenJSON = regexp.MustCompile(`"(access_token|refresh_token|id_token)":"([^"]+)"`)
+
 // record wraps the gateway's handler to note the secrets of each exchange.
 func (s *secretSeen) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,8 +86,37 @@ func (s *secretSeen) record(next http.Handler) http.Handler {
 		if pw := peekFormPassword(r); len(pw) >= 8 {
 			s.addAny("form password", pw)
 		}
+		s.recordCredentials(r)
 		next.ServeHTTP(&secretWriter{ResponseWriter: w, seen: s}, r)
 	})
+}
+
+// recordCredentials notes what an OpenID client or a bearer sends: its secret
+// (Basic or in the body), the code, tokens and hints it presents.
+func (s *secretSeen) recordCredentials(r *http.Request) {
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		s.add("bearer token", cred)
+	case strings.EqualFold(scheme, "Basic"):
+		if _, secret, ok := r.BasicAuth(); ok {
+			s.add("client secret (Basic)", secret)
+			s.add("client secret (Basic, encoded)", url.QueryEscape(secret))
+		}
+	}
+	s.add("id_token_hint in a query", r.URL.Query().Get("id_token_hint"))
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	form, _ := url.ParseQuery(string(body))
+	for _, k := range []string{"client_secret", "code", "code_verifier", "refresh_token", "token"} {
+		s.add(k+" in a form", form.Get(k))
+	}
 }
 
 type secretWriter struct {
@@ -99,6 +131,7 @@ func (w *secretWriter) WriteHeader(code int) {
 		h := w.Header()
 		if loc, err := url.Parse(h.Get("Location")); err == nil {
 			w.seen.add("ssoToken in a redirect", loc.Query().Get("ssoToken"))
+			w.seen.add("code in a redirect", loc.Query().Get("code"))
 		}
 		for _, c := range (&http.Response{Header: h}).Cookies() {
 			w.seen.add("Set-Cookie "+c.Name, c.Value)
@@ -113,6 +146,9 @@ func (w *secretWriter) Write(b []byte) (int, error) {
 	}
 	if m := sessionJSON.FindSubmatch(b); m != nil {
 		w.seen.add("session id in an answer", string(m[1]))
+	}
+	for _, m := range tokenJSON.FindAllSubmatch(b, -1) {
+		w.seen.add(string(m[1])+" in an answer", string(m[2]))
 	}
 	return w.ResponseWriter.Write(b)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/kerbgate/kerbgate/internal/clientauth"
 	"github.com/kerbgate/kerbgate/internal/directory"
 	"github.com/kerbgate/kerbgate/internal/epa"
+	"github.com/kerbgate/kerbgate/internal/forwardauth"
 	"github.com/kerbgate/kerbgate/internal/frontend"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/acceptor"
@@ -72,7 +73,7 @@ type Options struct {
 // New builds a server from the plan of a validated configuration (setup.NewPlan).
 func New(p *setup.Plan, log *slog.Logger, opts Options) (*Server, error) {
 	b := &builder{plan: p, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry()}
-	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.endpoints} {
+	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.forwardAuth, b.endpoints} {
 		if err := step(); err != nil {
 			b.close()
 			return nil, err
@@ -105,6 +106,9 @@ type builder struct {
 	dirImpl       *directory.Directory
 	cookieKeys    *keyset.Set
 	pw            *pwsignin.Service // nil without password_signin
+	// front is what the client sees of a request (made before the faces: forward-auth
+	// reads X-Forwarded-* through it).
+	front *frontend.Frontend
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -306,7 +310,8 @@ func (b *builder) faces() error {
 			return err
 		}
 		po.CookieKeys, po.SignIn, po.Directory, po.Store = b.cookieKeys, b.preAuth("oidc", signin.Negotiate{Middleware: b.signInMW}), b.dir, b.st
-		po.Reporter, po.Log, po.Secrets, po.Now = b.rep, b.log, ho.Clients, b.opts.Now
+		po.Reporter, po.Log, po.Registerer, po.Secrets, po.Now = b.rep, b.log, b.reg, ho.Clients, b.opts.Now
+		po.PasswordSignIn = b.pw != nil
 		provider, err := oidcprovider.New(po)
 		if err != nil {
 			return err
@@ -314,12 +319,40 @@ func (b *builder) faces() error {
 		provider.Register(b.mux)
 	}
 	b.handler = b.mux
+	b.front = frontend.New(b.plan.Frontend.ExternalURL, b.plan.Frontend.TrustedProxies)
 	if len(b.plan.Proxy.Apps) > 0 {
 		px, err := newProxy(b.plan.Proxy, b.log, b.signInMW, b.dirImpl, b.st, b.cookieKeys, b.rep, b.reg, b.opts, b.preAuth)
 		if err != nil {
 			return err
 		}
 		b.handler = px.Wrap(b.mux)
+	}
+	return nil
+}
+
+// forwardAuth makes, with a forward_auth section, the reverse proxies' auth
+// endpoint over the same sign-in, directory, store and cookie keys.
+func (b *builder) forwardAuth() error {
+	if b.plan.ForwardAuth == nil {
+		return nil
+	}
+	o, err := b.plan.ForwardAuth.Build(b.dirImpl)
+	if err != nil {
+		return err
+	}
+	o.SignIn, o.Store, o.CookieKeys = signin.Negotiate{Middleware: b.signInMW}, b.st, b.cookieKeys
+	if b.pw != nil { // the form at the sign-in page only (docs/forward-auth.md)
+		o.SignInPage = b.preAuth("forward-auth", o.SignIn)
+	}
+	o.Reporter, o.Log, o.Registerer, o.Now = b.rep, b.log, b.reg, b.opts.Now
+	o.Directory, o.RequireDirectory = b.dir, b.plan.ForwardAuth.RequireDirectory
+	fa, err := forwardauth.New(o)
+	if err != nil {
+		return err
+	}
+	fa.Register(b.mux)
+	if b.dir == nil {
+		b.log.Warn("forward-auth without a directory: group headers are empty (names come from the directory); group_sids carries the SIDs")
 	}
 	return nil
 }
@@ -346,7 +379,7 @@ func (b *builder) endpoints() error {
 	// What the client sees (scheme, host, address) is worked out once per request,
 	// before any face: behind listen.trusted_proxies or listen.external_url.
 	fe := b.plan.Frontend
-	b.handler = frontend.New(fe.ExternalURL, fe.TrustedProxies).Middleware(b.handler)
+	b.handler = b.front.Middleware(b.handler)
 	if fe.ExternalURL != nil || len(fe.TrustedProxies) > 0 {
 		var trusted []string
 		for _, p := range fe.TrustedProxies {

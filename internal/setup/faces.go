@@ -7,12 +7,16 @@ import (
 
 	"github.com/kerbgate/kerbgate/internal/config"
 	"github.com/kerbgate/kerbgate/internal/directory"
+	"github.com/kerbgate/kerbgate/internal/forwardauth"
+	"github.com/kerbgate/kerbgate/internal/idheaders"
 	"github.com/kerbgate/kerbgate/internal/keyset"
 	"github.com/kerbgate/kerbgate/internal/krb/s4u"
 	"github.com/kerbgate/kerbgate/internal/oidcauth"
 	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/proxy"
+	"github.com/kerbgate/kerbgate/internal/returnurl"
 	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 	"github.com/kerbgate/kerbgate/internal/sso"
 )
 
@@ -76,6 +80,9 @@ type ProxyPlan struct {
 	Apps       []ProxyApp
 	// Delegation is proxy.delegation; nil without a delegation principal.
 	Delegation *Delegation
+	// AssertionKeys is the OpenID Provider's signing keys file, which signs the
+	// apps' identity assertions ("" without an oidc_provider section).
+	AssertionKeys string
 }
 
 // ProxyApp is one app of the application proxy: App (its PreAuth and Groups left to
@@ -105,6 +112,9 @@ type Delegation struct {
 // cookie's name and lifetime; the realm; the delegation's KDC client.
 func Proxy(c *config.Config) (ProxyPlan, error) {
 	p := ProxyPlan{CookieName: c.Proxy.CookieName, SessionTTL: c.Proxy.SessionTTL, Realm: c.Kerberos.Realm}
+	if c.OIDCProvider.Enabled {
+		p.AssertionKeys = c.OIDCProvider.SigningKeysFile
+	}
 	for _, a := range c.Proxy.Apps {
 		app := ProxyApp{
 			App: proxy.App{
@@ -112,6 +122,9 @@ func Proxy(c *config.Config) (ProxyPlan, error) {
 				PreserveHost: a.PreserveHost, Timeout: a.Timeout,
 			},
 			AllowedGroups: a.AllowedGroups,
+		}
+		if len(a.Headers) > 0 || a.Assertion != nil {
+			app.App.Headers = headerPolicy(a.IdentityHeaders, c.OIDCProvider.Issuer)
 		}
 		switch a.PreAuth {
 		case "iwa":
@@ -151,8 +164,21 @@ func Proxy(c *config.Config) (ProxyPlan, error) {
 // caller adds what runs (the delegator, the store, keys, logs, metrics).
 func (p ProxyPlan) Options(signIn signin.PreAuthenticator, dir *directory.Directory, cookieKeys *keyset.Set) (proxy.Options, error) {
 	o := proxy.Options{CookieName: p.CookieName, SessionTTL: p.SessionTTL, Realm: p.Realm}
+	needKeys := false
+	for _, a := range p.Apps {
+		needKeys = needKeys || (a.App.Headers != nil && a.App.Headers.Assertion != nil)
+	}
+	keys, err := loadAssertionKeys(p.AssertionKeys, needKeys)
+	if err != nil {
+		return o, err
+	}
 	for _, a := range p.Apps {
 		app := a.App
+		if app.Headers != nil {
+			if app.Headers, err = withKeys(app.Headers, keys); err != nil {
+				return proxy.Options{}, fmt.Errorf("proxy.apps %s: %w", app.ID, err)
+			}
+		}
 		switch a.PreAuth {
 		case signin.MethodIWA:
 			app.PreAuth = signIn
@@ -264,11 +290,11 @@ func OIDCProvider(c *config.Config) *OIDCProviderPlan {
 // their file, the lifetimes and the clients with their group policies (names
 // resolved through dir). The caller adds what runs.
 func (p *OIDCProviderPlan) Options(dir *directory.Directory) (oidcprovider.Options, error) {
-	keys, err := oidcprovider.LoadSigningKeys(p.SigningKeysFile)
+	keys, err := signingkeys.Load(p.SigningKeysFile)
 	if err != nil {
 		return oidcprovider.Options{}, fmt.Errorf("oidc_provider.signing_keys_file: %w", err)
 	}
-	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys, IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL, RefreshTokenTTL: p.RefreshTokenTTL}
+	o := oidcprovider.Options{Issuer: p.Issuer, SigningKeys: keys.Keys(), IDTokenTTL: p.IDTokenTTL, AccessTokenTTL: p.AccessTokenTTL, RefreshTokenTTL: p.RefreshTokenTTL}
 	for _, c := range p.Clients {
 		groups, err := signin.NewGroups(c.Client.ID, c.AllowedGroups, resolver(dir))
 		if err != nil {
@@ -279,4 +305,124 @@ func (p *OIDCProviderPlan) Options(dir *directory.Directory) (oidcprovider.Optio
 		o.Clients = append(o.Clients, cl)
 	}
 	return o, nil
+}
+
+// ForwardAuthPlan is the forward_auth section, typed; nil without one. The hosts'
+// group policies resolve names through the directory and the assertions need the
+// signing keys, so Options makes them.
+type ForwardAuthPlan struct {
+	Options forwardauth.Options // Hosts, groups, sign-in, frontend, store... left to Build
+	Hosts   []ForwardAuthHost
+	// RequireDirectory confirms accounts at sign-in.
+	RequireDirectory bool
+	// Keys is the OpenID Provider's signing keys file and Issuer its issuer: the
+	// assertions' (empty without an oidc_provider section).
+	Keys, Issuer string
+}
+
+// ForwardAuthHost is one host: Host (its Groups left to Build; its Headers' assertion
+// keys too), and the groups it allows.
+type ForwardAuthHost struct {
+	Host          forwardauth.Host
+	AllowedGroups []string
+}
+
+// ForwardAuth translates the forward_auth section; nil without one.
+func ForwardAuth(c *config.Config) *ForwardAuthPlan {
+	fa := c.ForwardAuth
+	if !fa.Enabled {
+		return nil
+	}
+	p := &ForwardAuthPlan{
+		Options: forwardauth.Options{
+			CookieName: fa.CookieName, CookieDomain: fa.CookieDomain, SessionTTL: fa.SessionTTL,
+			SessionCacheTTL: fa.SessionCacheTTL, ReturnURLs: returnurl.New(fa.ReturnDomains), SignInURL: fa.SignInURL,
+		},
+		RequireDirectory: fa.RequireDirectory,
+	}
+	if c.OIDCProvider.Enabled {
+		p.Keys, p.Issuer = c.OIDCProvider.SigningKeysFile, c.OIDCProvider.Issuer
+	}
+	for _, h := range fa.Hosts {
+		si := forwardauth.SignInNegotiate
+		if h.SignIn == "redirect" {
+			si = forwardauth.SignInRedirect
+		}
+		p.Hosts = append(p.Hosts, ForwardAuthHost{
+			Host:          forwardauth.Host{Name: h.Host, SignIn: si, Headers: headerPolicy(h.IdentityHeaders, p.Issuer)},
+			AllowedGroups: h.AllowedGroups,
+		})
+	}
+	return p
+}
+
+// Build returns the face's options: the hosts with their group policies (names
+// resolved through dir) and header policies (assertions signed with the provider's
+// keys, loaded here). The caller adds what runs (sign-in, directory, store, keys,
+// frontend, logs, metrics).
+func (p *ForwardAuthPlan) Build(dir *directory.Directory) (forwardauth.Options, error) {
+	o := p.Options
+	o.Hosts = nil
+	keys, err := loadAssertionKeys(p.Keys, p.hasAssertion())
+	if err != nil {
+		return o, err
+	}
+	for _, h := range p.Hosts {
+		host := h.Host
+		if len(h.AllowedGroups) > 0 {
+			if host.Groups, err = signin.NewGroups(host.Name, h.AllowedGroups, resolver(dir)); err != nil {
+				return o, err
+			}
+		}
+		if host.Headers, err = withKeys(host.Headers, keys); err != nil {
+			return o, fmt.Errorf("forward_auth.hosts %s: %w", host.Name, err)
+		}
+		o.Hosts = append(o.Hosts, host)
+	}
+	return o, nil
+}
+
+func (p *ForwardAuthPlan) hasAssertion() bool {
+	for _, h := range p.Hosts {
+		if h.Host.Headers.Assertion != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// loadAssertionKeys loads the OpenID Provider's signing keys when an assertion needs
+// them.
+func loadAssertionKeys(path string, needed bool) (*signingkeys.Set, error) {
+	if !needed {
+		return nil, nil
+	}
+	keys, err := signingkeys.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("oidc_provider.signing_keys_file (signs the identity assertions): %w", err)
+	}
+	return keys, nil
+}
+
+// headerPolicy translates identity headers into an idheaders.Policy whose assertion
+// names issuer; withKeys adds the signing keys and prepares it.
+func headerPolicy(ih config.IdentityHeaders, issuer string) *idheaders.Policy {
+	p := &idheaders.Policy{Groups: signin.GroupFilter{Include: ih.GroupNames.Include, Prefixes: ih.GroupNames.Prefixes, Max: ih.GroupNames.Max}}
+	for _, m := range ih.Headers {
+		c, _ := idheaders.ParseClaim(m.Claim) // config checked the names
+		p.Headers = append(p.Headers, idheaders.Mapping{Claim: c, Header: m.Header})
+	}
+	if a := ih.Assertion; a != nil {
+		p.Assertion = &idheaders.Assertion{Header: a.Header, TTL: a.TTL, Issuer: issuer}
+	}
+	return p
+}
+
+// withKeys returns a prepared copy of p, its assertion (if any) signed with keys.
+func withKeys(p *idheaders.Policy, keys *signingkeys.Set) (*idheaders.Policy, error) {
+	c := *p
+	if a := p.Assertion; a != nil {
+		c.Assertion = &idheaders.Assertion{Header: a.Header, TTL: a.TTL, Issuer: a.Issuer, Keys: keys}
+	}
+	return &c, c.Prepare()
 }

@@ -58,6 +58,7 @@ func Store(cfg *config.Config) (store.Options, error) {
 	ro := &store.RedisOptions{
 		Addrs: rc.Addrs, MasterName: rc.MasterName, Username: rc.Username, Password: pw, DB: rc.DB,
 		Prefix: rc.Prefix, DialTimeout: rc.DialTimeout, Timeout: rc.Timeout,
+		MinReplicaAcks: rc.MinReplicaAcks, ReplicaAckTimeout: rc.ReplicaAckTimeout,
 		// Replay entries and tombstones outlive their expiry by the clock skew, so
 		// that a node whose clock lags still finds them.
 		Grace: cfg.Kerberos.ClockSkew,

@@ -24,12 +24,14 @@ func TestStore(t *testing.T) {
 	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
 	cfg = &config.Config{}
 	cfg.Kerberos.ClockSkew = 5 * time.Minute
-	cfg.Store.Redis = &config.Redis{Addrs: []string{"10.0.0.1:6379"}, Username: "kerbgate", PasswordFile: pw, Prefix: "kg:", DB: 2}
+	cfg.Store.Redis = &config.Redis{Addrs: []string{"10.0.0.1:6379"}, Username: "kerbgate", PasswordFile: pw, Prefix: "kg:", DB: 2,
+		MinReplicaAcks: 2, ReplicaAckTimeout: 300 * time.Millisecond}
 	o, err = Store(cfg)
 	if err != nil || o.Path != "" || o.Redis == nil {
 		t.Fatalf("redis: %+v %v", o, err)
 	}
-	if r := o.Redis; r.Password != "s3cret" || r.Username != "kerbgate" || r.Prefix != "kg:" || r.DB != 2 || r.Grace != 5*time.Minute || r.TLS != nil {
+	if r := o.Redis; r.Password != "s3cret" || r.Username != "kerbgate" || r.Prefix != "kg:" || r.DB != 2 || r.Grace != 5*time.Minute || r.TLS != nil ||
+		r.MinReplicaAcks != 2 || r.ReplicaAckTimeout != 300*time.Millisecond {
 		t.Errorf("redis options %+v", r)
 	}
 	cfg.Store.Redis.TLS, cfg.Store.Redis.CAFile = true, filepath.Join(t.TempDir(), "missing.pem")

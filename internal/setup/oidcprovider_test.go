@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/kerbgate/kerbgate/internal/config"
-	"github.com/kerbgate/kerbgate/internal/oidcprovider"
 	"github.com/kerbgate/kerbgate/internal/signin"
+	"github.com/kerbgate/kerbgate/internal/signingkeys"
 )
 
 // The oidc_provider section becomes the provider's typed options: keys read from
@@ -19,7 +19,7 @@ func TestOIDCProviderOptionsAreTyped(t *testing.T) {
 		t.Fatal("a plan without the section")
 	}
 	keys := filepath.Join(t.TempDir(), "keys.json")
-	if _, err := oidcprovider.AddSigningKey(keys, time.Now()); err != nil {
+	if _, err := signingkeys.Add(keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c := &config.Config{OIDCProvider: config.OIDCProvider{

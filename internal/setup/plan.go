@@ -50,6 +50,9 @@ type Plan struct {
 	OIDCProvider *OIDCProviderPlan
 	// Password is the password fallback; nil without a password_signin section.
 	Password *PasswordPlan
+	// ForwardAuth is the reverse proxies' auth endpoint; nil without a
+	// forward_auth section.
+	ForwardAuth *ForwardAuthPlan
 	// DebugTokenFile is log.debug_token_file, the bearer token of
 	// /debug/last-failures.
 	DebugTokenFile string
@@ -106,6 +109,7 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 		MaxTokenBytes:  cfg.Kerberos.MaxTokenBytes,
 		SSO:            SSO(cfg),
 		OIDCProvider:   OIDCProvider(cfg),
+		ForwardAuth:    ForwardAuth(cfg),
 		DebugTokenFile: DebugTokenFile(cfg),
 		Frontend:       Frontend{ExternalURL: cfg.Listen.ExternalURL, TrustedProxies: cfg.Listen.TrustedProxies},
 		Listen:         Listen{ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout, MaxHeaderBytes: cfg.Listen.MaxHeaderBytes},

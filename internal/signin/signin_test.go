@@ -286,3 +286,49 @@ func TestPreAuthenticators(t *testing.T) {
 		t.Error("next called after the middleware answered")
 	}
 }
+
+// A fresh sign-in in a browser whose session is the same account's renews that
+// session in place (same handle, a new start, a full TTL); another account's session
+// is revoked and a new one started.
+func TestSessionsBeginRenewsTheSameAccountsSession(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s, st := newSessions(&now)
+	sc := signin.Scope{Path: "/oidc/"}
+	w := httptest.NewRecorder()
+	first, err := s.Begin(w, request(false, "/oidc/", nil), sc, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := s.Current(request(false, "/oidc/", w), sc)
+	if err != nil || cur == nil || !cur.Since.Equal(now) || cur.Handle != first.Handle || len(cur.Handle) != 43 {
+		t.Fatalf("Current %+v %v, Begin %+v", cur, err, first)
+	}
+	now = now.Add(50 * time.Minute)
+	w2 := httptest.NewRecorder()
+	again, err := s.Begin(w2, request(false, "/oidc/", w), sc, alice)
+	if err != nil || again.Handle != first.Handle || !again.Since.Equal(now) || st.Len() != 1 {
+		t.Fatalf("renewal %+v %v (sessions %d), want handle %s since %v", again, err, st.Len(), first.Handle, now)
+	}
+	now = now.Add(50 * time.Minute) // past the first start's TTL, within the renewal's
+	if cur, _ := s.Current(request(false, "/oidc/", w2), sc); cur == nil || !cur.Since.Equal(again.Since) {
+		t.Fatalf("the renewed session: %+v", cur)
+	}
+	bob := &identity.Identity{Principal: "bob@EXAMPLE.TEST", SID: "S-1-5-21-1-2-3-1105"}
+	w3 := httptest.NewRecorder()
+	other, err := s.Begin(w3, request(false, "/oidc/", w2), sc, bob)
+	if err != nil || other.Handle == first.Handle || st.Len() != 1 {
+		t.Fatalf("another account: %+v %v (sessions %d)", other, err, st.Len())
+	}
+	if id, _ := s.Load(request(false, "/oidc/", w2), sc); id != nil {
+		t.Error("alice's session outlived bob's sign-in in the same browser")
+	}
+	if id, _ := s.Load(request(false, "/oidc/", w3), sc); id == nil || id.Principal != bob.Principal {
+		t.Errorf("bob's session: %v", id)
+	}
+	// Handles differ by purpose: one face's handle never names another's session.
+	o := *s
+	o.Purpose = "other"
+	if cur, _ := o.Current(request(false, "/oidc/", w3), sc); cur != nil {
+		t.Error("another purpose read the session")
+	}
+}

@@ -68,8 +68,12 @@ func Open(o Options) (Store, replay.Cache, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dial+op)
 	defer cancel()
 	attrs := []any{"addrs", strings.Join(ro.Addrs, ","), "master_name", ro.MasterName, "user", ro.Username,
-		"tls", ro.TLS != nil, "db", ro.DB, "prefix", ro.Prefix}
-	switch err := rs.Ping(ctx); {
+		"tls", ro.TLS != nil, "db", ro.DB, "prefix", ro.Prefix, "min_replica_acks", ro.MinReplicaAcks}
+	// Reachability first: missing replicas are a different report.
+	if err = rs.client.Ping(ctx).Err(); err != nil {
+		err = rs.fail(nil, "ping", err)
+	}
+	switch {
 	case errors.Is(err, ErrRedisAuth):
 		rs.Close()
 		return nil, nil, fmt.Errorf("Redis refused kerbgate's credentials: %w", err)
@@ -78,6 +82,19 @@ func Open(o Options) (Store, replay.Cache, error) {
 			append(attrs, "error", err.Error())...)
 	default:
 		log.Info("store: Redis", attrs...)
+	}
+	if err == nil {
+		switch err := rs.checkCommands(ctx); {
+		case errors.Is(err, ErrRedisAuth):
+			rs.Close()
+			return nil, nil, fmt.Errorf("Redis refused a command kerbgate needs (the ACL user needs +wait with store.redis.min_replica_acks, "+
+				"and +cluster|slots +asking with a Cluster; see docs/farm.md): %w", err)
+		case err != nil:
+			// Writes would all be refused: say so now, with the fix.
+			log.Error("Redis has fewer replicas acknowledging writes than store.redis.min_replica_acks; "+
+				"every write that needs them is refused with store_unavailable until they catch up (add replicas, or lower min_replica_acks)",
+				append(attrs, "error", err.Error())...)
+		}
 	}
 	return rs, rs, nil
 }

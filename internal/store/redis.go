@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,13 @@ const (
 	DefaultRedisTimeout     = time.Second
 	DefaultRedisDialTimeout = 2 * time.Second
 	DefaultRedisGrace       = 5 * time.Minute
+	// DefaultRedisReplicaAckTimeout is how long a write waits for its replicas'
+	// acknowledgements when MinReplicaAcks is set and ReplicaAckTimeout is not.
+	DefaultRedisReplicaAckTimeout = 500 * time.Millisecond
+
+	// clusterReloadInterval is how often a Cluster's slot map is reloaded when
+	// nothing fails (go-redis's default is a minute).
+	clusterReloadInterval = 10 * time.Second
 )
 
 // RedisOptions configures OpenRedis: where Redis is, how to authenticate, and how
@@ -53,10 +61,21 @@ type RedisOptions struct {
 	Prefix string
 	// DialTimeout bounds establishing a connection (2s when zero).
 	DialTimeout time.Duration
-	// Timeout bounds each store operation as a whole, connecting and a retry
-	// included (1s when zero): a hung Redis delays a request by at most this long
-	// before it is refused with ErrUnavailable.
+	// Timeout bounds each store operation as a whole, connecting, a retry and the
+	// replicas' acknowledgement included (1s when zero): a hung Redis delays a
+	// request by at most this long before it is refused with ErrUnavailable.
 	Timeout time.Duration
+	// MinReplicaAcks is how many replicas must hold a write before the store
+	// reports it done (WAIT, sent on the write's connection): a token, an OIDC
+	// code, a session, a revocation, a redemption or a replay entry then survives
+	// the loss of the primary. A write that fewer replicas acknowledge within
+	// ReplicaAckTimeout fails with ErrUnavailable (it stays on the primary, which
+	// may lose it: the caller refuses the request, so nothing was promised). 0
+	// does not wait: a failover can lose the last writes.
+	MinReplicaAcks int
+	// ReplicaAckTimeout bounds the wait for MinReplicaAcks (500ms when zero); it
+	// must be shorter than Timeout.
+	ReplicaAckTimeout time.Duration
 	// Grace is how long Redis keeps a record after its expiry (5m when zero): a
 	// node whose clock lags the writer's still finds a replay entry or a used
 	// token's tombstone for as long as it would accept the authenticator or token.
@@ -99,18 +118,29 @@ type RedisOptions struct {
 // TakeToken or SeenBefore but its answer was lost, the retry sees the token used or
 // the authenticator seen: the request is refused, never accepted twice.
 //
-// Redis 6.0 or later is required (ACL users, SET KEEPTTL). With Sentinel or
-// replicas, writes are acknowledged by the master alone: a failover can lose the
-// last writes (a token would then be unknown, a replay entry forgotten).
+// Redis 6.0 or later is required (ACL users, SET KEEPTTL). With Sentinel or a
+// Cluster the client follows a failover by itself (the Sentinels name the new
+// primary; a Cluster's nodes redirect with MOVED), and a slot migration (ASK).
+// With MinReplicaAcks every write is reported done only once that many replicas
+// hold it, so a failover loses nothing acknowledged; without it, the primary's
+// word is all there is, and a failover can lose the last writes (a token would
+// then be unknown, a replay entry forgotten).
+//
+// Every operation touches exactly one key, and every Lua script is given that
+// key alone, so in a Cluster no operation spans two slots and none needs a hash
+// tag; a prefix with a hash tag ({...}) would put every key in one slot, and the
+// configuration refuses it for a Cluster.
 type Redis struct {
-	client  redis.UniversalClient
-	prefix  string
-	addr    string // for error messages: the address(es) as configured
-	timeout time.Duration
-	grace   time.Duration
-	now     func() time.Time
-	once    sync.Once
-	err     error
+	client     redis.UniversalClient
+	prefix     string
+	addr       string // for error messages: the address(es) as configured
+	timeout    time.Duration
+	grace      time.Duration
+	acks       int
+	ackTimeout time.Duration
+	now        func() time.Time
+	once       sync.Once
+	err        error
 }
 
 var _ Store = (*Redis)(nil)
@@ -131,8 +161,17 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultRedisDialTimeout
 	}
+	if o.MinReplicaAcks < 0 {
+		return nil, errors.New("store: negative number of replica acknowledgements")
+	}
+	if o.MinReplicaAcks > 0 && o.ReplicaAckTimeout <= 0 {
+		o.ReplicaAckTimeout = DefaultRedisReplicaAckTimeout
+	}
+	if o.MinReplicaAcks > 0 && o.ReplicaAckTimeout >= o.Timeout {
+		return nil, fmt.Errorf("store: replica acknowledgement timeout %v is not shorter than the operation timeout %v", o.ReplicaAckTimeout, o.Timeout)
+	}
 	useRedisLogger(o.Logger)
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
+	uo := &redis.UniversalOptions{
 		Addrs:      o.Addrs,
 		MasterName: o.MasterName,
 		Username:   o.Username,
@@ -156,12 +195,29 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 		// push notifications: fewer commands for the ACL to allow.
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	}
+	var client redis.UniversalClient
+	if o.MasterName == "" && len(o.Addrs) > 1 {
+		co := uo.Cluster()
+		// The slot map is reloaded when an operation fails (fail), which is
+		// how a failover is followed; this is the backstop.
+		co.ClusterStateReloadInterval = clusterReloadInterval
+		// Every command names its one key, so it goes to that key's primary.
+		// go-redis's request routing policies would read COMMAND's table, which
+		// kerbgate's ACL need not allow: refused, it is asked for again before
+		// every command, of up to three random nodes.
+		co.DisableRoutingPolicies = true
+		client = redis.NewClusterClient(co)
+	} else {
+		client = redis.NewUniversalClient(uo)
+	}
+	installAckHook(client)
 	return newRedis(client, strings.Join(o.Addrs, ","), o), nil
 }
 
 func newRedis(client redis.UniversalClient, addr string, o RedisOptions) *Redis {
-	r := &Redis{client: client, prefix: o.Prefix, addr: addr, timeout: o.Timeout, grace: o.Grace, now: o.Now}
+	r := &Redis{client: client, prefix: o.Prefix, addr: addr, timeout: o.Timeout, grace: o.Grace, now: o.Now,
+		acks: o.MinReplicaAcks, ackTimeout: o.ReplicaAckTimeout}
 	if r.prefix == "" {
 		r.prefix = DefaultRedisPrefix
 	}
@@ -265,7 +321,18 @@ func (e *unavailableError) Is(target error) bool {
 
 // fail classifies an error of the client. A request whose own context ended gets
 // that context's error (the client went away: nothing is unavailable).
+//
+// In a Cluster, a failure also reloads the slot map (in the background, one
+// reload at a time): the client learns of a new primary only from a MOVED reply
+// or a reload, and a dead or hung primary sends no MOVED, so this is how the
+// store follows a failover.
 func (r *Redis) fail(parent context.Context, op string, err error) error {
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		var ack *ackError
+		if !errors.As(err, &ack) && !redis.IsAuthError(err) && !redis.IsPermissionError(err) {
+			cc.ReloadState(context.Background())
+		}
+	}
 	if parent != nil && parent.Err() != nil {
 		return fmt.Errorf("store: redis %s: %w", op, parent.Err())
 	}
@@ -280,13 +347,93 @@ func (r *Redis) opContext(parent context.Context) (context.Context, context.Canc
 	return context.WithTimeout(parent, r.timeout)
 }
 
-// Ping checks that Redis answers and accepts the credentials. An error matches
+// Ping checks that Redis answers and accepts the credentials, and, with
+// MinReplicaAcks, that the primary has that many replicas acknowledging (a
+// single server or Sentinel: writes would all be refused otherwise). In a Cluster
+// it asks one node; Open checks every primary's replicas. An error matches
 // ErrUnavailable, and also ErrRedisAuth when the credentials were refused.
 func (r *Redis) Ping(ctx context.Context) error {
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
+	if c, ok := r.client.(*redis.Client); ok && r.acks > 0 {
+		if err := r.pingReplicas(octx, c, false); err != nil {
+			return r.fail(ctx, "ping", err)
+		}
+		return nil
+	}
 	if err := r.client.Ping(octx).Err(); err != nil {
 		return r.fail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// pingReplicas sends PING and, with MinReplicaAcks, WAIT to c's primary on one
+// connection: WAIT answers at once with the number of replicas that acknowledge
+// its connection's writes (all of them, when it made none). asking first sends
+// ASKING, which a Cluster's client needs to follow a slot being migrated, so
+// that an ACL without it is found at start-up.
+func (r *Redis) pingReplicas(ctx context.Context, c *redis.Client, asking bool) error {
+	w := &ackedWrite{replicas: r.acks, timeout: r.ackTimeout}
+	wait := waitCmd(ctx, w)
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if asking {
+			_ = p.Process(ctx, redis.NewStatusCmd(ctx, "asking"))
+		}
+		_ = p.Ping(ctx)
+		if r.acks > 0 {
+			_ = p.Process(ctx, wait)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if r.acks <= 0 {
+		return nil
+	}
+	w.acknowledged = int(wait.Val())
+	return w.durable()
+}
+
+// checkCommands checks every primary (each shard of a Cluster) at start-up:
+// that kerbgate's ACL allows the commands it will need besides its reads and
+// writes (WAIT with MinReplicaAcks, ASKING in a Cluster), and that each has
+// MinReplicaAcks replicas acknowledging. The error matches ErrRedisAuth when a
+// command was refused.
+func (r *Redis) checkCommands(ctx context.Context) error {
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	var err error
+	switch c := r.client.(type) {
+	case *redis.ClusterClient:
+		var mu sync.Mutex
+		var bad []string
+		var denied error
+		err = c.ForEachMaster(octx, func(ctx context.Context, n *redis.Client) error {
+			if err := r.pingReplicas(ctx, n, true); err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if redis.IsPermissionError(err) {
+					denied = err
+				}
+				bad = append(bad, fmt.Sprintf("%s: %v", n.Options().Addr, err))
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+		case denied != nil:
+			err = denied
+		case len(bad) > 0:
+			sort.Strings(bad)
+			err = errors.New(strings.Join(bad, "; "))
+		}
+	case *redis.Client:
+		if r.acks > 0 {
+			err = r.pingReplicas(octx, c, false)
+		}
+	}
+	if err != nil {
+		return r.fail(ctx, "start_check", err)
 	}
 	return nil
 }
@@ -419,7 +566,12 @@ func (r *Redis) PutToken(ctx context.Context, token string, t Token) error {
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	ok, err := r.client.SetNX(octx, r.tokenKey(token), v, r.lifetime(r.now(), t.ExpiresAt)).Result()
+	key := r.tokenKey(token)
+	octx, w := r.withAcks(octx, key)
+	ok, err := r.client.SetNX(octx, key, v, r.lifetime(r.now(), t.ExpiresAt)).Result()
+	if err == nil && ok {
+		err = w.durable()
+	}
 	if err != nil {
 		return r.fail(ctx, "put_token", err)
 	}
@@ -440,7 +592,14 @@ func (r *Redis) TakeToken(ctx context.Context, token, appID string, now time.Tim
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	res, err := takeScript.Run(octx, r.client, []string{r.tokenKey(token)}, stamp(now), appID).Text()
+	key := r.tokenKey(token)
+	octx, w := r.withAcks(octx, key)
+	res, err := takeScript.Run(octx, r.client, []string{key}, stamp(now), appID).Text()
+	if err == nil && len(res) > 1 {
+		// Taken: the tombstone must outlive a failover, or the token could be
+		// redeemed a second time.
+		err = w.durable()
+	}
 	if err != nil {
 		return Token{}, r.fail(ctx, "take_token", err)
 	}
@@ -484,7 +643,13 @@ func (r *Redis) PutSession(ctx context.Context, id string, s Session) error {
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	if err := r.client.Set(octx, r.sessionKey(id), v, r.lifetime(r.now(), s.ExpiresAt)).Err(); err != nil {
+	key := r.sessionKey(id)
+	octx, w := r.withAcks(octx, key)
+	err = r.client.Set(octx, key, v, r.lifetime(r.now(), s.ExpiresAt)).Err()
+	if err == nil {
+		err = w.durable()
+	}
+	if err != nil {
 		return r.fail(ctx, "put_session", err)
 	}
 	return nil
@@ -531,7 +696,13 @@ func (r *Redis) DeleteSession(ctx context.Context, id string) error {
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	n, err := r.client.Del(octx, r.sessionKey(id)).Result()
+	key := r.sessionKey(id)
+	octx, w := r.withAcks(octx, key)
+	n, err := r.client.Del(octx, key).Result()
+	if err == nil && n > 0 {
+		// A revocation a failover forgets would bring the session back.
+		err = w.durable()
+	}
 	if err != nil {
 		return r.fail(ctx, "delete_session", err)
 	}
@@ -557,6 +728,8 @@ func (r *Redis) SeenBefore(ctx context.Context, k replay.Key, now, expires time.
 	// the wait for ctx is here. A cancelled check leaves the script to finish or
 	// time out in the background.
 	octx, cancel := r.opContext(context.WithoutCancel(ctx))
+	key := r.replayKey(k)
+	octx, w := r.withAcks(octx, key)
 	ttl := r.lifetime(now, expires).Milliseconds()
 	type answer struct {
 		seen int
@@ -565,7 +738,12 @@ func (r *Redis) SeenBefore(ctx context.Context, k replay.Key, now, expires time.
 	done := make(chan answer, 1)
 	go func() {
 		defer cancel()
-		seen, err := seenScript.Run(octx, r.client, []string{r.replayKey(k)}, stamp(now), stamp(expires), ttl).Int()
+		seen, err := seenScript.Run(octx, r.client, []string{key}, stamp(now), stamp(expires), ttl).Int()
+		if err == nil && seen == 0 {
+			// Recorded: a failover that forgot the entry would accept the
+			// authenticator again.
+			err = w.durable()
+		}
 		done <- answer{seen, err}
 	}()
 	var a answer

@@ -428,6 +428,20 @@ func TestOpenRedisRefusesClusterDB(t *testing.T) {
 	}
 }
 
+func TestOpenRedisRefusesBadReplicaAcks(t *testing.T) {
+	addrs := []string{"127.0.0.1:1"}
+	if _, err := store.OpenRedis(store.RedisOptions{Addrs: addrs, MinReplicaAcks: -1}); err == nil {
+		t.Error("OpenRedis accepted a negative number of replica acknowledgements")
+	}
+	if _, err := store.OpenRedis(store.RedisOptions{Addrs: addrs, MinReplicaAcks: 1, ReplicaAckTimeout: time.Second, Timeout: time.Second}); err == nil ||
+		!strings.Contains(err.Error(), "not shorter than the operation timeout") {
+		t.Errorf("an acknowledgement timeout as long as the operation's: %v", err)
+	}
+	if _, err := store.OpenRedis(store.RedisOptions{Addrs: addrs, MinReplicaAcks: 1, Timeout: 400 * time.Millisecond}); err == nil {
+		t.Error("OpenRedis accepted the default acknowledgement timeout (500ms) with a 400ms operation timeout")
+	}
+}
+
 // A cancelled request stops waiting on a hung Redis for its replay check at once,
 // not after the store's Timeout, and the error is the request's, not an outage.
 func TestRedisSeenBeforeStopsWhenCancelled(t *testing.T) {

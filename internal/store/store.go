@@ -1,7 +1,8 @@
 // Package store owns kerbgate's shared state behind small interfaces: single-use
 // handoff tokens, sessions and replay-cache entries. It provides an embedded bbolt
 // implementation (Bolt, one node) and a Redis one (Redis, shared by the nodes of a
-// farm); both pass the same behaviour suite (package storetest).
+// farm: one server, Sentinel or a Cluster, its writes acknowledged by replicas
+// when asked); both pass the same behaviour suite (package storetest).
 //
 // Secret identifiers (handoff tokens, session ids) are stored only as SHA-256 hashes:
 // the store hashes what it is given, and nothing here stores or logs the raw value

@@ -1,15 +1,19 @@
 // A test OpenID provider (npm oidc-provider) for kerbgate's OIDC pre-authentication:
 // one client, users whose "upn" claim is their UPN, and an interaction endpoint that
 // signs the user named by the login_hint (or alice) in and grants consent at once.
+// JWKS (a JWK set of private keys), when set, is what it signs with (ID tokens
+// with the last key's alg); its development-only keys (RS256) otherwise.
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT), issuer = process.env.ISSUER;
 const users = { alice: 'alice@example.test', bob: 'bob@example.test' };
+const jwks = process.env.JWKS ? JSON.parse(process.env.JWKS) : undefined;
 const provider = new Provider(issuer, {
   clients: [{
     client_id: process.env.CLIENT_ID, client_secret: process.env.CLIENT_SECRET,
     redirect_uris: process.env.REDIRECT_URIS.split(','), grant_types: ['authorization_code'],
     response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+    ...(jwks ? { id_token_signed_response_alg: jwks.keys.at(-1).alg } : {}),
   }],
   pkce: { required: () => true, methods: ['S256'] },
   claims: { openid: ['sub'], profile: ['upn', 'preferred_username'], email: ['email'] },
@@ -20,6 +24,7 @@ const provider = new Provider(issuer, {
     claims: () => ({ sub: id, upn: users[id], preferred_username: id, email: users[id] }),
   } : undefined,
   cookies: { keys: ['kerbgate-test-provider-cookie-key'] },
+  ...(jwks ? { jwks } : {}),
 });
 provider.proxy = true;
 // USERINFO_SUB makes the UserInfo answer name another subject than the ID token: a

@@ -1,11 +1,15 @@
-// Package redistest runs a real redis-server for tests: on a free loopback port, in
-// a temporary directory, without persistence (an empty --save), and stopped by its own pid
-// when the test ends. It can require a password or ACL users and serve TLS with a
-// fresh CA (Debian 12's redis-server is built with TLS), and it can be killed,
-// paused and restarted on the same port to test outages.
+// Package redistest runs real Redis for tests, from Debian's redis-server and
+// redis-sentinel: a single server (Start), a Sentinel set-up of one primary, its
+// replicas and three Sentinels (StartSentinel), and a Redis Cluster of primaries
+// with replicas (StartCluster). Every process runs on free loopback ports, in a
+// temporary directory, and is stopped by its own pid when the test ends. A server
+// can require a password or ACL users and serve TLS with a fresh CA (Debian 12's
+// redis-server is built with TLS), keep its data in an append-only file, and be
+// killed (SIGKILL), paused (SIGSTOP), resumed and restarted on the same port to
+// test outages and failovers.
 //
 // It is for tests only and must not be imported by product code. It never skips:
-// without /usr/bin/redis-server (or redis-server on PATH) the test fails.
+// without redis-server (or redis-sentinel, redis-cli for a Cluster) the test fails.
 package redistest
 
 import (
@@ -25,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,34 +52,56 @@ type Options struct {
 	// ClientCert makes the server require a client certificate issued by the CA
 	// (ClientCertFile, ClientKeyFile). Implies TLS.
 	ClientCert bool
+	// Persist keeps the data in an append-only file fsynced every second, as
+	// docs/farm.md asks of a farm's Redis: a restarted server has it back.
+	Persist bool
+	// Directives are more redis.conf lines, each a directive and its arguments,
+	// like {"replicaof", "127.0.0.1", "6379"}.
+	Directives [][]string
+
+	// cluster runs the server as a Cluster node, its bus on a second free port.
+	cluster bool
+	// sentinel makes the process a Sentinel; the directives then are sentinel.conf's.
+	sentinel bool
 }
 
-// Server is a running redis-server.
+// Server is a running redis-server (or redis-sentinel). It runs from a
+// configuration file in Dir, written once when it first starts, so that what a
+// Sentinel or Cluster rewrites there (a node's new master, a Sentinel's view)
+// survives a restart, as it does for an installed server.
 type Server struct {
 	Addr string // 127.0.0.1:port
 	Port int
-	Dir  string // working directory, log file redis.log
+	Dir  string // working directory: redis.conf, log file redis.log, data
 
 	// With TLS: the CA's certificate, and a client certificate and key it issued.
 	CAFile, ClientCertFile, ClientKeyFile string
 	certFile, keyFile                     string
 
-	t    testing.TB
-	opts Options
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	busPort int // a Cluster node's bus
+
+	t      testing.TB
+	opts   Options
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	paused bool
 }
 
-// binary is the redis-server to run.
-func binary(t testing.TB) string {
+// binary is the program to run: redis-server, or redis-sentinel (Debian's
+// redis-sentinel package) for a Sentinel.
+func binary(t testing.TB, sentinel bool) string {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
-		return "/usr/bin/redis-server"
+	name, pkg := "redis-server", "redis-server"
+	if sentinel {
+		name, pkg = "redis-sentinel", "redis-sentinel"
 	}
-	p, err := exec.LookPath("redis-server")
+	if _, err := os.Stat("/usr/bin/" + name); err == nil {
+		return "/usr/bin/" + name
+	}
+	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatal("redistest: redis-server is not installed (apt-get install redis-server)")
+		t.Fatalf("redistest: %s is not installed (apt-get install %s)", name, pkg)
 	}
 	return p
 }
@@ -93,12 +120,18 @@ func Start(t testing.TB, o Options) *Server {
 	var lastErr error
 	for range 5 { // a free port can be taken between choosing and binding it
 		s.Port = freePort(t)
+		if o.cluster {
+			s.busPort = freePort(t)
+		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+		if lastErr = s.writeConf(); lastErr != nil {
+			break
+		}
 		if lastErr = s.start(); lastErr == nil {
 			return s
 		}
 	}
-	t.Fatalf("redistest: redis-server did not start: %v", lastErr)
+	t.Fatalf("redistest: %s did not start: %v", filepath.Base(binary(t, o.sentinel)), lastErr)
 	return nil
 }
 
@@ -112,34 +145,74 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func (s *Server) args() []string {
-	a := []string{
-		"--bind", "127.0.0.1",
-		"--dir", s.Dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--logfile", filepath.Join(s.Dir, "redis.log"),
+func (s *Server) directives() [][]string {
+	d := [][]string{
+		{"bind", "127.0.0.1"},
+		{"dir", s.Dir},
+		{"daemonize", "no"},
+		{"logfile", filepath.Join(s.Dir, "redis.log")},
+	}
+	if s.opts.sentinel {
+		return append(append(d, []string{"port", strconv.Itoa(s.Port)}), s.opts.Directives...)
+	}
+	// A replica's first sync starts at once instead of waiting 5s for others to
+	// join it (Redis 7's default for diskless sync).
+	d = append(d, []string{"repl-diskless-sync-delay", "0"})
+	if s.opts.Persist {
+		d = append(d, []string{"save", ""}, []string{"appendonly", "yes"}, []string{"appendfsync", "everysec"})
+	} else {
+		d = append(d, []string{"save", ""}, []string{"appendonly", "no"})
 	}
 	if s.opts.TLS {
 		auth := "no"
 		if s.opts.ClientCert {
 			auth = "yes"
 		}
-		a = append(a, "--port", "0", "--tls-port", strconv.Itoa(s.Port),
-			"--tls-cert-file", s.certFile, "--tls-key-file", s.keyFile,
-			"--tls-ca-cert-file", s.CAFile, "--tls-auth-clients", auth)
+		d = append(d, []string{"port", "0"}, []string{"tls-port", strconv.Itoa(s.Port)},
+			[]string{"tls-cert-file", s.certFile}, []string{"tls-key-file", s.keyFile},
+			[]string{"tls-ca-cert-file", s.CAFile}, []string{"tls-auth-clients", auth})
+		if s.opts.cluster {
+			d = append(d, []string{"tls-cluster", "yes"}, []string{"tls-replication", "yes"})
+		}
 	} else {
-		a = append(a, "--port", strconv.Itoa(s.Port))
+		d = append(d, []string{"port", strconv.Itoa(s.Port)})
+	}
+	if s.opts.cluster {
+		d = append(d, []string{"cluster-enabled", "yes"}, []string{"cluster-config-file", "nodes.conf"},
+			[]string{"cluster-port", strconv.Itoa(s.busPort)})
 	}
 	if s.opts.Password != "" {
-		a = append(a, "--requirepass", s.opts.Password)
+		d = append(d, []string{"requirepass", s.opts.Password}, []string{"masterauth", s.opts.Password})
 	}
 	for _, u := range s.opts.Users {
-		a = append(a, "--user")
-		a = append(a, splitRule(u)...)
+		d = append(d, append([]string{"user"}, splitRule(u)...))
 	}
-	return a
+	return append(d, s.opts.Directives...)
+}
+
+// writeConf writes the configuration file the server starts from.
+func (s *Server) writeConf() error {
+	var b strings.Builder
+	for _, line := range s.directives() {
+		for i, w := range line {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			if w == "" || strings.ContainsAny(w, " \t\"'") {
+				w = strconv.Quote(w)
+			}
+			b.WriteString(w)
+		}
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(s.confPath(), []byte(b.String()), 0o600)
+}
+
+func (s *Server) confPath() string {
+	if s.opts.sentinel {
+		return filepath.Join(s.Dir, "sentinel.conf")
+	}
+	return filepath.Join(s.Dir, "redis.conf")
 }
 
 // splitRule splits an ACL rule at spaces (rules in tests have no quoted parts).
@@ -151,12 +224,13 @@ func splitRule(u string) []string {
 	return out
 }
 
-// start runs the server on s.Port and waits until it answers PING.
+// start runs the server from its configuration file and waits until it answers
+// PING.
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var stderr bytes.Buffer
-	cmd := exec.Command(binary(s.t), s.args()...)
+	cmd := exec.Command(binary(s.t, s.opts.sentinel), s.confPath())
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -180,12 +254,12 @@ func (s *Server) start() error {
 		select {
 		case <-done:
 			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
-			return fmt.Errorf("redis-server exited: %s%s", stderr.String(), tail(log))
+			return fmt.Errorf("%s exited: %s%s", filepath.Base(binary(s.t, s.opts.sentinel)), stderr.String(), tail(log))
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.killLocked()
-			return fmt.Errorf("redis-server on %s does not answer: %v", s.Addr, err)
+			return fmt.Errorf("%s on %s does not answer: %v", filepath.Base(binary(s.t, s.opts.sentinel)), s.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -235,6 +309,17 @@ func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
 
+// Pid is the server process's id (of its last start; 0 before it), for a
+// benchmark that counts the server's CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Kill stops the server with SIGKILL (by its pid) and waits for it to exit; the
 // data is lost. Restart brings a new one up on the same port.
 func (s *Server) Kill() {
@@ -253,10 +338,12 @@ func (s *Server) killLocked() {
 		_ = s.cmd.Process.Signal(syscall.SIGKILL)
 		<-s.done
 	}
-	s.cmd = nil
+	s.cmd, s.paused = nil, false
 }
 
-// Restart starts a new server on the same port (after Kill), empty.
+// Restart starts a new server on the same port, from the same configuration file
+// (after Kill): empty, unless Persist kept the data; a Cluster node or a replica
+// comes back with what its cluster or Sentinel last wrote in that file.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
@@ -266,13 +353,13 @@ func (s *Server) Restart() {
 }
 
 // Pause stops the process (SIGSTOP): connections stay open but nothing answers, as
-// with a hung server. Resume continues it.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+// with a hung server or one cut off by a network partition. Resume continues it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP, true) }
 
 // Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+func (s *Server) Resume() { s.signal(syscall.SIGCONT, false) }
 
-func (s *Server) signal(sig syscall.Signal) {
+func (s *Server) signal(sig syscall.Signal, paused bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil || s.cmd.Process == nil {
@@ -281,6 +368,14 @@ func (s *Server) signal(sig syscall.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatal(err)
 	}
+	s.paused = paused
+}
+
+// Alive reports whether the process runs and is not paused.
+func (s *Server) Alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil && !s.paused
 }
 
 // makeCerts writes a CA, a server certificate for 127.0.0.1 and localhost, and a
@@ -339,4 +434,10 @@ func (s *Server) writePEM(name, typ string, der []byte) string {
 		s.t.Fatal(err)
 	}
 	return p
+}
+
+// LogTail returns the end of the server's log file.
+func (s *Server) LogTail() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	return tail(b)
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package keyset
+
+const raceEnabled = false

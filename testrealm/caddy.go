@@ -1,0 +1,89 @@
+package testrealm
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Caddy is Debian's caddy (2.6) running one Caddyfile for one test, on a loopback
+// port, with its data and configuration directories of its own (no file of the
+// system's caddy is read or written, no certificate is asked for).
+type Caddy struct {
+	Port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// StartCaddy starts caddy with the global options that keep it local (no admin
+// endpoint, no automatic HTTPS) followed by site, a Caddyfile fragment in which the
+// string PORT is caddy's own port. It stops caddy by its pid when the test ends.
+func StartCaddy(t testing.TB, site string) *Caddy {
+	t.Helper()
+	if _, err := exec.LookPath("caddy"); err != nil {
+		t.Fatalf("testrealm: caddy is not installed (testrealm/realm.sh up installs it): %v", err)
+	}
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := "{\n\tadmin off\n\tauto_https off\n}\n\n" + strings.ReplaceAll(site, "PORT", strconv.Itoa(port))
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &Caddy{Port: port, dir: dir}
+	c.cmd = exec.Command("caddy", "run", "--config", path, "--adapter", "caddyfile")
+	c.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
+	out, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	c.cmd.Stdout, c.cmd.Stderr = out, out
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("testrealm: caddy: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { c.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(c.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(c.cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("Caddyfile:\n%s\ncaddy log:\n%s", conf, c.Log())
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			conn.Close()
+			return c
+		}
+		select {
+		case <-exited:
+			t.Fatalf("testrealm: caddy exited:\n%s", c.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testrealm: caddy did not listen on %d:\n%s", port, c.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Log returns caddy's output.
+func (c *Caddy) Log() string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "caddy.log"))
+	return string(b)
+}
