@@ -13,7 +13,10 @@ import (
 // Redis keeps an attempt count under Prefix + "att:" + hex(SHA-256(key)) as
 // "COUNT:LAST:UNTIL" (milliseconds), living until the window ends plus Grace, and a
 // familiar source under Prefix + "fam:" + hex(SHA-256(key)) as its expiry (Unix
-// nanoseconds). TakeAttempt is one Lua script: atomic across the farm.
+// nanoseconds). TakeAttempt is one Lua script: atomic across the farm. Each names
+// one key (a Cluster's slot) and, with MinReplicaAcks, every write waits for the
+// replicas as the other records' do: a count lost in a failover would be a guess
+// more before the domain's lockout.
 
 var _ Attempts = (*Redis)(nil)
 
@@ -77,8 +80,13 @@ func (r *Redis) TakeAttempt(ctx context.Context, key string, now time.Time, l At
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
 	grace := max(r.grace, time.Second)
-	vals, err := takeAttemptScript.Run(octx, r.client, []string{r.attemptKey(key)},
+	k := r.attemptKey(key)
+	octx, w := r.withAcks(octx, k)
+	vals, err := takeAttemptScript.Run(octx, r.client, []string{k},
 		now.UnixMilli(), l.Max, l.Window.Milliseconds(), l.Backoff.Milliseconds(), l.MaxBackoff.Milliseconds(), grace.Milliseconds()).Int64Slice()
+	if err == nil {
+		err = w.durable() // a count lost in a failover would be a guess more
+	}
 	if err != nil {
 		return AttemptResult{}, r.fail(ctx, "take_attempt", err)
 	}
@@ -95,7 +103,13 @@ func (r *Redis) ReturnAttempt(ctx context.Context, key string) error {
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	if err := returnAttemptScript.Run(octx, r.client, []string{r.attemptKey(key)}).Err(); err != nil {
+	k := r.attemptKey(key)
+	octx, w := r.withAcks(octx, k)
+	err := returnAttemptScript.Run(octx, r.client, []string{k}).Err()
+	if err == nil {
+		err = w.durable()
+	}
+	if err != nil {
 		return r.fail(ctx, "return_attempt", err)
 	}
 	return nil
@@ -108,7 +122,13 @@ func (r *Redis) ResetAttempts(ctx context.Context, key string) error {
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	if err := r.client.Del(octx, r.attemptKey(key)).Err(); err != nil {
+	k := r.attemptKey(key)
+	octx, w := r.withAcks(octx, k)
+	err := r.client.Del(octx, k).Err()
+	if err == nil {
+		err = w.durable()
+	}
+	if err != nil {
 		return r.fail(ctx, "reset_attempts", err)
 	}
 	return nil
@@ -121,7 +141,13 @@ func (r *Redis) PutFamiliar(ctx context.Context, key string, expires time.Time) 
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	if err := r.client.Set(octx, r.familiarKey(key), strconv.FormatInt(expires.UnixNano(), 10), r.lifetime(r.now(), expires)).Err(); err != nil {
+	k := r.familiarKey(key)
+	octx, w := r.withAcks(octx, k)
+	err := r.client.Set(octx, k, strconv.FormatInt(expires.UnixNano(), 10), r.lifetime(r.now(), expires)).Err()
+	if err == nil {
+		err = w.durable()
+	}
+	if err != nil {
 		return r.fail(ctx, "put_familiar", err)
 	}
 	return nil
