@@ -320,26 +320,58 @@ func (b *Bolt) GetSession(ctx context.Context, id string, now time.Time) (Sessio
 		return Session{}, err
 	}
 	k := hashID(id)
-	var rec sessionRecord
+	var (
+		sess Session
+		err  error
+	)
+	verr := b.db.View(func(tx *bolt.Tx) error {
+		sess, err = decodeSession(tx.Bucket(bucketSessions).Get(k[:]), now)
+		return nil
+	})
+	if verr != nil {
+		return Session{}, verr
+	}
+	return sess, err
+}
+
+// GetSessions implements Sessions: one read transaction.
+func (b *Bolt) GetSessions(ctx context.Context, ids []string, now time.Time) ([]SessionRead, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(ids); err != nil {
+		return nil, err
+	}
+	reads := make([]SessionRead, len(ids))
 	err := b.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get(k[:])
-		if v == nil {
-			return ErrNotFound
-		}
-		kind, exp, payload, ok := header(v)
-		switch {
-		case !ok || kind != kindLive:
-			return errCorrupt
-		case now.UnixNano() >= exp:
-			return ErrExpired
-		}
-		if err := json.Unmarshal(payload, &rec); err != nil {
-			return fmt.Errorf("%w: %v", errCorrupt, err)
+		bk := tx.Bucket(bucketSessions)
+		for i, id := range ids {
+			k := hashID(id)
+			reads[i].Session, reads[i].Err = decodeSession(bk.Get(k[:]), now)
 		}
 		return nil
 	})
 	if err != nil {
-		return Session{}, err
+		return nil, err
+	}
+	return reads, nil
+}
+
+// decodeSession reads a session's value (nil: absent) as GetSession answers it.
+func decodeSession(v []byte, now time.Time) (Session, error) {
+	if v == nil {
+		return Session{}, ErrNotFound
+	}
+	kind, exp, payload, ok := header(v)
+	switch {
+	case !ok || kind != kindLive:
+		return Session{}, errCorrupt
+	case now.UnixNano() >= exp:
+		return Session{}, ErrExpired
+	}
+	var rec sessionRecord
+	if err := json.Unmarshal(payload, &rec); err != nil {
+		return Session{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return Session(rec), nil
 }

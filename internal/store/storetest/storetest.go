@@ -342,6 +342,72 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "delete unknown", s.DeleteSession(ctx, newID(t)), store.ErrNotFound)
 	})
 
+	t.Run("GetSessionsAnswersEachAsGetSession", func(t *testing.T) {
+		// One read of several ids answers each as GetSession would, in order,
+		// repeats included: a live session, an unknown id, an expired one and a
+		// revoked one.
+		s := open(t)
+		now := base()
+		live, short, gone, unknown := newID(t), newID(t), newID(t), newID(t)
+		want := SampleSession(now, time.Hour)
+		want.AppID = "oidc-family:rp"
+		if err := s.PutSession(ctx, live, want); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, short, SampleSession(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, gone, SampleSession(now, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSession(ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+		at := now.Add(2 * time.Minute) // short has expired
+		reads, err := s.GetSessions(ctx, []string{live, unknown, short, gone, live}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reads) != 5 {
+			t.Fatalf("%d answers for 5 ids", len(reads))
+		}
+		for _, i := range []int{0, 4} {
+			if reads[i].Err != nil || !EqualSession(reads[i].Session, want) {
+				t.Fatalf("answer %d: %+v, want the live session %+v", i, reads[i], want)
+			}
+		}
+		wantErr(t, "unknown id", reads[1].Err, store.ErrNotFound)
+		wantErr(t, "expired session", reads[2].Err, store.ErrExpired)
+		wantErr(t, "revoked session", reads[3].Err, store.ErrNotFound)
+		for i, r := range reads {
+			one, err := s.GetSession(ctx, []string{live, unknown, short, gone, live}[i], at)
+			if !errors.Is(r.Err, err) || !EqualSession(r.Session, one) {
+				t.Fatalf("answer %d: %+v, GetSession: %+v %v", i, r, one, err)
+			}
+		}
+		if reads, err := s.GetSessions(ctx, nil, at); err != nil || len(reads) != 0 {
+			t.Fatalf("no ids: %v %v, want no answers and no error", reads, err)
+		}
+	})
+
+	t.Run("GetSessionsIsBounded", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		many := make([]string, store.MaxGetSessions+1)
+		for i := range many {
+			many[i] = newID(t)
+		}
+		if _, err := s.GetSessions(ctx, many, now); err == nil {
+			t.Errorf("GetSessions read %d ids (at most %d)", len(many), store.MaxGetSessions)
+		}
+		if reads, err := s.GetSessions(ctx, many[:store.MaxGetSessions], now); err != nil || len(reads) != store.MaxGetSessions {
+			t.Errorf("GetSessions of %d ids: %d answers, %v", store.MaxGetSessions, len(reads), err)
+		}
+		if _, err := s.GetSessions(ctx, []string{newID(t), ""}, now); err == nil {
+			t.Error("GetSessions accepted an empty id")
+		}
+	})
+
 	t.Run("ReplaySeenBefore", func(t *testing.T) {
 		s := open(t)
 		now := base()
@@ -414,6 +480,9 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		if _, err := s.TakeToken(cctx, tok, "wiki", now); err == nil {
 			t.Fatal("TakeToken with a cancelled context succeeded")
+		}
+		if _, err := s.GetSessions(cctx, []string{tok}, now); err == nil {
+			t.Fatal("GetSessions with a cancelled context succeeded")
 		}
 		// The refused take consumed nothing.
 		if _, err := s.TakeToken(ctx, tok, "wiki", now); err != nil {
@@ -602,11 +671,20 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 		if !EqualSession(got, want) {
 			t.Fatalf("got %+v, want %+v", got, want)
 		}
+		reads, err := a.GetSessions(ctx, []string{newID(t), id}, now)
+		if err != nil || !EqualSession(reads[1].Session, want) {
+			t.Fatalf("read of several ids on the other node: %+v %v", reads, err)
+		}
 		if err := a.DeleteSession(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 		_, err = b.GetSession(ctx, id, now)
 		wantErr(t, "session revoked on the other node", err, store.ErrNotFound)
+		reads, err = b.GetSessions(ctx, []string{id}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "session revoked on the other node, read with others", reads[0].Err, store.ErrNotFound)
 	})
 
 	t.Run("ReplaySeenOnEveryNode", func(t *testing.T) {
