@@ -38,6 +38,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -120,6 +121,10 @@ type Provider struct {
 	op      *op.Provider
 	handler http.Handler
 	metrics *metrics
+	// crypto seals codes and access tokens (the library's Crypto).
+	crypto *tokenCrypto
+	// userinfoHandler is kerbgate's userinfo endpoint behind the library's CORS.
+	userinfoHandler http.Handler
 }
 
 // cookiePurpose binds the OIDC browser session cookie's MAC to its use.
@@ -182,7 +187,8 @@ func New(o Options) (*Provider, error) {
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
-	opts := []op.Option{op.WithCrypto(newTokenCrypto(cfg.CryptoKey))}
+	p.crypto = newTokenCrypto(cfg.CryptoKey)
+	opts := []op.Option{op.WithCrypto(p.crypto)}
 	if iss.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -191,6 +197,10 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("oidcprovider: %w", err)
 	}
 	p.op = prov
+	p.userinfoHandler = http.HandlerFunc(p.userinfo)
+	if co := prov.CORSOptions(); co != nil {
+		p.userinfoHandler = cors.New(*co).Handler(p.userinfoHandler)
+	}
 	p.handler = http.StripPrefix(p.path, http.HandlerFunc(p.serve))
 	routeLibraryLog(o.Log)
 	return p, nil
