@@ -132,38 +132,37 @@ func parseAccessClaims(tokenID string) (*accessClaims, error) {
 	if !ok || len(enc) > maxSealed {
 		return nil, errAccessClaims
 	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(enc)
-	if err != nil || len(b) < 1 || b[0] != accessClaimsVersion {
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
+	if err != nil || len(raw) < 1 || raw[0] != accessClaimsVersion {
 		return nil, errAccessClaims
 	}
-	b = b[1:]
+	all := string(raw) // one string: the claims are its substrings
+	i := 1
 	uvarint := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
+		v, n := binary.Uvarint(raw[i:])
 		if n <= 0 {
 			return 0, false
 		}
-		b = b[n:]
+		i += n
 		return v, true
 	}
 	issued, ok1 := uvarint()
 	ttl, ok2 := uvarint()
-	if !ok1 || !ok2 || issued > 1<<40 || ttl > 1<<32 || len(b) < 1+16 {
+	if !ok1 || !ok2 || issued > 1<<40 || ttl > 1<<32 || len(raw)-i < 1+16 || raw[i]&^1 != 0 {
 		return nil, errAccessClaims
 	}
-	c := &accessClaims{issued: time.Unix(int64(issued), 0), expires: time.Unix(int64(issued+ttl), 0), inStore: b[0]&1 != 0}
-	if b[0]&^1 != 0 {
-		return nil, errAccessClaims
-	}
-	copy(c.id[:], b[1:17])
-	b = b[17:]
+	c := &accessClaims{issued: time.Unix(int64(issued), 0), expires: time.Unix(int64(issued+ttl), 0), inStore: raw[i]&1 != 0}
+	copy(c.id[:], raw[i+1:i+17])
+	i += 17
 	for _, s := range []*string{&c.client, &c.family, &c.handle, &c.principal, &c.upn, &c.name, &c.mail} {
 		n, ok := uvarint()
-		if !ok || n > uint64(len(b)) {
+		if !ok || n > uint64(len(raw)-i) {
 			return nil, errAccessClaims
 		}
-		*s, b = string(b[:n]), b[n:]
+		*s = all[i : i+int(n)]
+		i += int(n)
 	}
-	if len(b) != 0 || c.client == "" {
+	if i != len(raw) || c.client == "" {
 		return nil, errAccessClaims
 	}
 	return c, nil

@@ -261,6 +261,7 @@ func (p *Provider) Register(mux *http.ServeMux) {
 		p.login(w, r, ri)
 	})
 	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
+	mux.Handle(p.path+p.op.UserinfoEndpoint().Relative(), p.userinfoHandler) // the busiest endpoint: straight to it
 	mux.Handle(p.path+"/", p.handler)
 }
 

@@ -31,6 +31,9 @@ import (
 //     unreadable or dead one: the same with error="invalid_token" (RFC 6750 §3),
 //     Cache-Control: no-store; the refusal noted with its reason.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	}
 	token, presented := bearerToken(r)
 	ri := &requestInfo{log: p.opts.Log}
 	t, subject, e := p.userinfoToken(r.Context(), ri, token, presented)
