@@ -390,6 +390,44 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("GetSessionsConcurrent", func(t *testing.T) {
+		// Reads of many requests at once (which a store may send together) each
+		// get their own answers.
+		s := open(t)
+		now := base()
+		const n = 24
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = newID(t)
+			sess := SampleSession(now, time.Hour)
+			sess.AppID = fmt.Sprint("app-", i)
+			if err := s.PutSession(ctx, ids[i], sess); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range 20 {
+					mine := []string{ids[i], newID(t), ids[(i+k)%n]}
+					reads, err := s.GetSessions(ctx, mine, now)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if reads[0].Session.AppID != fmt.Sprint("app-", i) || !errors.Is(reads[1].Err, store.ErrNotFound) ||
+						reads[2].Session.AppID != fmt.Sprint("app-", (i+k)%n) {
+						t.Errorf("reader %d got %+v", i, reads)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	})
+
 	t.Run("GetSessionsIsBounded", func(t *testing.T) {
 		s := open(t)
 		now := base()
@@ -685,6 +723,49 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 			t.Fatal(err)
 		}
 		wantErr(t, "session revoked on the other node, read with others", reads[0].Err, store.ErrNotFound)
+	})
+
+	t.Run("GetSessionsSeesTheOtherNodesWritesUnderLoad", func(t *testing.T) {
+		// A record written or deleted on one node is read as such on the other at
+		// once, while many other reads go on there: nothing answers from before.
+		a, b := open(t)
+		now := base()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := b.GetSessions(ctx, []string{newID(t), newID(t)}, now); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		for i := range 50 {
+			id := newID(t)
+			if err := a.PutSession(ctx, id, SampleSession(now, time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if reads, err := b.GetSessions(ctx, []string{id}, now); err != nil || reads[0].Err != nil {
+				t.Fatalf("round %d: a record written on node 1, read on node 2: %+v %v", i, reads, err)
+			}
+			if err := a.DeleteSession(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if reads, err := b.GetSessions(ctx, []string{id}, now); err != nil || !errors.Is(reads[0].Err, store.ErrNotFound) {
+				t.Fatalf("round %d: a record deleted on node 1, read on node 2: %+v %v", i, reads, err)
+			}
+		}
+		close(stop)
+		wg.Wait()
 	})
 
 	t.Run("ReplaySeenOnEveryNode", func(t *testing.T) {
