@@ -444,6 +444,11 @@ func (r *Redis) TakeToken(ctx context.Context, token, appID string, now time.Tim
 	if err != nil {
 		return Token{}, r.fail(ctx, "take_token", err)
 	}
+	return takenToken(res)
+}
+
+// takenToken is TakeToken's answer from takeScript's.
+func takenToken(res string) (Token, error) {
 	switch res {
 	case "N":
 		return Token{}, ErrNotFound
@@ -465,6 +470,66 @@ func (r *Redis) TakeToken(ctx context.Context, token, appID string, now time.Tim
 		return Token{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return Token(rec), nil
+}
+
+// TakeTokenReading implements Tokens: the take's script and the GETs go in one
+// pipeline. A Redis that no longer knows the script (restarted, SCRIPT FLUSH)
+// answers NOSCRIPT without running anything; the pipeline is then sent again with
+// the script's source.
+func (r *Redis) TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (Token, []SessionRead, error) {
+	if err := ctxErr(ctx); err != nil {
+		return Token{}, nil, err
+	}
+	if err := checkID("token", token); err != nil {
+		return Token{}, nil, err
+	}
+	if err := checkIDs(ids); err != nil {
+		return Token{}, nil, err
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	keys, args := []string{r.tokenKey(token)}, []any{stamp(now), appID}
+	var (
+		take *redis.Cmd
+		gets []*redis.StringCmd
+	)
+	for _, bySource := range []bool{false, true} {
+		pipe := r.client.Pipeline()
+		if bySource {
+			take = takeScript.Eval(octx, pipe, keys, args...)
+		} else {
+			take = takeScript.EvalSha(octx, pipe, keys, args...)
+		}
+		gets = make([]*redis.StringCmd, len(ids))
+		for i, id := range ids {
+			gets[i] = pipe.Get(octx, r.sessionKey(id))
+		}
+		_, _ = pipe.Exec(octx) // each command's answer is read below
+		if !redis.HasErrorPrefix(take.Err(), "NOSCRIPT") {
+			break
+		}
+	}
+	res, err := take.Text()
+	if err != nil {
+		return Token{}, nil, r.fail(ctx, "take_token", err)
+	}
+	reads := make([]SessionRead, len(ids))
+	for i, get := range gets {
+		v, err := get.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			reads[i].Err = ErrNotFound
+		case err != nil:
+			return Token{}, nil, r.fail(ctx, "take_token", err)
+		default:
+			reads[i].Session, reads[i].Err = decodeRedisSession(v, now)
+		}
+	}
+	t, err := takenToken(res)
+	if err != nil {
+		return Token{}, nil, err
+	}
+	return t, reads, nil
 }
 
 // PutSession implements Sessions.

@@ -160,6 +160,19 @@ func (s *Store) TakeToken(_ context.Context, token, appID string, now time.Time)
 	return t, nil
 }
 
+// TakeTokenReading is TakeToken, then GetSessions (store.Tokens).
+func (s *Store) TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (store.Token, []store.SessionRead, error) {
+	t, err := s.TakeToken(ctx, token, appID, now)
+	if err != nil {
+		return store.Token{}, nil, err
+	}
+	reads, err := s.GetSessions(ctx, ids, now)
+	if err != nil {
+		return store.Token{}, nil, err
+	}
+	return t, reads, nil
+}
+
 // Tokens is the number of live tokens.
 func (s *Store) Tokens() int {
 	s.mu.Lock()

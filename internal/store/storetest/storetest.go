@@ -428,6 +428,52 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		wg.Wait()
 	})
 
+	t.Run("TakeTokenReadingTakesOnceAndReads", func(t *testing.T) {
+		// The take is TakeToken's (once, the app checked inside it); the reads
+		// answer as GetSessions.
+		s := open(t)
+		now := base()
+		tok, want := newID(t), SampleToken(now, time.Minute)
+		if err := s.PutToken(ctx, tok, want); err != nil {
+			t.Fatal(err)
+		}
+		live, unknown := newID(t), newID(t)
+		sess := SampleSession(now, time.Hour)
+		sess.AppID = "oidc-ended"
+		if err := s.PutSession(ctx, live, sess); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := s.TakeTokenReading(ctx, tok, "payroll", now, []string{live})
+		wantErr(t, "take by another app", err, store.ErrOtherApp)
+		got, reads, err := s.TakeTokenReading(ctx, tok, "wiki", now, []string{unknown, live})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !EqualToken(got, want) || len(reads) != 2 {
+			t.Fatalf("took %+v with %d reads, want %+v with 2", got, len(reads), want)
+		}
+		wantErr(t, "unknown session", reads[0].Err, store.ErrNotFound)
+		if reads[1].Err != nil || !EqualSession(reads[1].Session, sess) {
+			t.Fatalf("live session read as %+v", reads[1])
+		}
+		_, _, err = s.TakeTokenReading(ctx, tok, "wiki", now, []string{live})
+		wantErr(t, "second take", err, store.ErrTokenUsed)
+		_, err = s.TakeToken(ctx, tok, "wiki", now)
+		wantErr(t, "TakeToken after TakeTokenReading", err, store.ErrTokenUsed)
+
+		other := newID(t)
+		if err := s.PutToken(ctx, other, want); err != nil {
+			t.Fatal(err)
+		}
+		if _, reads, err := s.TakeTokenReading(ctx, other, "wiki", now, nil); err != nil || len(reads) != 0 {
+			t.Fatalf("take without reads: %v %v", reads, err)
+		}
+		_, _, err = s.TakeTokenReading(ctx, newID(t), "wiki", now, make([]string, store.MaxGetSessions+1))
+		if err == nil {
+			t.Fatal("TakeTokenReading read more than MaxGetSessions ids")
+		}
+	})
+
 	t.Run("GetSessionsIsBounded", func(t *testing.T) {
 		s := open(t)
 		now := base()
@@ -650,6 +696,42 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 		}
 		_, err = a.TakeToken(ctx, tok, "wiki", now)
 		wantErr(t, "second take on the issuing node", err, store.ErrTokenUsed)
+	})
+
+	t.Run("TakeTokenReadingOnceAcrossNodes", func(t *testing.T) {
+		// Of two nodes taking one token at once with reads, one succeeds.
+		a, b := open(t)
+		now := base()
+		tok := newID(t)
+		if err := a.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			node := a
+			if i%2 == 1 {
+				node = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, errs[i] = node.TakeTokenReading(ctx, tok, "wiki", now, []string{newID(t)})
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, store.ErrTokenUsed) {
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d takes succeeded, want 1", ok)
+		}
 	})
 
 	t.Run("ConcurrentTakesAcrossNodes", func(t *testing.T) {
