@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -488,5 +489,65 @@ func BenchmarkUserinfo(b *testing.B) {
 			b.Fatal(w.Code)
 		}
 		_, _ = io.Copy(io.Discard, w.Body)
+	}
+}
+
+// A code names its sign-in inside its seal, so that the token endpoint reads the
+// sign-in's ended-record with the take, in one store operation: a code whose
+// sign-in was ended between its issue and its redemption is refused (spent), the
+// others redeem; a code sealing no handle (the library's callback, a node before)
+// is checked by its record's handle as before.
+func TestCodeOfAnEndedSignInIsRefused(t *testing.T) {
+	st := signintest.NewStore()
+	tp := newTestProvider(t, st)
+	ctx := context.Background()
+	code := func(id, handle string) string {
+		t.Helper()
+		who := testAlice
+		req := Request{ClientID: "rp", Scopes: []string{"openid"}, Created: tp.now}
+		b, _ := json.Marshal(req)
+		a := &authRequest{Request: req, ID: id, sealed: tp.browser.Keys.Seal(requestPurpose, base64.RawURLEncoding.EncodeToString(b)),
+			identity: &who, handle: handle}
+		tp.st.hold(a)
+		sealed, err := tp.crypto.Encrypt(a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.st.SaveAuthCode(ctx, a.ID, sealed); err != nil {
+			t.Fatal(err)
+		}
+		return sealed
+	}
+	redeem := func(c string) (*requestInfo, error) {
+		ri := &requestInfo{}
+		_, err := tp.st.AuthRequestByCode(context.WithValue(ctx, requestKey{}, ri), c)
+		return ri, err
+	}
+	live := code(codeID("k1", "H1"), "H1")
+	ended := code(codeID("k2", "H2"), "H2")
+	legacy := code("k3", "H2") // sealed without its handle
+	if got := tp.st.codeHandle(ended); got != "H2" {
+		t.Fatalf("codeHandle = %q, want H2", got)
+	}
+	if err := tp.st.end(ctx, "H2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{ended, legacy} {
+		ri, err := redeem(c)
+		if err == nil || ri.refusal == nil || !strings.Contains(fmt.Sprint(ri.refusal.Facts), "signed_out") {
+			t.Errorf("a code of an ended sign-in: %v, refusal %+v", err, ri.refusal)
+		}
+		if _, err := redeem(c); err == nil {
+			t.Error("the refused code redeemed afterwards")
+		}
+	}
+	if _, err := redeem(live); err != nil {
+		t.Fatalf("a code of a live sign-in: %v", err)
+	}
+	c := code(codeID("k4", "H1"), "H1")
+	st.SetDown(true)
+	defer st.SetDown(false)
+	if _, err := redeem(c); err == nil {
+		t.Error("a code redeemed while the store was down")
 	}
 }

@@ -256,11 +256,38 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	return a, nil
 }
 
+// codeID is the id a code seals: the random key k, and the handle of the sign-in
+// it was issued in ("" for none).
+func codeID(k, handle string) string {
+	if handle == "" {
+		return k
+	}
+	return k + "." + handle
+}
+
+// codeHandle is the sign-in handle sealed in code, "" when it holds none (a code
+// of the library's callback, of a node before, or not a code).
+func (s *storage) codeHandle(code string) string {
+	id, err := s.p.crypto.Decrypt(code)
+	if err != nil {
+		return ""
+	}
+	_, handle, _ := strings.Cut(id, ".")
+	return handle
+}
+
 // AuthRequestByCode takes the code from the store: of two redemptions anywhere in a
 // farm at most one succeeds. The library then checks the client and the verifier.
+// The sign-in's ended-record is read in the same store operation when the code
+// names its sign-in (codeID).
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	ri := requestInfoOf(ctx)
-	t, err := s.p.opts.Store.TakeToken(ctx, code, codeKind, s.now())
+	var ids []string
+	handle := s.codeHandle(code)
+	if handle != "" {
+		ids = []string{endedPrefix + handle}
+	}
+	t, reads, err := s.p.opts.Store.TakeTokenReading(ctx, code, codeKind, s.now(), ids)
 	if err != nil {
 		ri.refuse(codeRefusal(err))
 		if errors.Is(err, store.ErrUnavailable) {
@@ -273,7 +300,11 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
 	ri.user = a.identity.Principal
-	if err := s.ended(ctx, a.handle); err != nil {
+	ended := s.ended
+	if handle != "" && handle == a.handle { // read with the take
+		ended = func(context.Context, string) *reason.Error { return endedRefusal(reads[0]) }
+	}
+	if err := ended(ctx, a.handle); err != nil {
 		ri.refuse(err)
 		if err.Code != reason.OIDCInvalidGrant {
 			return nil, oidc.ErrServerError().WithDescription("cannot check the sign-in")
