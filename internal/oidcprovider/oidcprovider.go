@@ -12,12 +12,16 @@
 // adapter the OpenID protocol library calls, and kerbgate's view of each answer the
 // library writes (metrics, a reason code and a log line for every refusal). The
 // protocol itself — discovery, JWKS, the authorization and token endpoints, PKCE,
-// userinfo, token signing — is github.com/zitadel/oidc/v3/pkg/op, an
-// OpenID-certified implementation; this package writes none of it, and corrects
-// only where the library answers against the RFCs (observe.go). The library logs
-// through slog's default logger only, so this package makes that logger route its
-// records to the provider's (liblog.go): the one process-wide setting it makes. It
-// must not verify Kerberos, speak LDAP or read configuration: it composes the
+// token signing — is github.com/zitadel/oidc/v3/pkg/op, an OpenID-certified
+// implementation; this package writes none of it but the userinfo endpoint, which
+// it serves itself for its cost (userinfo.go: the same answers), and corrects only
+// where the library answers against the RFCs (observe.go). Access tokens are
+// self-contained and sealed, their liveness read from the store at every use
+// (accesstoken.go). The library logs through slog's default logger only, so this
+// package makes that logger route its records to the provider's (liblog.go): the
+// one process-wide setting it makes. It must not verify Kerberos, speak LDAP or
+// read configuration, nor keep an answer about a token's liveness in memory (a
+// revocation on one node of a farm holds on every other at once): it composes the
 // sign-in core (package signin), a Directory, a store.Store and clientauth for
 // client secrets.
 package oidcprovider
