@@ -35,7 +35,10 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ri *request
 	}
 	a := *ar
 	idt := *who
-	a.ID, a.identity, a.subject = k, &idt, signingkeys.Subject(p.opts.Issuer, idt.SID)
+	// The code seals its id, and with it the sign-in's handle: the token endpoint
+	// reads the sign-in's ended-record in the same store operation as it takes the
+	// code (codeHandle).
+	a.ID, a.identity, a.subject = codeID(k, signed.Handle), &idt, signingkeys.Subject(p.opts.Issuer, idt.SID)
 	a.authTime, a.handle = signed.Since, signed.Handle
 	p.st.hold(&a)
 	defer p.st.release(k)

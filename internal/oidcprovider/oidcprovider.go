@@ -12,12 +12,16 @@
 // adapter the OpenID protocol library calls, and kerbgate's view of each answer the
 // library writes (metrics, a reason code and a log line for every refusal). The
 // protocol itself — discovery, JWKS, the authorization and token endpoints, PKCE,
-// userinfo, token signing — is github.com/zitadel/oidc/v3/pkg/op, an
-// OpenID-certified implementation; this package writes none of it, and corrects
-// only where the library answers against the RFCs (observe.go). The library logs
-// through slog's default logger only, so this package makes that logger route its
-// records to the provider's (liblog.go): the one process-wide setting it makes. It
-// must not verify Kerberos, speak LDAP or read configuration: it composes the
+// token signing — is github.com/zitadel/oidc/v3/pkg/op, an OpenID-certified
+// implementation; this package writes none of it but the userinfo endpoint, which
+// it serves itself for its cost (userinfo.go: the same answers), and corrects only
+// where the library answers against the RFCs (observe.go). Access tokens are
+// self-contained and sealed, their liveness read from the store at every use
+// (accesstoken.go). The library logs through slog's default logger only, so this
+// package makes that logger route its records to the provider's (liblog.go): the
+// one process-wide setting it makes. It must not verify Kerberos, speak LDAP or
+// read configuration, nor keep an answer about a token's liveness in memory (a
+// revocation on one node of a farm holds on every other at once): it composes the
 // sign-in core (package signin), a Directory, a store.Store and clientauth for
 // client secrets.
 package oidcprovider
@@ -38,6 +42,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -124,6 +129,10 @@ type Provider struct {
 	op      *op.Provider
 	handler http.Handler
 	metrics *metrics
+	// crypto seals codes and access tokens (the library's Crypto).
+	crypto *tokenCrypto
+	// userinfoHandler is kerbgate's userinfo endpoint behind the library's CORS.
+	userinfoHandler http.Handler
 }
 
 // cookiePurpose binds the OIDC browser session cookie's MAC to its use.
@@ -186,7 +195,8 @@ func New(o Options) (*Provider, error) {
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups,
 		},
 	}
-	opts := []op.Option{op.WithCrypto(newTokenCrypto(cfg.CryptoKey))}
+	p.crypto = newTokenCrypto(cfg.CryptoKey)
+	opts := []op.Option{op.WithCrypto(p.crypto)}
 	if iss.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -195,6 +205,10 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("oidcprovider: %w", err)
 	}
 	p.op = prov
+	p.userinfoHandler = http.HandlerFunc(p.userinfo)
+	if co := prov.CORSOptions(); co != nil {
+		p.userinfoHandler = cors.New(*co).Handler(p.userinfoHandler)
+	}
 	p.handler = http.StripPrefix(p.path, http.HandlerFunc(p.serve))
 	routeLibraryLog(o.Log)
 	return p, nil
@@ -258,6 +272,7 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	// A sign-in form in the 401 page (the password fallback) posts back here.
 	mux.HandleFunc("POST "+p.path+"/login", login)
 	mux.HandleFunc("GET "+p.path+"/signed-out", signedOut)
+	mux.Handle(p.path+p.op.UserinfoEndpoint().Relative(), p.userinfoHandler) // the busiest endpoint: straight to it
 	mux.Handle(p.path+"/", p.handler)
 }
 

@@ -167,14 +167,19 @@ func (s *storage) ended(ctx context.Context, handle string) *reason.Error {
 		return nil
 	}
 	sess, err := s.p.opts.Store.GetSession(ctx, endedPrefix+handle, s.now())
+	return endedRefusal(store.SessionRead{Session: sess, Err: err})
+}
+
+// endedRefusal is ended's answer from a read of the sign-in's ended-record.
+func endedRefusal(r store.SessionRead) *reason.Error {
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
+	case errors.Is(r.Err, store.ErrNotFound), errors.Is(r.Err, store.ErrExpired):
 		return nil
-	case err != nil:
-		return store.Refusal("cannot check for a sign-out", "get_session", err)
-	case sess.AppID != endedApp:
+	case r.Err != nil:
+		return store.Refusal("cannot check for a sign-out", "get_session", r.Err)
+	case r.Session.AppID != endedApp:
 		return nil
 	}
 	return reason.New(reason.OIDCInvalidGrant, "the sign-in was ended by end_session (RP-initiated logout)", "cause", "signed_out",
-		"signed_out_at", sess.CreatedAt.UTC().Format(time.RFC3339))
+		"signed_out_at", r.Session.CreatedAt.UTC().Format(time.RFC3339))
 }

@@ -2,6 +2,7 @@ package oidcprovider
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -257,11 +258,38 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	return a, nil
 }
 
+// codeID is the id a code seals: the random key k, and the handle of the sign-in
+// it was issued in ("" for none).
+func codeID(k, handle string) string {
+	if handle == "" {
+		return k
+	}
+	return k + "." + handle
+}
+
+// codeHandle is the sign-in handle sealed in code, "" when it holds none (a code
+// of the library's callback, of a node before, or not a code).
+func (s *storage) codeHandle(code string) string {
+	id, err := s.p.crypto.Decrypt(code)
+	if err != nil {
+		return ""
+	}
+	_, handle, _ := strings.Cut(id, ".")
+	return handle
+}
+
 // AuthRequestByCode takes the code from the store: of two redemptions anywhere in a
 // farm at most one succeeds. The library then checks the client and the verifier.
+// The sign-in's ended-record is read in the same store operation when the code
+// names its sign-in (codeID).
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	ri := requestInfoOf(ctx)
-	t, err := s.p.opts.Store.TakeToken(ctx, code, codeKind, s.now())
+	var ids []string
+	handle := s.codeHandle(code)
+	if handle != "" {
+		ids = []string{endedPrefix + handle}
+	}
+	t, reads, err := s.p.opts.Store.TakeTokenReading(ctx, code, codeKind, s.now(), ids)
 	if err != nil {
 		ri.refuse(codeRefusal(err))
 		if errors.Is(err, store.ErrUnavailable) {
@@ -274,7 +302,11 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	}
 	ri.user = a.identity.Principal
-	if err := s.ended(ctx, a.handle); err != nil {
+	ended := s.ended
+	if handle != "" && handle == a.handle { // read with the take
+		ended = func(context.Context, string) *reason.Error { return endedRefusal(reads[0]) }
+	}
+	if err := ended(ctx, a.handle); err != nil {
 		ri.refuse(err)
 		if err.Code != reason.OIDCInvalidGrant {
 			return nil, oidc.ErrServerError().WithDescription("cannot check the sign-in")
@@ -329,8 +361,10 @@ func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 	return nil
 }
 
-// CreateAccessToken records an access token: its id keys a store session holding
-// the identity, so that userinfo answers on any node of a farm.
+// CreateAccessToken issues a self-contained access token (accesstoken.go): its
+// claims travel sealed in it, so that userinfo answers on any node of a farm with
+// one store read (its liveness). Nothing is written to the store unless the claims
+// do not fit the token (the group claims).
 func (s *storage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
 	a, family := grant(r)
 	if a == nil {
@@ -340,22 +374,28 @@ func (s *storage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (str
 }
 
 func (s *storage) accessToken(ctx context.Context, a *authRequest, family string) (string, time.Time, error) {
-	id, err := store.NewID(s.p.opts.Rand)
-	if err != nil {
-		return "", time.Time{}, err
+	rnd := s.p.opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
 	}
-	now := s.now()
+	now := s.now().Truncate(time.Second) // the token carries seconds
 	exp := now.Add(s.p.opts.AccessTokenTTL)
-	app := accessApp{client: a.ClientID, family: family, handle: a.handle}.String()
-	who := *a.identity
-	if !slices.Contains(a.Scopes, ScopeGroups) { // userinfo answers groups only to a grant of them
-		who.Groups, who.GroupNames = nil, nil
-	}
-	err = s.p.opts.Store.PutSession(ctx, id, store.Session{AppID: app, Identity: who, CreatedAt: now, ExpiresAt: exp})
+	withGroups := slices.Contains(a.Scopes, ScopeGroups) // userinfo answers groups only to a grant of them
+	c, err := newAccessClaims(rnd, a.ClientID, family, a.handle, now, exp, a.identity, withGroups)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return id, exp, nil
+	if c.inStore {
+		who := *a.identity
+		if !withGroups {
+			who.Groups, who.GroupNames = nil, nil
+		}
+		err := s.p.opts.Store.PutSession(ctx, claimsPrefix+c.key(), store.Session{AppID: claimsApp + a.ClientID, Identity: who, CreatedAt: now, ExpiresAt: exp})
+		if err != nil {
+			return "", time.Time{}, err
+		}
+	}
+	return c.tokenID(), exp, nil
 }
 
 // grant returns the signed-in request behind a token request, and its refresh
@@ -429,9 +469,12 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRe
 		}
 		family = f
 	}
-	// The family lives as long as its newest refresh token.
+	// The family lives as long as its newest refresh token. Its record names the
+	// account (for the log, and the subject at revocation) and nothing more: every
+	// use of an access token of the family reads it.
 	err := s.p.opts.Store.PutSession(ctx, family, store.Session{
-		AppID: familyAppPrefix + a.ClientID, Identity: *a.identity, CreatedAt: now, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
+		AppID: familyAppPrefix + a.ClientID, Identity: identity.Identity{Principal: a.identity.Principal, SID: a.identity.SID},
+		CreatedAt: now, ExpiresAt: now.Add(s.p.opts.RefreshTokenTTL),
 	})
 	if err != nil {
 		return "", "", time.Time{}, err
@@ -561,9 +604,12 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSe
 
 // RevokeToken revokes an access token (its record) or a refresh token (its whole
 // family), of the calling client only; an unknown token is not an error (RFC 7009).
-func (s *storage) RevokeToken(ctx context.Context, token, _, clientID string) *oidc.Error {
+func (s *storage) RevokeToken(ctx context.Context, token, subject, clientID string) *oidc.Error {
 	ri := requestInfoOf(ctx)
 	ri.client = clientID
+	if isAccessClaims(token) {
+		return s.revokeAccessClaims(ctx, ri, token, subject, clientID)
+	}
 	if family, ok := familyOf(token); ok {
 		if fam, err := s.p.opts.Store.GetSession(ctx, family, s.now()); err == nil && fam.AppID == familyAppPrefix+clientID {
 			if err := s.p.opts.Store.DeleteSession(ctx, family); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -585,6 +631,26 @@ func (s *storage) RevokeToken(ctx context.Context, token, _, clientID string) *o
 		}
 		ri.user, ri.revoked = sess.Identity.Principal, true
 	}
+	return nil
+}
+
+// revokeAccessClaims revokes a self-contained access token of clientID: a
+// revocation record, kept until the token expires, that every node reads at every
+// use of the token. The library hands over the token's id with its subject when it
+// opened the token's seal, and a client's string as it came with no subject: only
+// the first is believed.
+func (s *storage) revokeAccessClaims(ctx context.Context, ri *requestInfo, tokenID, subject, clientID string) *oidc.Error {
+	c, err := parseAccessClaims(tokenID)
+	now := s.now()
+	if subject == "" || err != nil || c.client != clientID || !now.Before(c.expires) {
+		return nil // unknown, another client's, or dead already: nothing to revoke (RFC 7009)
+	}
+	err = s.p.opts.Store.PutSession(ctx, revokedPrefix+c.key(), store.Session{AppID: revokedApp, CreatedAt: now, ExpiresAt: c.expires})
+	if err != nil {
+		ri.refuse(store.Refusal("cannot revoke the access token", "put_session", err))
+		return oidc.ErrServerError()
+	}
+	ri.user, ri.revoked = c.principal, true
 	return nil
 }
 
@@ -680,25 +746,32 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, u *oidc.UserInfo, r 
 	return nil
 }
 
-// SetUserinfoFromToken answers the userinfo endpoint from the access token's record.
+// SetUserinfoFromToken answers userinfo as the library would call it; kerbgate
+// serves the endpoint itself (userinfo.go), with the same answer.
 func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
-	sess, err := s.liveAccessToken(ctx, tokenID)
-	if err != nil {
-		return err
+	ri := requestInfoOf(ctx)
+	t, e := s.liveAccess(ctx, ri, tokenID, subject)
+	if e != nil {
+		ri.refuse(e)
+		return oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
 	}
-	app, _ := parseAccessApp(sess.AppID)
-	clientID := app.client
-	if signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
-		return oidc.ErrAccessDenied().WithDescription("invalid access token")
-	}
-	c := s.p.clients[clientID]
-	scopes := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
-	if c != nil && c.Scopes != nil {
-		scopes = c.Scopes
-	}
-	s.fill(u, subject, &sess.Identity, scopes, c, false)
+	c := s.p.clients[t.client]
+	s.fill(u, subject, &t.who, userinfoScopes(c), c, false)
 	return nil
 }
+
+// userinfoScopes are the scopes whose claims userinfo answers to client c: the
+// client's (openid, profile and email when it lists none). The group claims come
+// only with a token whose grant included them (the token's claims hold the groups
+// only then).
+func userinfoScopes(c *client) []string {
+	if c != nil && c.Scopes != nil {
+		return c.Scopes
+	}
+	return defaultScopes
+}
+
+var defaultScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
 
 // fill sets the claims of id that scopes ask for, for client c: in an ID token
 // (idToken), or at userinfo. The group claims (ScopeGroups) are c's share of the
@@ -735,35 +808,116 @@ func preferredUsername(id *identity.Identity) string {
 func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	ri := requestInfoOf(ctx)
 	ri.client = clientID
-	sess, err := s.liveAccessToken(ctx, tokenID)
-	if err != nil {
-		return err
+	t, e := s.liveAccess(ctx, ri, tokenID, subject)
+	if e != nil {
+		ri.refuse(e)
+		return oidc.ErrAccessDenied()
 	}
-	app, _ := parseAccessApp(sess.AppID)
-	owner := app.client
-	if owner != clientID || signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+	if t.client != clientID {
 		return oidc.ErrAccessDenied()
 	}
 	var u oidc.UserInfo
-	s.fill(&u, subject, &sess.Identity, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}, nil, false)
+	s.fill(&u, subject, &t.who, defaultScopes, nil, false)
 	resp.SetUserInfo(&u)
-	resp.ClientID = owner
+	resp.ClientID = t.client
 	resp.TokenType = oidc.BearerToken
-	resp.Audience = oidc.Audience{owner}
+	resp.Audience = oidc.Audience{t.client}
 	resp.Issuer = s.p.opts.Issuer
-	resp.Expiration = oidc.FromTime(sess.ExpiresAt)
-	resp.IssuedAt = oidc.FromTime(sess.CreatedAt)
-	resp.Username = preferredUsername(&sess.Identity)
+	resp.Expiration = oidc.FromTime(t.expires)
+	resp.IssuedAt = oidc.FromTime(t.issued)
+	resp.Username = preferredUsername(&t.who)
 	resp.AuthenticationMethodsReferences = []string{"kerberos"}
-	ri.user = sess.Identity.Principal
 	return nil
 }
 
-// liveAccessToken returns the record of a live access token: not expired, revoked,
-// of a revoked refresh family, nor of a sign-in ended by end_session.
-func (s *storage) liveAccessToken(ctx context.Context, tokenID string) (store.Session, error) {
-	ri := requestInfoOf(ctx)
-	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, s.now())
+// liveToken is a live access token: the client it was issued to, the account's
+// claims, its times.
+type liveToken struct {
+	client          string
+	who             identity.Identity
+	issued, expires time.Time
+}
+
+// liveAccess returns the access token whose sealed id and subject are tokenID and
+// subject when it is alive — not expired, revoked, of a revoked refresh family,
+// nor of a sign-in ended by end_session — else the refusal (oidc_invalid_token
+// with its cause, or store_unavailable: the store cannot say, fail closed). It
+// records the account (and the client, when the request named none) on ri.
+func (s *storage) liveAccess(ctx context.Context, ri *requestInfo, tokenID, subject string) (*liveToken, *reason.Error) {
+	if !isAccessClaims(tokenID) {
+		return s.liveAccessRecord(ctx, ri, tokenID, subject)
+	}
+	c, err := parseAccessClaims(tokenID)
+	if err != nil {
+		return nil, reason.New(reason.OIDCInvalidToken, "the access token does not read", "cause", "malformed")
+	}
+	if ri.client == "" {
+		ri.client = c.client
+	}
+	ri.user = c.principal
+	now := s.now()
+	if !now.Before(c.expires) {
+		return nil, reason.New(reason.OIDCInvalidToken, "no live access token", "cause", "expired")
+	}
+	// One read: the token's revocation, its sign-in's end, its refresh family and
+	// (when they did not fit the token) its claims.
+	key := c.key()
+	var ids [4]string
+	ids[0] = revokedPrefix + key
+	n, ended, family, claims := 1, -1, -1, -1
+	if c.handle != "" {
+		ended, ids[n] = n, endedPrefix+c.handle
+		n++
+	}
+	if c.family != "" {
+		family, ids[n] = n, c.family
+		n++
+	}
+	if c.inStore {
+		claims, ids[n] = n, claimsPrefix+key
+		n++
+	}
+	reads, err := s.p.opts.Store.GetSessions(ctx, ids[:n], now)
+	if err != nil {
+		return nil, store.Refusal("cannot check the access token", "get_sessions", err)
+	}
+	switch r := reads[0]; {
+	case errors.Is(r.Err, store.ErrNotFound), errors.Is(r.Err, store.ErrExpired):
+	case r.Err != nil:
+		return nil, store.Refusal("cannot check the access token's revocation", "get_sessions", r.Err)
+	case r.Session.AppID == revokedApp:
+		return nil, reason.New(reason.OIDCInvalidToken, "the access token was revoked", "cause", "revoked")
+	}
+	if ended >= 0 {
+		if e := endedRefusal(reads[ended]); e != nil {
+			return nil, asTokenRefusal(e)
+		}
+	}
+	if family >= 0 {
+		if r := reads[family]; r.Err != nil || r.Session.AppID != familyAppPrefix+c.client {
+			return nil, reason.New(reason.OIDCInvalidToken, "the access token's refresh family was revoked", "cause", "family_revoked")
+		}
+	}
+	t := &liveToken{client: c.client, who: c.identity(), issued: c.issued, expires: c.expires}
+	if claims >= 0 {
+		r := reads[claims]
+		if r.Err != nil || r.Session.AppID != claimsApp+c.client {
+			return nil, reason.New(reason.OIDCInvalidToken, "no live access token", "cause", "unknown_or_revoked")
+		}
+		t.who = r.Session.Identity
+		ri.user = t.who.Principal
+	}
+	return t, nil
+}
+
+// liveAccessRecord is liveAccess for an access token of kerbgate before its
+// tokens were self-contained: its id keys a store record holding the identity
+// (accessApp), read first, then the records of its liveness in one read. Such
+// tokens are answered until they expire (the access token lifetime after an
+// upgrade).
+func (s *storage) liveAccessRecord(ctx context.Context, ri *requestInfo, tokenID, subject string) (*liveToken, *reason.Error) {
+	now := s.now()
+	sess, err := s.p.opts.Store.GetSession(ctx, tokenID, now)
 	app, ok := parseAccessApp(sess.AppID)
 	if err != nil || !ok {
 		cause := "unknown_or_revoked"
@@ -771,31 +925,53 @@ func (s *storage) liveAccessToken(ctx context.Context, tokenID string) (store.Se
 		case errors.Is(err, store.ErrExpired):
 			cause = "expired"
 		case errors.Is(err, store.ErrUnavailable):
-			ri.refuse(store.Refusal("cannot read the access token", "get_session", err))
+			return nil, store.Refusal("cannot read the access token", "get_session", err)
 		}
-		ri.refuse(reason.New(reason.OIDCInvalidToken, "no live access token", "cause", cause))
-		return store.Session{}, oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
+		return nil, reason.New(reason.OIDCInvalidToken, "no live access token", "cause", cause)
 	}
 	ri.user = sess.Identity.Principal
 	if ri.client == "" {
 		ri.client = app.client
 	}
-	if e := s.ended(ctx, app.handle); e != nil {
-		if e.Code == reason.OIDCInvalidGrant {
-			token := *e
-			token.Code = reason.OIDCInvalidToken
-			e = &token
-		}
-		ri.refuse(e)
-		return store.Session{}, oidc.ErrAccessDenied().WithDescription("the sign-in was ended")
+	if signingkeys.Subject(s.p.opts.Issuer, sess.Identity.SID) != subject {
+		return nil, reason.New(reason.OIDCInvalidToken, "the access token's subject is not its record's", "cause", "malformed")
+	}
+	var ids []string
+	if app.handle != "" {
+		ids = append(ids, endedPrefix+app.handle)
 	}
 	if app.family != "" {
-		if fam, err := s.p.opts.Store.GetSession(ctx, app.family, s.now()); err != nil || fam.AppID != familyAppPrefix+app.client {
-			ri.refuse(reason.New(reason.OIDCInvalidToken, "the access token's refresh family was revoked", "cause", "family_revoked"))
-			return store.Session{}, oidc.ErrAccessDenied().WithDescription("access token revoked")
+		ids = append(ids, app.family)
+	}
+	if len(ids) > 0 {
+		reads, err := s.p.opts.Store.GetSessions(ctx, ids, now)
+		if err != nil {
+			return nil, store.Refusal("cannot check the access token", "get_sessions", err)
+		}
+		if app.handle != "" {
+			if e := endedRefusal(reads[0]); e != nil {
+				return nil, asTokenRefusal(e)
+			}
+			reads = reads[1:]
+		}
+		if app.family != "" {
+			if r := reads[0]; r.Err != nil || r.Session.AppID != familyAppPrefix+app.client {
+				return nil, reason.New(reason.OIDCInvalidToken, "the access token's refresh family was revoked", "cause", "family_revoked")
+			}
 		}
 	}
-	return sess, nil
+	return &liveToken{client: app.client, who: sess.Identity, issued: sess.CreatedAt, expires: sess.ExpiresAt}, nil
+}
+
+// asTokenRefusal is an ended sign-in's refusal (oidc_invalid_grant) as an access
+// token's (oidc_invalid_token), with the same facts.
+func asTokenRefusal(e *reason.Error) *reason.Error {
+	if e.Code != reason.OIDCInvalidGrant {
+		return e
+	}
+	t := *e
+	t.Code = reason.OIDCInvalidToken
+	return &t
 }
 
 // accessApp is what an access token's store record names in its AppID:

@@ -15,7 +15,7 @@ import (
 
 // tokenCrypto seals what the protocol library hands clients as opaque strings: the
 // authorization code (the key of its store record) and the access token (its
-// record's id and the subject). It is XChaCha20-Poly1305 under a key derived from
+// claims and the subject: accesstoken.go). It is XChaCha20-Poly1305 under a key derived from
 // the provider's crypto key, a random 24-byte nonce per token, base64url(nonce ||
 // ciphertext || tag): authenticated encryption as the library's own, whose JWE
 // (A256GCMKW key wrapping, a JSON header to build and parse) costs several times
@@ -30,9 +30,10 @@ type tokenCrypto struct {
 	legacy op.Crypto
 }
 
-// maxSealed bounds what Decrypt looks at: a code or an access token is ~120
-// characters, a legacy JWE ~250.
-const maxSealed = 1 << 10
+// maxSealed bounds what Decrypt looks at: a code is ~120 characters, a legacy JWE
+// ~250, an access token ~400 (its claims, each at most maxClaimLen, keep it under
+// ~3 KiB).
+const maxSealed = 8 << 10
 
 var errSealed = errors.New("oidcprovider: invalid token")
 

@@ -458,7 +458,9 @@ func (rr roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // TestOIDCProviderFarmServesEachStepOnAnotherNode: two nodes sharing Redis, the
 // cookie keys and the signing keys; authorize, login, callback, token and userinfo
-// each land on the other node, and the code still redeems once.
+// each land on the other node, and the code still redeems once. An access token
+// revoked on one node, or whose sign-in was ended there, is refused by the other
+// at once.
 func TestOIDCProviderFarmServesEachStepOnAnotherNode(t *testing.T) {
 	r := testrealm.Require(t)
 	redis := redistest.Start(t, redistest.Options{})
@@ -498,6 +500,59 @@ func TestOIDCProviderFarmServesEachStepOnAnotherNode(t *testing.T) {
 		if _, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err == nil {
 			t.Fatalf("code redeemed again (%d)", i)
 		}
+	}
+
+	// Revocation on one node is seen by the other at the next use: no node keeps
+	// an answer (the access token is self-contained; its liveness is read from
+	// Redis at every use).
+	node := func(g *gateway, path string) string {
+		return "http://sso.example.test:" + strconv.Itoa(g.port) + "/oidc" + path
+	}
+	asRP := func(req *http.Request) { req.SetBasicAuth("rp", demoSecret) }
+	userinfoAt := func(g *gateway, access string) *http.Response {
+		req, _ := http.NewRequest("GET", node(g, "/userinfo"), nil)
+		req.Header.Set("Authorization", "Bearer "+access)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if got := introspect(t, node(b, "/oauth/introspect"), tok.AccessToken, asRP); got["active"] != true {
+		t.Fatalf("introspection on node 2 before the revocation: %v", got)
+	}
+	if status, out, _ := postForm(t, node(a, "/revoke"), url.Values{"token": {tok.AccessToken}}, asRP); status != http.StatusOK {
+		t.Fatalf("revocation on node 1: %d %v", status, out)
+	}
+	if resp := userinfoAt(b, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("userinfo on node 2 after a revocation on node 1: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if got := introspect(t, node(b, "/oauth/introspect"), tok.AccessToken, asRP); got["active"] != false {
+		t.Errorf("introspection on node 2 after a revocation on node 1: %v", got)
+	}
+	if !regexp.MustCompile(`"reason":"oidc_invalid_token".*"cause":"revoked".*"stage":"userinfo"`).MatchString(b.logs.String()) {
+		t.Error("node 2 did not log the revoked token's refusal")
+	}
+
+	// The same for end_session: a sign-in ended on node 2 ends its tokens on node 1.
+	v = oauth2.GenerateVerifier()
+	q = authorize(t, br, rp.oauth.AuthCodeURL("st2", oidc.Nonce("n2"), oauth2.S256ChallengeOption(v)))
+	tok2, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := userinfoAt(a, tok2.AccessToken); resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo on node 1: %d", resp.StatusCode)
+	}
+	hint, _ := tok2.Extra("id_token").(string)
+	resp, err := http.Get(node(b, "/end_session?") + url.Values{"id_token_hint": {hint}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp := userinfoAt(a, tok2.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo on node 1 after end_session on node 2: %d", resp.StatusCode)
 	}
 	if !strings.Contains(a.logs.String(), "oidc sign-in") && !strings.Contains(b.logs.String(), "oidc sign-in") {
 		t.Error("no node logged the sign-in")

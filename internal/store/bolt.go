@@ -233,20 +233,36 @@ func (b *Bolt) PutToken(ctx context.Context, token string, t Token) error {
 // TakeToken implements Tokens. A successful take replaces the record with a
 // tombstone that lives until the token's ExpiresAt.
 func (b *Bolt) TakeToken(ctx context.Context, token, appID string, now time.Time) (Token, error) {
+	t, _, err := b.TakeTokenReading(ctx, token, appID, now, nil)
+	return t, err
+}
+
+// TakeTokenReading implements Tokens: the reads are made in the take's
+// transaction.
+func (b *Bolt) TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (Token, []SessionRead, error) {
 	if err := ctxErr(ctx); err != nil {
-		return Token{}, err
+		return Token{}, nil, err
 	}
 	if err := checkID("token", token); err != nil {
-		return Token{}, err
+		return Token{}, nil, err
+	}
+	if err := checkIDs(ids); err != nil {
+		return Token{}, nil, err
 	}
 	k := hashID(token)
 	var (
 		rec     tokenRecord
 		outcome error
+		reads   = make([]SessionRead, len(ids))
 	)
 	// See PutToken for why the outcome is not the function's error.
 	err := b.db.Batch(func(tx *bolt.Tx) error {
 		rec, outcome = tokenRecord{}, nil
+		sessions := tx.Bucket(bucketSessions)
+		for i, id := range ids {
+			sk := hashID(id)
+			reads[i].Session, reads[i].Err = decodeSession(sessions.Get(sk[:]), now)
+		}
 		bk := tx.Bucket(bucketTokens)
 		v := bk.Get(k[:])
 		if v == nil {
@@ -282,12 +298,12 @@ func (b *Bolt) TakeToken(ctx context.Context, token, appID string, now time.Time
 		return bk.Put(k[:], tomb)
 	})
 	if err != nil {
-		return Token{}, err
+		return Token{}, nil, err
 	}
 	if outcome != nil {
-		return Token{}, outcome
+		return Token{}, nil, outcome
 	}
-	return Token(rec), nil
+	return Token(rec), reads, nil
 }
 
 // PutSession implements Sessions.
@@ -320,26 +336,58 @@ func (b *Bolt) GetSession(ctx context.Context, id string, now time.Time) (Sessio
 		return Session{}, err
 	}
 	k := hashID(id)
-	var rec sessionRecord
+	var (
+		sess Session
+		err  error
+	)
+	verr := b.db.View(func(tx *bolt.Tx) error {
+		sess, err = decodeSession(tx.Bucket(bucketSessions).Get(k[:]), now)
+		return nil
+	})
+	if verr != nil {
+		return Session{}, verr
+	}
+	return sess, err
+}
+
+// GetSessions implements Sessions: one read transaction.
+func (b *Bolt) GetSessions(ctx context.Context, ids []string, now time.Time) ([]SessionRead, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(ids); err != nil {
+		return nil, err
+	}
+	reads := make([]SessionRead, len(ids))
 	err := b.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get(k[:])
-		if v == nil {
-			return ErrNotFound
-		}
-		kind, exp, payload, ok := header(v)
-		switch {
-		case !ok || kind != kindLive:
-			return errCorrupt
-		case now.UnixNano() >= exp:
-			return ErrExpired
-		}
-		if err := json.Unmarshal(payload, &rec); err != nil {
-			return fmt.Errorf("%w: %v", errCorrupt, err)
+		bk := tx.Bucket(bucketSessions)
+		for i, id := range ids {
+			k := hashID(id)
+			reads[i].Session, reads[i].Err = decodeSession(bk.Get(k[:]), now)
 		}
 		return nil
 	})
 	if err != nil {
-		return Session{}, err
+		return nil, err
+	}
+	return reads, nil
+}
+
+// decodeSession reads a session's value (nil: absent) as GetSession answers it.
+func decodeSession(v []byte, now time.Time) (Session, error) {
+	if v == nil {
+		return Session{}, ErrNotFound
+	}
+	kind, exp, payload, ok := header(v)
+	switch {
+	case !ok || kind != kindLive:
+		return Session{}, errCorrupt
+	case now.UnixNano() >= exp:
+		return Session{}, ErrExpired
+	}
+	var rec sessionRecord
+	if err := json.Unmarshal(payload, &rec); err != nil {
+		return Session{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return Session(rec), nil
 }

@@ -603,6 +603,11 @@ func (r *Redis) TakeToken(ctx context.Context, token, appID string, now time.Tim
 	if err != nil {
 		return Token{}, r.fail(ctx, "take_token", err)
 	}
+	return takenToken(res)
+}
+
+// takenToken is TakeToken's answer from takeScript's.
+func takenToken(res string) (Token, error) {
 	switch res {
 	case "N":
 		return Token{}, ErrNotFound
@@ -624,6 +629,66 @@ func (r *Redis) TakeToken(ctx context.Context, token, appID string, now time.Tim
 		return Token{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return Token(rec), nil
+}
+
+// TakeTokenReading implements Tokens: the take's script and the GETs go in one
+// pipeline. A Redis that no longer knows the script (restarted, SCRIPT FLUSH)
+// answers NOSCRIPT without running anything; the pipeline is then sent again with
+// the script's source.
+func (r *Redis) TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (Token, []SessionRead, error) {
+	if err := ctxErr(ctx); err != nil {
+		return Token{}, nil, err
+	}
+	if err := checkID("token", token); err != nil {
+		return Token{}, nil, err
+	}
+	if err := checkIDs(ids); err != nil {
+		return Token{}, nil, err
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	keys, args := []string{r.tokenKey(token)}, []any{stamp(now), appID}
+	var (
+		take *redis.Cmd
+		gets []*redis.StringCmd
+	)
+	for _, bySource := range []bool{false, true} {
+		pipe := r.client.Pipeline()
+		if bySource {
+			take = takeScript.Eval(octx, pipe, keys, args...)
+		} else {
+			take = takeScript.EvalSha(octx, pipe, keys, args...)
+		}
+		gets = make([]*redis.StringCmd, len(ids))
+		for i, id := range ids {
+			gets[i] = pipe.Get(octx, r.sessionKey(id))
+		}
+		_, _ = pipe.Exec(octx) // each command's answer is read below
+		if !redis.HasErrorPrefix(take.Err(), "NOSCRIPT") {
+			break
+		}
+	}
+	res, err := take.Text()
+	if err != nil {
+		return Token{}, nil, r.fail(ctx, "take_token", err)
+	}
+	reads := make([]SessionRead, len(ids))
+	for i, get := range gets {
+		v, err := get.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			reads[i].Err = ErrNotFound
+		case err != nil:
+			return Token{}, nil, r.fail(ctx, "take_token", err)
+		default:
+			reads[i].Session, reads[i].Err = decodeRedisSession(v, now)
+		}
+	}
+	t, err := takenToken(res)
+	if err != nil {
+		return Token{}, nil, err
+	}
+	return t, reads, nil
 }
 
 // PutSession implements Sessions.
@@ -672,6 +737,11 @@ func (r *Redis) GetSession(ctx context.Context, id string, now time.Time) (Sessi
 	if err != nil {
 		return Session{}, r.fail(ctx, "get_session", err)
 	}
+	return decodeRedisSession(v, now)
+}
+
+// decodeRedisSession reads a session's value as GetSession answers it.
+func decodeRedisSession(v string, now time.Time) (Session, error) {
 	kind, exp, payload, ok := decodeRedis(v)
 	switch {
 	case !ok || kind != redisLive:
@@ -684,6 +754,42 @@ func (r *Redis) GetSession(ctx context.Context, id string, now time.Time) (Sessi
 		return Session{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return Session(rec), nil
+}
+
+// GetSessions implements Sessions: the GETs go in one pipeline, so one round trip
+// to a single server (a Redis Cluster client sends each node its share at once).
+// Not MGET: across a Cluster's slots it is refused, and the ACL kerbgate documents
+// (docs/farm.md) allows get, not mget.
+func (r *Redis) GetSessions(ctx context.Context, ids []string, now time.Time) ([]SessionRead, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(ids); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	octx, cancel := r.opContext(ctx)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.Get(octx, r.sessionKey(id))
+	}
+	if _, err := pipe.Exec(octx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, r.fail(ctx, "get_sessions", err)
+	}
+	reads := make([]SessionRead, len(ids))
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			reads[i].Err = ErrNotFound
+		case err != nil:
+			return nil, r.fail(ctx, "get_sessions", err)
+		default:
+			reads[i].Session, reads[i].Err = decodeRedisSession(v, now)
+		}
+	}
+	return reads, nil
 }
 
 // DeleteSession implements Sessions.

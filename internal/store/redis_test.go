@@ -305,13 +305,41 @@ func allOps(s store.Store, tok string) []error {
 	_, errTake := s.TakeToken(ctx, tok, "wiki", now)
 	_, errGet := s.GetSession(ctx, "sid", now)
 	_, errSeen := s.SeenBefore(context.Background(), replay.Key{1}, now, now.Add(time.Minute))
+	_, errGets := s.GetSessions(ctx, []string{"sid", "other"}, now)
+	_, _, errTakeReading := s.TakeTokenReading(ctx, tok, "wiki", now, []string{"sid"})
 	return []error{
+		errGets,
+		errTakeReading,
 		s.PutToken(ctx, "another-token", storetest.SampleToken(now, time.Minute)),
 		errTake,
 		s.PutSession(ctx, "sid", storetest.SampleSession(now, time.Hour)),
 		errGet,
 		s.DeleteSession(ctx, "sid"),
 		errSeen,
+	}
+}
+
+// A Redis that lost its scripts (restarted, SCRIPT FLUSH) answers NOSCRIPT to the
+// take in TakeTokenReading's pipeline without running it: the store sends the
+// script's source, and the token is taken once.
+func TestRedisTakeTokenReadingAfterScriptFlush(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	r := openRedis(t, store.RedisOptions{Addrs: []string{srv.Addr}, Prefix: uniquePrefix()})
+	now := time.Now()
+	for i := range 2 {
+		tok, _ := store.NewID(nil)
+		if err := r.PutToken(ctx, tok, storetest.SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Client(t).ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, reads, err := r.TakeTokenReading(ctx, tok, "wiki", now, []string{"sid"}); err != nil || !errors.Is(reads[0].Err, store.ErrNotFound) {
+			t.Fatalf("take %d after SCRIPT FLUSH: %v %v", i, reads, err)
+		}
+		if _, _, err := r.TakeTokenReading(ctx, tok, "wiki", now, nil); !errors.Is(err, store.ErrTokenUsed) {
+			t.Fatalf("second take %d: %v, want ErrTokenUsed", i, err)
+		}
 	}
 }
 
@@ -336,8 +364,8 @@ func TestRedisDownFailsClosedAndRecovers(t *testing.T) {
 			t.Errorf("error %q does not name the address", err)
 		}
 	}
-	if d := time.Since(start); d > 6*timeout {
-		t.Errorf("6 operations against a dead Redis took %v (timeout %v each)", d, timeout)
+	if d := time.Since(start); d > 8*timeout {
+		t.Errorf("8 operations against a dead Redis took %v (timeout %v each)", d, timeout)
 	}
 
 	srv.Restart() // empty: the token is gone with the old process
@@ -379,6 +407,11 @@ func TestRedisHungIsBounded(t *testing.T) {
 			return err
 		}},
 		{"get", func() error { _, err := r.GetSession(ctx, "sid", time.Now()); return err }},
+		{"get several", func() error { _, err := r.GetSessions(ctx, []string{"sid", "other"}, time.Now()); return err }},
+		{"take and read", func() error {
+			_, _, err := r.TakeTokenReading(ctx, "tok", "wiki", time.Now(), []string{"sid"})
+			return err
+		}},
 	} {
 		start := time.Now()
 		err := op.run()

@@ -85,6 +85,12 @@ type Tokens interface {
 	// is another application's; it is checked inside the atomic take and the token
 	// stays live for its own application).
 	TakeToken(ctx context.Context, token, appID string, now time.Time) (Token, error)
+	// TakeTokenReading is TakeToken and GetSessions(ids) in one operation (one
+	// Redis round trip, one bbolt transaction): a redemption that must also check
+	// records (a code's sign-in, ended or not) waits for the store once. The take
+	// is as TakeToken's, atomic; the reads are made whether or not it succeeds,
+	// and answered only when it does (reads[i] answers ids[i] as GetSessions).
+	TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (Token, []SessionRead, error)
 }
 
 // Sessions records sessions by id.
@@ -96,6 +102,36 @@ type Sessions interface {
 	GetSession(ctx context.Context, id string, now time.Time) (Session, error)
 	// DeleteSession revokes the session; ErrNotFound if absent.
 	DeleteSession(ctx context.Context, id string) error
+	// GetSessions reads several sessions in one operation (one Redis round trip,
+	// one bbolt read transaction): a request that must consult several records
+	// (an access token's revocation, its sign-in's end, its refresh family) waits
+	// for the store once. reads[i] answers ids[i] as GetSession would (its
+	// Session, or Err: ErrNotFound, ErrExpired, a malformed record's error); err
+	// is a failure of the read as a whole (ErrUnavailable, a cancelled context,
+	// more than MaxGetSessions ids, an empty id), after which no answer holds.
+	GetSessions(ctx context.Context, ids []string, now time.Time) (reads []SessionRead, err error)
+}
+
+// SessionRead is one id's answer of GetSessions.
+type SessionRead struct {
+	Session Session
+	Err     error
+}
+
+// MaxGetSessions bounds the ids of one GetSessions.
+const MaxGetSessions = 16
+
+// checkIDs rejects a GetSessions call with too many ids or an empty one.
+func checkIDs(ids []string) error {
+	if len(ids) > MaxGetSessions {
+		return fmt.Errorf("store: %d session ids in one read, at most %d", len(ids), MaxGetSessions)
+	}
+	for _, id := range ids {
+		if err := checkID("session id", id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Store is everything kerbgate keeps in shared state.

@@ -64,6 +64,28 @@ func (s *Sessions) GetSession(_ context.Context, id string, now time.Time) (stor
 	return v, nil
 }
 
+// GetSessions answers each id as GetSession does, all under one lock.
+func (s *Sessions) GetSessions(_ context.Context, ids []string, now time.Time) ([]store.SessionRead, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return nil, store.ErrUnavailable
+	}
+	reads := make([]store.SessionRead, len(ids))
+	for i, id := range ids {
+		v, ok := s.m[id]
+		switch {
+		case !ok:
+			reads[i].Err = store.ErrNotFound
+		case !now.Before(v.ExpiresAt):
+			reads[i].Err = store.ErrExpired
+		default:
+			reads[i].Session = v
+		}
+	}
+	return reads, nil
+}
+
 // DeleteSession revokes the session; store.ErrNotFound if absent.
 func (s *Sessions) DeleteSession(_ context.Context, id string) error {
 	s.mu.Lock()
@@ -136,6 +158,19 @@ func (s *Store) TakeToken(_ context.Context, token, appID string, now time.Time)
 	delete(s.tokens, token)
 	s.used[token] = true
 	return t, nil
+}
+
+// TakeTokenReading is TakeToken, then GetSessions (store.Tokens).
+func (s *Store) TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (store.Token, []store.SessionRead, error) {
+	t, err := s.TakeToken(ctx, token, appID, now)
+	if err != nil {
+		return store.Token{}, nil, err
+	}
+	reads, err := s.GetSessions(ctx, ids, now)
+	if err != nil {
+		return store.Token{}, nil, err
+	}
+	return t, reads, nil
 }
 
 // Tokens is the number of live tokens.

@@ -342,6 +342,156 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "delete unknown", s.DeleteSession(ctx, newID(t)), store.ErrNotFound)
 	})
 
+	t.Run("GetSessionsAnswersEachAsGetSession", func(t *testing.T) {
+		// One read of several ids answers each as GetSession would, in order,
+		// repeats included: a live session, an unknown id, an expired one and a
+		// revoked one.
+		s := open(t)
+		now := base()
+		live, short, gone, unknown := newID(t), newID(t), newID(t), newID(t)
+		want := SampleSession(now, time.Hour)
+		want.AppID = "oidc-family:rp"
+		if err := s.PutSession(ctx, live, want); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, short, SampleSession(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, gone, SampleSession(now, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSession(ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+		at := now.Add(2 * time.Minute) // short has expired
+		reads, err := s.GetSessions(ctx, []string{live, unknown, short, gone, live}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reads) != 5 {
+			t.Fatalf("%d answers for 5 ids", len(reads))
+		}
+		for _, i := range []int{0, 4} {
+			if reads[i].Err != nil || !EqualSession(reads[i].Session, want) {
+				t.Fatalf("answer %d: %+v, want the live session %+v", i, reads[i], want)
+			}
+		}
+		wantErr(t, "unknown id", reads[1].Err, store.ErrNotFound)
+		wantErr(t, "expired session", reads[2].Err, store.ErrExpired)
+		wantErr(t, "revoked session", reads[3].Err, store.ErrNotFound)
+		for i, r := range reads {
+			one, err := s.GetSession(ctx, []string{live, unknown, short, gone, live}[i], at)
+			if !errors.Is(r.Err, err) || !EqualSession(r.Session, one) {
+				t.Fatalf("answer %d: %+v, GetSession: %+v %v", i, r, one, err)
+			}
+		}
+		if reads, err := s.GetSessions(ctx, nil, at); err != nil || len(reads) != 0 {
+			t.Fatalf("no ids: %v %v, want no answers and no error", reads, err)
+		}
+	})
+
+	t.Run("GetSessionsConcurrent", func(t *testing.T) {
+		// Reads of many requests at once (which a store may send together) each
+		// get their own answers.
+		s := open(t)
+		now := base()
+		const n = 24
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = newID(t)
+			sess := SampleSession(now, time.Hour)
+			sess.AppID = fmt.Sprint("app-", i)
+			if err := s.PutSession(ctx, ids[i], sess); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range 20 {
+					mine := []string{ids[i], newID(t), ids[(i+k)%n]}
+					reads, err := s.GetSessions(ctx, mine, now)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if reads[0].Session.AppID != fmt.Sprint("app-", i) || !errors.Is(reads[1].Err, store.ErrNotFound) ||
+						reads[2].Session.AppID != fmt.Sprint("app-", (i+k)%n) {
+						t.Errorf("reader %d got %+v", i, reads)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	})
+
+	t.Run("TakeTokenReadingTakesOnceAndReads", func(t *testing.T) {
+		// The take is TakeToken's (once, the app checked inside it); the reads
+		// answer as GetSessions.
+		s := open(t)
+		now := base()
+		tok, want := newID(t), SampleToken(now, time.Minute)
+		if err := s.PutToken(ctx, tok, want); err != nil {
+			t.Fatal(err)
+		}
+		live, unknown := newID(t), newID(t)
+		sess := SampleSession(now, time.Hour)
+		sess.AppID = "oidc-ended"
+		if err := s.PutSession(ctx, live, sess); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := s.TakeTokenReading(ctx, tok, "payroll", now, []string{live})
+		wantErr(t, "take by another app", err, store.ErrOtherApp)
+		got, reads, err := s.TakeTokenReading(ctx, tok, "wiki", now, []string{unknown, live})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !EqualToken(got, want) || len(reads) != 2 {
+			t.Fatalf("took %+v with %d reads, want %+v with 2", got, len(reads), want)
+		}
+		wantErr(t, "unknown session", reads[0].Err, store.ErrNotFound)
+		if reads[1].Err != nil || !EqualSession(reads[1].Session, sess) {
+			t.Fatalf("live session read as %+v", reads[1])
+		}
+		_, _, err = s.TakeTokenReading(ctx, tok, "wiki", now, []string{live})
+		wantErr(t, "second take", err, store.ErrTokenUsed)
+		_, err = s.TakeToken(ctx, tok, "wiki", now)
+		wantErr(t, "TakeToken after TakeTokenReading", err, store.ErrTokenUsed)
+
+		other := newID(t)
+		if err := s.PutToken(ctx, other, want); err != nil {
+			t.Fatal(err)
+		}
+		if _, reads, err := s.TakeTokenReading(ctx, other, "wiki", now, nil); err != nil || len(reads) != 0 {
+			t.Fatalf("take without reads: %v %v", reads, err)
+		}
+		_, _, err = s.TakeTokenReading(ctx, newID(t), "wiki", now, make([]string, store.MaxGetSessions+1))
+		if err == nil {
+			t.Fatal("TakeTokenReading read more than MaxGetSessions ids")
+		}
+	})
+
+	t.Run("GetSessionsIsBounded", func(t *testing.T) {
+		s := open(t)
+		now := base()
+		many := make([]string, store.MaxGetSessions+1)
+		for i := range many {
+			many[i] = newID(t)
+		}
+		if _, err := s.GetSessions(ctx, many, now); err == nil {
+			t.Errorf("GetSessions read %d ids (at most %d)", len(many), store.MaxGetSessions)
+		}
+		if reads, err := s.GetSessions(ctx, many[:store.MaxGetSessions], now); err != nil || len(reads) != store.MaxGetSessions {
+			t.Errorf("GetSessions of %d ids: %d answers, %v", store.MaxGetSessions, len(reads), err)
+		}
+		if _, err := s.GetSessions(ctx, []string{newID(t), ""}, now); err == nil {
+			t.Error("GetSessions accepted an empty id")
+		}
+	})
+
 	t.Run("ReplaySeenBefore", func(t *testing.T) {
 		s := open(t)
 		now := base()
@@ -414,6 +564,9 @@ func RunSuite(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		if _, err := s.TakeToken(cctx, tok, "wiki", now); err == nil {
 			t.Fatal("TakeToken with a cancelled context succeeded")
+		}
+		if _, err := s.GetSessions(cctx, []string{tok}, now); err == nil {
+			t.Fatal("GetSessions with a cancelled context succeeded")
 		}
 		// The refused take consumed nothing.
 		if _, err := s.TakeToken(ctx, tok, "wiki", now); err != nil {
@@ -545,6 +698,42 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 		wantErr(t, "second take on the issuing node", err, store.ErrTokenUsed)
 	})
 
+	t.Run("TakeTokenReadingOnceAcrossNodes", func(t *testing.T) {
+		// Of two nodes taking one token at once with reads, one succeeds.
+		a, b := open(t)
+		now := base()
+		tok := newID(t)
+		if err := a.PutToken(ctx, tok, SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			node := a
+			if i%2 == 1 {
+				node = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, errs[i] = node.TakeTokenReading(ctx, tok, "wiki", now, []string{newID(t)})
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, store.ErrTokenUsed) {
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d takes succeeded, want 1", ok)
+		}
+	})
+
 	t.Run("ConcurrentTakesAcrossNodes", func(t *testing.T) {
 		a, b := open(t)
 		now := base()
@@ -602,11 +791,63 @@ func RunShared(t *testing.T, open func(t *testing.T) (node1, node2 store.Store))
 		if !EqualSession(got, want) {
 			t.Fatalf("got %+v, want %+v", got, want)
 		}
+		reads, err := a.GetSessions(ctx, []string{newID(t), id}, now)
+		if err != nil || !EqualSession(reads[1].Session, want) {
+			t.Fatalf("read of several ids on the other node: %+v %v", reads, err)
+		}
 		if err := a.DeleteSession(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 		_, err = b.GetSession(ctx, id, now)
 		wantErr(t, "session revoked on the other node", err, store.ErrNotFound)
+		reads, err = b.GetSessions(ctx, []string{id}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "session revoked on the other node, read with others", reads[0].Err, store.ErrNotFound)
+	})
+
+	t.Run("GetSessionsSeesTheOtherNodesWritesUnderLoad", func(t *testing.T) {
+		// A record written or deleted on one node is read as such on the other at
+		// once, while many other reads go on there: nothing answers from before.
+		a, b := open(t)
+		now := base()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := b.GetSessions(ctx, []string{newID(t), newID(t)}, now); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		for i := range 50 {
+			id := newID(t)
+			if err := a.PutSession(ctx, id, SampleSession(now, time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if reads, err := b.GetSessions(ctx, []string{id}, now); err != nil || reads[0].Err != nil {
+				t.Fatalf("round %d: a record written on node 1, read on node 2: %+v %v", i, reads, err)
+			}
+			if err := a.DeleteSession(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if reads, err := b.GetSessions(ctx, []string{id}, now); err != nil || !errors.Is(reads[0].Err, store.ErrNotFound) {
+				t.Fatalf("round %d: a record deleted on node 1, read on node 2: %+v %v", i, reads, err)
+			}
+		}
+		close(stop)
+		wg.Wait()
 	})
 
 	t.Run("ReplaySeenOnEveryNode", func(t *testing.T) {
