@@ -635,6 +635,11 @@ func takenToken(res string) (Token, error) {
 // pipeline. A Redis that no longer knows the script (restarted, SCRIPT FLUSH)
 // answers NOSCRIPT without running anything; the pipeline is then sent again with
 // the script's source.
+//
+// With MinReplicaAcks the take is durable as TakeToken's: the hook puts a WAIT
+// behind the script in the share of the pipeline sent to the primary that runs
+// it (in a Cluster the GETs may go to other nodes; after MOVED or ASK, to the
+// node that finally ran it), so it stays one round trip per node.
 func (r *Redis) TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (Token, []SessionRead, error) {
 	if err := ctxErr(ctx); err != nil {
 		return Token{}, nil, err
@@ -647,7 +652,9 @@ func (r *Redis) TakeTokenReading(ctx context.Context, token, appID string, now t
 	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
-	keys, args := []string{r.tokenKey(token)}, []any{stamp(now), appID}
+	key := r.tokenKey(token)
+	octx, w := r.withAcks(octx, key)
+	keys, args := []string{key}, []any{stamp(now), appID}
 	var (
 		take *redis.Cmd
 		gets []*redis.StringCmd
@@ -669,6 +676,11 @@ func (r *Redis) TakeTokenReading(ctx context.Context, token, appID string, now t
 		}
 	}
 	res, err := take.Text()
+	if err == nil && len(res) > 1 {
+		// Taken: as TakeToken, the tombstone must outlive a failover, or the
+		// code could be redeemed a second time.
+		err = w.durable()
+	}
 	if err != nil {
 		return Token{}, nil, r.fail(ctx, "take_token", err)
 	}

@@ -109,6 +109,16 @@ func (l *ledger) step(st store.Store) bool {
 	switch {
 	case err != nil:
 		note("put_token", err, nil)
+	case n%4 == 0: // redeemed as the OIDC token endpoint does, reading sessions in the same operation
+		note("put_token", nil, nil)
+		// The previous step's session and one never made: in a Cluster their
+		// keys are most likely on other primaries than the token's.
+		ids := []string{fmt.Sprintf("session-%p-%d", l, n-1), fmt.Sprintf("no-session-%p-%d", l, n)}
+		_, reads, err := st.TakeTokenReading(ctx, tok, "wiki", now, ids)
+		if err == nil && (len(reads) != 2 || !errors.Is(reads[1].Err, store.ErrNotFound)) {
+			err = fmt.Errorf("reads %+v, want two, the second ErrNotFound", reads)
+		}
+		note("take_token_reading", err, func() { l.taken = append(l.taken, tok) })
 	case n%2 == 0: // every other token is redeemed at once: its tombstone must survive
 		note("put_token", nil, nil)
 		_, err := st.TakeToken(ctx, tok, "wiki", now)
@@ -277,13 +287,16 @@ func TestRedisSentinelRefusesWritesReplicasDoNotConfirm(t *testing.T) {
 		}
 	}
 	tok1, tok2 := newToken(t, one, now), newToken(t, one, now)
+	// Taken with sessions read in the same operation (the OIDC token endpoint).
+	read1, read2 := newToken(t, one, now), newToken(t, one, now)
 
-	refused := func(st store.Store, what, tok, revoke string, k replay.Key) {
+	refused := func(st store.Store, what, tok, read, revoke string, k replay.Key) {
 		t.Helper()
 		fresh, _ := store.NewID(nil)
 		start := time.Now()
 		errs := map[string]error{"put_token": st.PutToken(ctx, fresh, storetest.SampleToken(now, time.Minute))}
 		_, errs["take_token"] = st.TakeToken(ctx, tok, "wiki", now)
+		_, _, errs["take_token_reading"] = st.TakeTokenReading(ctx, read, "wiki", now, []string{"kept", "absent"})
 		errs["put_session"] = st.PutSession(ctx, "another", storetest.SampleSession(now, time.Hour))
 		errs["delete_session"] = st.DeleteSession(ctx, revoke)
 		_, errs["replay_check"] = st.SeenBefore(ctx, k, now, now.Add(time.Minute))
@@ -310,19 +323,21 @@ func TestRedisSentinelRefusesWritesReplicasDoNotConfirm(t *testing.T) {
 	}
 
 	replicas[0].Pause()
-	refused(two, "one replica paused, min_replica_acks 2", tok1, "revoke-1", replay.Key{1})
+	refused(two, "one replica paused, min_replica_acks 2", tok1, read1, "revoke-1", replay.Key{1})
 	if err := one.PutSession(ctx, "with-one", storetest.SampleSession(now, time.Hour)); err != nil {
 		t.Fatalf("one replica paused, min_replica_acks 1: %v", err)
 	}
 	replicas[1].Pause()
-	refused(one, "both replicas paused, min_replica_acks 1", tok2, "revoke-2", replay.Key{2})
+	refused(one, "both replicas paused, min_replica_acks 1", tok2, read2, "revoke-2", replay.Key{2})
 	// A refused write may have reached the primary: the refused redemption
 	// leaves the token used (refused, never accepted: fail closed), the refused
 	// authenticator is a replay from now on.
 	replicas[0].Resume()
 	replicas[1].Resume()
-	if _, err := one.TakeToken(ctx, tok2, "wiki", now); !errors.Is(err, store.ErrTokenUsed) {
-		t.Errorf("the token whose refused take reached the primary: %v, want ErrTokenUsed", err)
+	for _, tok := range []string{tok2, read2} {
+		if _, err := one.TakeToken(ctx, tok, "wiki", now); !errors.Is(err, store.ErrTokenUsed) {
+			t.Errorf("the token whose refused take reached the primary: %v, want ErrTokenUsed", err)
+		}
 	}
 	if seen, err := one.SeenBefore(ctx, replay.Key{2}, now, now.Add(time.Minute)); err != nil || !seen {
 		t.Errorf("the authenticator whose refused check reached the primary: seen=%v %v", seen, err)
@@ -618,7 +633,7 @@ func TestRedisClusterSlotMigrationKeepsWritesDurable(t *testing.T) {
 	c := redistest.StartCluster(t, redistest.ClusterOptions{Server: redistest.Options{Users: haUsers()}})
 	st := openCluster(t, c, 1, refusing)
 	now := time.Now()
-	toks := tokensInSlot(clusterSlot(tokenKey("seed")), 12)
+	toks := tokensInSlot(clusterSlot(tokenKey("seed")), 14)
 	slot := clusterSlot(tokenKey(toks[0]))
 	for _, tok := range toks[:8] {
 		if err := st.PutToken(ctx, tok, storetest.SampleToken(now, time.Minute)); err != nil {
@@ -683,6 +698,51 @@ func TestRedisClusterSlotMigrationKeepsWritesDurable(t *testing.T) {
 	if p := c.PrimaryOfSlot(t, slot); p != to {
 		t.Errorf("slot %d served by %s after the migration, want %s", slot, p.Addr, to.Addr)
 	}
+
+	// A take with reads (the OIDC token endpoint): the sessions read are on
+	// the other primaries, so the one pipeline is split over the nodes; the
+	// take is acknowledged by the replica of the primary that ran it.
+	var ids []string
+	var other *redistest.Server
+	for i := 0; len(ids) < 2; i++ {
+		id := fmt.Sprintf("elsewhere-%d", i)
+		if p := c.PrimaryOfSlot(t, clusterSlot(sessionKey(id))); p != to && (other == nil || p == other) {
+			ids, other = append(ids, id), p
+		}
+	}
+	for _, id := range ids {
+		if err := st.PutSession(ctx, id, storetest.SampleSession(now, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tok := range toks[12:] {
+		if err := st.PutToken(ctx, tok, storetest.SampleToken(now, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	toReplica.Pause()
+	if _, _, err := st.TakeTokenReading(ctx, toks[12], "wiki", now, ids); !errors.Is(err, store.ErrUnavailable) ||
+		!strings.Contains(err.Error(), "acknowledged by 0 of the 1") {
+		t.Errorf("take with reads elsewhere, the take's primary's replica paused: %v, want refused", err)
+	}
+	toReplica.Resume()
+	otherReplica := c.ReplicasOf(t, other)[0]
+	otherReplica.Pause()
+	_, reads, err := st.TakeTokenReading(ctx, toks[13], "wiki", now, ids)
+	otherReplica.Resume()
+	if err != nil || len(reads) != 2 || reads[0].Err != nil || reads[1].Err != nil {
+		t.Errorf("take with reads elsewhere, the readers' replica paused: %v %+v, want taken and read", err, reads)
+	}
+	for _, tok := range toks[12:] {
+		if _, err := st.TakeToken(ctx, tok, "wiki", now); !errors.Is(err, store.ErrTokenUsed) {
+			t.Errorf("a token taken with reads (refused or not): %v, want ErrTokenUsed", err)
+		}
+	}
+}
+
+func sessionKey(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return "kerbgate:ses:" + hex.EncodeToString(h[:])
 }
 
 // kerbgate follows a Cluster failover without a restart and loses nothing it

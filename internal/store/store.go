@@ -88,7 +88,8 @@ type Tokens interface {
 	// TakeTokenReading is TakeToken and GetSessions(ids) in one operation (one
 	// Redis round trip, one bbolt transaction): a redemption that must also check
 	// records (a code's sign-in, ended or not) waits for the store once. The take
-	// is as TakeToken's, atomic; the reads are made whether or not it succeeds,
+	// is as TakeToken's, atomic (and as durable: the replicas acknowledge it
+	// as any write); the reads are made whether or not it succeeds,
 	// and answered only when it does (reads[i] answers ids[i] as GetSessions).
 	TakeTokenReading(ctx context.Context, token, appID string, now time.Time, ids []string) (Token, []SessionRead, error)
 }
