@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/kerbgate/kerbgate/internal/identity"
 )
@@ -14,7 +17,7 @@ import (
 // An access token kerbgate issues is self-contained: it carries, sealed by
 // tokenCrypto (XChaCha20-Poly1305 under the farm's key), everything userinfo and
 // introspection answer — the client, the times, the refresh family and the sign-in
-// it belongs to, and the account's claims — so that answering it reads the store
+// it belongs to, the scopes granted, and the account's claims — so that answering it reads the store
 // only for whether it is still alive: not revoked at /revoke (a revocation record
 // written then, keyed by the token's id), not of a sign-in ended by end_session
 // (the ended-record of its handle), not of a revoked refresh family (the family's
@@ -38,8 +41,45 @@ import (
 // one.
 const accessTokenMark = "~"
 
-// accessClaimsVersion is the first byte of the encoded claims.
-const accessClaimsVersion = 1
+// accessClaimsVersion is the first byte of the encoded claims. Version 2 adds the
+// granted scopes (bits of the flags byte); a token of version 1 (kerbgate before)
+// is still read, its grant unknown.
+const (
+	accessClaimsVersion   = 2
+	accessClaimsVersionV1 = 1
+)
+
+// grantScopes are the scopes a grant can hold (the ones a client may be
+// configured with), each a bit of the flags byte from bit 1 on: userinfo and
+// introspection answer the claims of the scopes granted (OIDC Core §5.4), not of
+// every scope the client may ask for.
+var grantScopes = [...]string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups}
+
+// scopeSets are the scope lists of every combination of grantScopes' bits, made
+// once so that reading a token allocates none.
+var scopeSets = func() (sets [1 << len(grantScopes)][]string) {
+	for m := range sets {
+		sets[m] = []string{}
+		for i, sc := range grantScopes {
+			if m&(1<<i) != 0 {
+				sets[m] = append(sets[m], sc)
+			}
+		}
+	}
+	return sets
+}()
+
+// scopeBits is the bits of scopes in grantScopes (others are dropped: no client
+// can be granted one).
+func scopeBits(scopes []string) byte {
+	var m byte
+	for i, sc := range grantScopes {
+		if slices.Contains(scopes, sc) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
 
 // maxClaimLen bounds each claim a token carries (longer: the claims go to the
 // store record), so that a token stays ~2 KiB at most in an Authorization header.
@@ -67,16 +107,20 @@ type accessClaims struct {
 	expires time.Time
 	// inStore: the claims are in the token's claims record, not in the token.
 	inStore bool
+	// scopes are the scopes granted (in grantScopes' order); nil for a token of
+	// version 1, which did not carry them.
+	scopes []string
 	// The account's claims: principal (the Kerberos principal, for the log and
 	// preferred_username without a UPN), upn, name (displayName), mail.
 	principal, upn, name, mail string
 }
 
 // newAccessClaims returns the claims of a token issued at now to client for who,
-// with a fresh id from rand. inStore is set when who's claims do not fit (withGroups:
-// the grant includes the group claims and who has groups).
-func newAccessClaims(rand io.Reader, client, family, handle string, now, expires time.Time, who *identity.Identity, withGroups bool) (*accessClaims, error) {
-	c := &accessClaims{client: client, family: family, handle: handle, issued: now, expires: expires}
+// granted scopes, with a fresh id from rand. inStore is set when who's claims do
+// not fit (the grant includes the group claims and who has groups).
+func newAccessClaims(rand io.Reader, client, family, handle string, now, expires time.Time, who *identity.Identity, scopes []string) (*accessClaims, error) {
+	c := &accessClaims{client: client, family: family, handle: handle, issued: now, expires: expires, scopes: scopeSets[scopeBits(scopes)]}
+	withGroups := slices.Contains(c.scopes, ScopeGroups)
 	if _, err := io.ReadFull(rand, c.id[:]); err != nil {
 		return nil, err
 	}
@@ -106,7 +150,7 @@ func (c *accessClaims) tokenID() string {
 	b = append(b, accessClaimsVersion)
 	b = binary.AppendUvarint(b, uint64(max(c.issued.Unix(), 0)))
 	b = binary.AppendUvarint(b, uint64(max(c.expires.Unix()-c.issued.Unix(), 0)))
-	var flags byte
+	flags := scopeBits(c.scopes) << 1
 	if c.inStore {
 		flags |= 1
 	}
@@ -133,7 +177,7 @@ func parseAccessClaims(tokenID string) (*accessClaims, error) {
 		return nil, errAccessClaims
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
-	if err != nil || len(raw) < 1 || raw[0] != accessClaimsVersion {
+	if err != nil || len(raw) < 1 || raw[0] != accessClaimsVersion && raw[0] != accessClaimsVersionV1 {
 		return nil, errAccessClaims
 	}
 	all := string(raw) // one string: the claims are its substrings
@@ -148,10 +192,18 @@ func parseAccessClaims(tokenID string) (*accessClaims, error) {
 	}
 	issued, ok1 := uvarint()
 	ttl, ok2 := uvarint()
-	if !ok1 || !ok2 || issued > 1<<40 || ttl > 1<<32 || len(raw)-i < 1+16 || raw[i]&^1 != 0 {
+	if !ok1 || !ok2 || issued > 1<<40 || ttl > 1<<32 || len(raw)-i < 1+16 {
 		return nil, errAccessClaims
 	}
-	c := &accessClaims{issued: time.Unix(int64(issued), 0), expires: time.Unix(int64(issued+ttl), 0), inStore: raw[i]&1 != 0}
+	flags := raw[i]
+	c := &accessClaims{issued: time.Unix(int64(issued), 0), expires: time.Unix(int64(issued+ttl), 0), inStore: flags&1 != 0}
+	switch {
+	case raw[0] == accessClaimsVersionV1 && flags&^1 == 0:
+	case raw[0] == accessClaimsVersion && int(flags>>1) < len(scopeSets):
+		c.scopes = scopeSets[flags>>1]
+	default:
+		return nil, errAccessClaims
+	}
 	copy(c.id[:], raw[i+1:i+17])
 	i += 17
 	for _, s := range []*string{&c.client, &c.family, &c.handle, &c.principal, &c.upn, &c.name, &c.mail} {

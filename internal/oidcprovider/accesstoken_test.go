@@ -42,16 +42,17 @@ func TestAccessClaimsReadBack(t *testing.T) {
 	for _, tc := range []struct {
 		name                   string
 		client, family, handle string
-		withGroups             bool
+		scopes                 []string
 		inStore                bool
 	}{
-		{"code grant", "rp", "", "H4ndle", false, false},
-		{"refresh family", "rp", "F4mily", "H4ndle", false, false},
-		{"a sign-in recorded without a handle", "spa", "", "", false, false},
-		{"groups granted: the claims go to the store", "rp", "", "H", true, true},
+		{"code grant", "rp", "", "H4ndle", []string{"openid", "profile", "email"}, false},
+		{"openid alone", "rp", "", "H4ndle", []string{"openid"}, false},
+		{"refresh family", "rp", "F4mily", "H4ndle", []string{"openid", "email", "offline_access"}, false},
+		{"a sign-in recorded without a handle", "spa", "", "", []string{"openid", "profile"}, false},
+		{"groups granted: the claims go to the store", "rp", "", "H", []string{"openid", "groups"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := newAccessClaims(rand.Reader, tc.client, tc.family, tc.handle, now, now.Add(10*time.Minute), who, tc.withGroups)
+			c, err := newAccessClaims(rand.Reader, tc.client, tc.family, tc.handle, now, now.Add(10*time.Minute), who, tc.scopes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,8 +67,8 @@ func TestAccessClaimsReadBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, c) || !got.expires.Equal(now.Add(10*time.Minute)) {
-				t.Fatalf("read back %+v, want %+v", got, c)
+			if !reflect.DeepEqual(got, c) || !got.expires.Equal(now.Add(10*time.Minute)) || !reflect.DeepEqual(got.scopes, tc.scopes) {
+				t.Fatalf("read back %+v, want %+v (scopes %v)", got, c, tc.scopes)
 			}
 			if tc.inStore && (got.upn != "" || got.mail != "" || got.principal != who.Principal) {
 				t.Fatalf("a token whose claims are in the store carries %+v: want the principal only", got)
@@ -79,7 +80,7 @@ func TestAccessClaimsReadBack(t *testing.T) {
 	}
 	long := *who
 	long.DisplayName = strings.Repeat("x", maxClaimLen+1)
-	if c, _ := newAccessClaims(rand.Reader, "rp", "", "H", now, now.Add(time.Minute), &long, false); !c.inStore {
+	if c, _ := newAccessClaims(rand.Reader, "rp", "", "H", now, now.Add(time.Minute), &long, []string{"openid"}); !c.inStore {
 		t.Error("a claim over maxClaimLen was carried in the token")
 	}
 }
@@ -88,18 +89,22 @@ func TestAccessClaimsReadBack(t *testing.T) {
 // byte, an unknown version or flag, a missing client, or another encoding.
 func TestAccessClaimsRefuseMalformed(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	c, _ := newAccessClaims(rand.Reader, "rp", "F", "H", now, now.Add(time.Minute), &identity.Identity{Principal: "alice@EXAMPLE.TEST"}, false)
+	c, _ := newAccessClaims(rand.Reader, "rp", "F", "H", now, now.Add(time.Minute), &identity.Identity{Principal: "alice@EXAMPLE.TEST"}, []string{"openid"})
 	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(c.tokenID(), accessTokenMark))
 	enc := func(b []byte) string { return accessTokenMark + base64.RawURLEncoding.EncodeToString(b) }
 	bad := []string{"", accessTokenMark, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI", accessTokenMark + "!!", c.tokenID() + "=",
-		enc(append(bytes.Clone(raw), 0)), enc(append([]byte{2}, raw[1:]...))}
+		enc(append(bytes.Clone(raw), 0)), enc(append([]byte{3}, raw[1:]...)), enc(append([]byte{0}, raw[1:]...))}
 	for i := range raw {
 		bad = append(bad, enc(raw[:i]))
 	}
+	at := 1 + binaryLen(raw[1:])
 	flags := bytes.Clone(raw)
-	flags[1+binaryLen(raw[1:])] = 2 // an unknown flag
+	flags[at] = 1 << (1 + len(grantScopes)) // an unknown flag
 	bad = append(bad, enc(flags))
-	noClient, _ := newAccessClaims(rand.Reader, "", "", "", now, now.Add(time.Minute), &identity.Identity{}, false)
+	v1 := bytes.Clone(raw)
+	v1[0] = accessClaimsVersionV1 // version 1 had no scope bits
+	bad = append(bad, enc(v1))
+	noClient, _ := newAccessClaims(rand.Reader, "", "", "", now, now.Add(time.Minute), &identity.Identity{}, nil)
 	bad = append(bad, noClient.tokenID())
 	for _, b := range bad {
 		if got, err := parseAccessClaims(b); err == nil {
@@ -260,7 +265,7 @@ func TestSelfContainedAccessTokenLivesOnlyWhileTheStoreSaysSo(t *testing.T) {
 	wantAlice := map[string]any{"sub": signingkeys.Subject(tp.opts.Issuer, testAlice.SID), "name": "Alice Example",
 		"preferred_username": "alice@example.test", "upn": "alice@example.test", "email": "alice@example.test", "email_verified": true}
 
-	tok := tp.issue(t, "rp", "", "H1", "openid")
+	tok := tp.issue(t, "rp", "", "H1", "openid", "profile", "email")
 	if code, _, claims := tp.get(t, tok); code != 200 || !reflect.DeepEqual(claims, wantAlice) {
 		t.Fatalf("userinfo: %d %v, want %v", code, claims, wantAlice)
 	}
@@ -412,7 +417,7 @@ func TestAccessTokenOfBeforeIsStillAnswered(t *testing.T) {
 func TestUserinfoRequestsAndAnswers(t *testing.T) {
 	st := signintest.NewStore()
 	tp := newTestProvider(t, st)
-	tok := tp.issue(t, "rp", "", "H", "openid")
+	tok := tp.issue(t, "rp", "", "H", "openid", "profile")
 	for _, r := range []*http.Request{
 		func() *http.Request {
 			r := httptest.NewRequest("GET", "http://sso.example.test/oidc/userinfo", nil)
@@ -549,5 +554,86 @@ func TestCodeOfAnEndedSignInIsRefused(t *testing.T) {
 	defer st.SetDown(false)
 	if _, err := redeem(c); err == nil {
 		t.Error("a code redeemed while the store was down")
+	}
+}
+
+// Userinfo and introspection answer the claims of the scopes the access token
+// was granted (OIDC Core §5.3, §5.4), not of every scope its client may ask for:
+// rp may ask for profile and email, and a grant of openid alone gets sub alone.
+// Introspection names the granted scopes (RFC 7662 §2.2).
+func TestUserinfoAnswersTheGrantedScopes(t *testing.T) {
+	st := signintest.NewStore()
+	tp := newTestProvider(t, st)
+	sub := signingkeys.Subject(tp.opts.Issuer, testAlice.SID)
+	profile := map[string]any{"name": "Alice Example", "preferred_username": "alice@example.test", "upn": "alice@example.test"}
+	email := map[string]any{"email": "alice@example.test", "email_verified": true}
+	with := func(parts ...map[string]any) map[string]any {
+		m := map[string]any{"sub": sub}
+		for _, p := range parts {
+			for k, v := range p {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		scopes []string
+		want   map[string]any
+	}{
+		{[]string{"openid"}, with()},
+		{[]string{"openid", "email"}, with(email)},
+		{[]string{"openid", "profile"}, with(profile)},
+		{[]string{"openid", "profile", "email", "offline_access"}, with(profile, email)},
+	} {
+		tok := tp.issue(t, "rp", "", "H", tc.scopes...)
+		if code, _, claims := tp.get(t, tok); code != 200 || !reflect.DeepEqual(claims, tc.want) {
+			t.Errorf("granted %v: userinfo %d %v, want %v", tc.scopes, code, claims, tc.want)
+		}
+		// The library's path (SetUserinfoFromToken) answers the same.
+		id, tsub := opened(t, tp, tok)
+		var u oidc.UserInfo
+		if err := tp.st.SetUserinfoFromToken(context.Background(), &u, id, tsub, ""); err != nil {
+			t.Fatal(err)
+		}
+		var lib map[string]any
+		b, _ := json.Marshal(&u)
+		_ = json.Unmarshal(b, &lib)
+		if !reflect.DeepEqual(lib, tc.want) {
+			t.Errorf("granted %v: SetUserinfoFromToken %v, want %v", tc.scopes, lib, tc.want)
+		}
+		var resp oidc.IntrospectionResponse
+		if err := tp.st.SetIntrospectionFromToken(context.Background(), &resp, id, tsub, "rp"); err != nil {
+			t.Fatal(err)
+		}
+		if got := []string(resp.Scope); !reflect.DeepEqual(got, tc.scopes) {
+			t.Errorf("granted %v: introspection's scope %v", tc.scopes, got)
+		}
+		if _, ok := tc.want["email"]; (resp.Email != "") != ok {
+			t.Errorf("granted %v: introspection's email %q", tc.scopes, resp.Email)
+		}
+		if _, ok := tc.want["name"]; (resp.Name != "") != ok || (resp.Username != "") != ok {
+			t.Errorf("granted %v: introspection's name %q, username %q", tc.scopes, resp.Name, resp.Username)
+		}
+	}
+
+	// A token of version 1 (kerbgate before this change) does not say what was
+	// granted: it is answered with the client's configured scopes, as then, and
+	// introspection names no scope.
+	tok := tp.issue(t, "rp", "", "H", "openid")
+	id, tsub := opened(t, tp, tok)
+	raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(id, accessTokenMark))
+	raw[0] = accessClaimsVersionV1
+	raw[1+binaryLen(raw[1:])] &= 1 // no scope bits
+	old, err := tp.crypto.Encrypt(accessTokenMark + base64.RawURLEncoding.EncodeToString(raw) + ":" + tsub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, claims := tp.get(t, old); code != 200 || !reflect.DeepEqual(claims, with(profile, email)) {
+		t.Errorf("a token of version 1: userinfo %d %v, want the client's scopes' claims", code, claims)
+	}
+	oldID, _ := opened(t, tp, old)
+	var resp oidc.IntrospectionResponse
+	if err := tp.st.SetIntrospectionFromToken(context.Background(), &resp, oldID, tsub, "rp"); err != nil || resp.Scope != nil || resp.Email == "" {
+		t.Errorf("a token of version 1: introspection %v scope %v email %q", err, resp.Scope, resp.Email)
 	}
 }

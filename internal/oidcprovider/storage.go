@@ -380,14 +380,15 @@ func (s *storage) accessToken(ctx context.Context, a *authRequest, family string
 	}
 	now := s.now().Truncate(time.Second) // the token carries seconds
 	exp := now.Add(s.p.opts.AccessTokenTTL)
-	withGroups := slices.Contains(a.Scopes, ScopeGroups) // userinfo answers groups only to a grant of them
-	c, err := newAccessClaims(rnd, a.ClientID, family, a.handle, now, exp, a.identity, withGroups)
+	// The token carries its grant: userinfo answers the claims of these scopes
+	// only (groups only to a grant of them).
+	c, err := newAccessClaims(rnd, a.ClientID, family, a.handle, now, exp, a.identity, a.Scopes)
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	if c.inStore {
 		who := *a.identity
-		if !withGroups {
+		if !slices.Contains(c.scopes, ScopeGroups) {
 			who.Groups, who.GroupNames = nil, nil
 		}
 		err := s.p.opts.Store.PutSession(ctx, claimsPrefix+c.key(), store.Session{AppID: claimsApp + a.ClientID, Identity: who, CreatedAt: now, ExpiresAt: exp})
@@ -756,15 +757,22 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 		return oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
 	}
 	c := s.p.clients[t.client]
-	s.fill(u, subject, &t.who, userinfoScopes(c), c, false)
+	s.fill(u, subject, &t.who, t.userinfoScopes(c), c, false)
 	return nil
 }
 
-// userinfoScopes are the scopes whose claims userinfo answers to client c: the
-// client's (openid, profile and email when it lists none). The group claims come
-// only with a token whose grant included them (the token's claims hold the groups
-// only then).
-func userinfoScopes(c *client) []string {
+// userinfoScopes are the scopes whose claims userinfo and introspection answer
+// for t, of client c: the scopes its grant holds (OIDC Core §5.4: a client that
+// may ask for profile but asked for openid alone gets sub alone). A token that
+// does not say (of kerbgate before: a version-1 self-contained token, or one keyed
+// by a store record, which held no scopes) gets the client's configured scopes
+// (openid, profile and email when it lists none), as before. The group claims come
+// only with a token whose grant included them (its claims hold the groups only
+// then).
+func (t *liveToken) userinfoScopes(c *client) []string {
+	if t.scopes != nil {
+		return t.scopes
+	}
 	if c != nil && c.Scopes != nil {
 		return c.Scopes
 	}
@@ -816,26 +824,30 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	if t.client != clientID {
 		return oidc.ErrAccessDenied()
 	}
+	// The claims of the grant's scopes, as userinfo's (without the group claims);
+	// scope names the grant when the token carries it (RFC 7662 §2.2).
 	var u oidc.UserInfo
-	s.fill(&u, subject, &t.who, defaultScopes, nil, false)
+	s.fill(&u, subject, &t.who, t.userinfoScopes(s.p.clients[t.client]), nil, false)
 	resp.SetUserInfo(&u)
+	resp.Scope = t.scopes
 	resp.ClientID = t.client
 	resp.TokenType = oidc.BearerToken
 	resp.Audience = oidc.Audience{t.client}
 	resp.Issuer = s.p.opts.Issuer
 	resp.Expiration = oidc.FromTime(t.expires)
 	resp.IssuedAt = oidc.FromTime(t.issued)
-	resp.Username = preferredUsername(&t.who)
+	resp.Username = u.PreferredUsername // the profile's, as preferred_username
 	resp.AuthenticationMethodsReferences = []string{"kerberos"}
 	return nil
 }
 
 // liveToken is a live access token: the client it was issued to, the account's
-// claims, its times.
+// claims, its times, and the scopes granted (nil when the token does not say).
 type liveToken struct {
 	client          string
 	who             identity.Identity
 	issued, expires time.Time
+	scopes          []string
 }
 
 // liveAccess returns the access token whose sealed id and subject are tokenID and
@@ -898,7 +910,7 @@ func (s *storage) liveAccess(ctx context.Context, ri *requestInfo, tokenID, subj
 			return nil, reason.New(reason.OIDCInvalidToken, "the access token's refresh family was revoked", "cause", "family_revoked")
 		}
 	}
-	t := &liveToken{client: c.client, who: c.identity(), issued: c.issued, expires: c.expires}
+	t := &liveToken{client: c.client, who: c.identity(), issued: c.issued, expires: c.expires, scopes: c.scopes}
 	if claims >= 0 {
 		r := reads[claims]
 		if r.Err != nil || r.Session.AppID != claimsApp+c.client {

@@ -26,7 +26,8 @@ import (
 //     §2.2–2.3); the library's CORS (p.cors) wraps the endpoint as it wraps the
 //     library's;
 //   - 200 with the claims as JSON (Content-Type application/json): sub, and the
-//     claims of the client's scopes (fill, which ID tokens use too);
+//     claims of the scopes the token was granted (liveToken.userinfoScopes; fill,
+//     which ID tokens use too);
 //   - a missing token: 401 with WWW-Authenticate: Bearer realm="kerbgate"; an
 //     unreadable or dead one: the same with error="invalid_token" (RFC 6750 §3),
 //     Cache-Control: no-store; the refusal noted with its reason.
@@ -51,7 +52,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	c := p.clients[t.client]
 	bp := userinfoBuffers.Get().(*[]byte)
-	b := p.appendUserinfo((*bp)[:0], subject, &t.who, userinfoScopes(c), c)
+	b := p.appendUserinfo((*bp)[:0], subject, &t.who, t.userinfoScopes(c), c)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
 	if cap(b) <= 64<<10 { // a few very large answers do not stay pinned

@@ -3,13 +3,16 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -273,6 +276,75 @@ func TestOIDCProviderGoRelyingPartySignsAliceInSilently(t *testing.T) {
 		t.Errorf("prompt=none after sign-out (no ticket, no session): %d, want the challenge", resp.StatusCode)
 	}
 	_ = g
+}
+
+// Userinfo and introspection answer the claims of the scopes the relying party
+// was granted (OIDC Core §5.3–5.4), not of every scope its client may ask for: rp
+// may ask for profile and email; asking for openid alone, go-oidc gets sub alone
+// at userinfo, and asking for openid and email, the email claims without the
+// profile's. The user is a fresh one with a mail and a display name (the shared
+// users have neither).
+func TestOIDCProviderUserinfoAnswersTheGrantedScopes(t *testing.T) {
+	r := testrealm.Require(t)
+	user := r.TempUser(t, "scopes")
+	r.LDBModify(t, fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: mail\nmail: %s@example.test\n-\nreplace: displayName\ndisplayName: Scopes Test\n", r.DN(t, user), user))
+	cc := r.KinitTempUser(t, user)
+	r.Kvno(t, cc, testrealm.GatewaySPN)
+	cfg, issuer := opConfig(t, r)
+	startGateway(t, cfg)
+	ctx := context.Background()
+	rp := newOPRP(t, ctx, issuer, "rp", demoSecret)
+	var meta struct {
+		Introspection string `json:"introspection_endpoint"`
+	}
+	if err := rp.provider.Claims(&meta); err != nil {
+		t.Fatal(err)
+	}
+	b := opBrowser(t, cc)
+	wantSub := signingkeys.Subject(issuer, r.SID(t, user))
+	for i, tc := range []struct {
+		scopes []string
+		want   []string // the claims userinfo answers
+	}{
+		{[]string{oidc.ScopeOpenID}, []string{"sub"}},
+		{[]string{oidc.ScopeOpenID, "email"}, []string{"email", "email_verified", "sub"}},
+		{[]string{oidc.ScopeOpenID, "profile", "email"}, []string{"email", "email_verified", "name", "preferred_username", "sub", "upn"}},
+	} {
+		rp.oauth.Scopes = tc.scopes
+		verifier := oauth2.GenerateVerifier()
+		q := authorize(t, b, rp.oauth.AuthCodeURL("st", oidc.Nonce(fmt.Sprint(i)), oauth2.S256ChallengeOption(verifier)))
+		tok, err := rp.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ui, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims map[string]any
+		if err := ui.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Sorted(maps.Keys(claims)); !slices.Equal(got, tc.want) || claims["sub"] != wantSub {
+			t.Errorf("scope %v: userinfo answered %v, want the claims %v", tc.scopes, claims, tc.want)
+		}
+		req, _ := http.NewRequest("POST", meta.Introspection, strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("rp", demoSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&in)
+		resp.Body.Close()
+		_, email := claims["email"]
+		_, name := claims["name"]
+		if err != nil || in["active"] != true || in["scope"] != strings.Join(tc.scopes, " ") || (in["name"] != nil) != name ||
+			(in["username"] != nil) != name || (in["email"] != nil) != email {
+			t.Errorf("scope %v: introspection answered %v %v, want scope %q and the grant's claims", tc.scopes, in, err, strings.Join(tc.scopes, " "))
+		}
+	}
 }
 
 func TestOIDCProviderPublicClientNeedsPKCES256(t *testing.T) {
