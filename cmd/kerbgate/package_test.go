@@ -182,8 +182,9 @@ func TestDebianPackage(t *testing.T) {
 	}
 
 	// kerbgate, as its user, serves with the installed example and keeps its store
-	// in /var/lib/kerbgate. The administrator's edits: a free port, and the test
-	// DC's certificate names it in its Common Name only (Samba's own).
+	// in /var/lib/kerbgate. The administrator's edits: a free port, a short drain
+	// (no balancer here), and the test DC's certificate names it in its Common Name
+	// only (Samba's own).
 	port := testrealm.FreePort(t)
 	cfg, err := os.ReadFile("/etc/kerbgate/kerbgate.yaml")
 	if err != nil {
@@ -191,6 +192,7 @@ func TestDebianPackage(t *testing.T) {
 	}
 	cfg = bytes.Replace(cfg, []byte(`address: ":8080"`), []byte(fmt.Sprintf(`address: "127.0.0.1:%d"`, port)), 1)
 	cfg = bytes.Replace(cfg, []byte("tls_legacy_cn: false"), []byte("tls_legacy_cn: true"), 1)
+	cfg = bytes.Replace(cfg, []byte("drain_delay: 5s"), []byte("drain_delay: 100ms"), 1)
 	if err := os.WriteFile("/etc/kerbgate/kerbgate.yaml", cfg, 0o640); err != nil {
 		t.Fatal(err)
 	}
