@@ -39,6 +39,13 @@ type HAProxyOptions struct {
 	// Check health-checks the backends (a TCP connect every 100 ms; one failure
 	// takes a backend out) and redispatches connections a dead backend refused.
 	Check bool
+	// HealthPath, with Check, makes the checks HTTP GETs of this path (like
+	// "/readyz") that take a backend out unless it answers 200.
+	HealthPath string
+	// NoRetry sends each request to one backend only: no retry and no redispatch
+	// when the backend refuses the connection, so a node that stops badly shows as
+	// failed requests rather than being hidden by HAProxy.
+	NoRetry bool
 }
 
 // HAProxy is Debian's haproxy running for one test.
@@ -72,6 +79,10 @@ func StartHAProxy(t testing.TB, o HAProxyOptions) *HAProxy {
 	if o.Check {
 		server += " check inter 100ms fall 1 rise 1"
 	}
+	retry := "  option redispatch\n  retries 3\n"
+	if o.NoRetry {
+		retry = "  no option redispatch\n  retries 0\n"
+	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `global
   maxconn 1024
@@ -80,14 +91,15 @@ defaults
   timeout connect 2s
   timeout client 60s
   timeout server 60s
-  option redispatch
-  retries 3
-frontend fe
+%sfrontend fe
   bind 127.0.0.1:%d%s
   default_backend be
 backend be
   balance roundrobin
-`, mode, port, bind)
+`, mode, retry, port, bind)
+	if o.Check && o.HealthPath != "" {
+		fmt.Fprintf(&cfg, "  option httpchk GET %s\n  http-check expect status 200\n", o.HealthPath)
+	}
 	for i, b := range o.Backends {
 		fmt.Fprintf(&cfg, "  server s%d %s%s\n", i, b, server)
 	}

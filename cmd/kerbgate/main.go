@@ -20,6 +20,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/kerbgate/kerbgate/internal/config"
@@ -27,8 +29,15 @@ import (
 	"github.com/kerbgate/kerbgate/internal/setup"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and buildDate are set at build time (scripts/package-deb.sh):
+// -ldflags "-X main.version=1.2.3 -X main.commit=abc1234 -X main.buildDate=2026-12-01T10:00:00Z".
+// A plain go build leaves "dev" and "unknown"; then the commit comes from the
+// module's build information when go build recorded it (vcs.revision).
+var (
+	version   = "dev"
+	commit    = "unknown"
+	buildDate = "unknown"
+)
 
 const usage = `kerbgate — Windows single sign-on (Kerberos/Negotiate) gateway
 
@@ -46,7 +55,7 @@ Usage:
                                    print the secret_hash of an application's client secret
   kerbgate oidc-keygen FILE        add a signing key to oidc_provider.signing_keys_file
   kerbgate example-config          print a commented example configuration
-  kerbgate version                 print the version
+  kerbgate version                 print the version, commit and build date
 `
 
 func main() {
@@ -79,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, config.Example())
 		return 0
 	case "version":
-		fmt.Fprintln(stdout, "kerbgate", version)
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -153,4 +162,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// versionLine is what kerbgate version prints: "kerbgate VERSION (commit COMMIT, built
+// DATE, GOVERSION)".
+func versionLine() string {
+	c := commit
+	if bi, ok := debug.ReadBuildInfo(); ok && c == "unknown" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				c = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("kerbgate %s (commit %s, built %s, %s)", version, c, buildDate, runtime.Version())
 }

@@ -25,6 +25,7 @@ func TestServeSignsInWithCurl(t *testing.T) {
 	port := testrealm.FreePort(t)
 	cfg := fmt.Sprintf(`listen:
   address: 127.0.0.1:%d
+  drain_delay: 200ms
 kerberos:
   realm: EXAMPLE.TEST
   keytabs: [%s]
@@ -101,6 +102,12 @@ log:
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("kerbgate did not stop on SIGTERM")
+	}
+	// SIGTERM drains (docs/operations.md): each step is logged.
+	for _, step := range []string{"shutdown: draining", "shutdown: listener closed", "shutdown: done"} {
+		if !strings.Contains(logs.String(), `"msg":"`+step) {
+			t.Errorf("the log lacks %q after SIGTERM", step)
+		}
 	}
 	if l := logs.String(); strings.Contains(l, sessionID) || !strings.Contains(l, `"route":"GET /sso/sessions/{id}"`) {
 		t.Errorf("the log holds the session id, or not the route:\n%s", l)

@@ -128,6 +128,8 @@ listen:
   address: "127.0.0.1:9443"
   read_header_timeout: 30s
   max_header_bytes: 200000
+  drain_delay: 0s
+  shutdown_timeout: 2m
 kerberos:
   realm: CORP.EXAMPLE.COM
   trusted_realms: [PARTNER.EXAMPLE.COM, EMEA.CORP.EXAMPLE.COM]
@@ -182,7 +184,8 @@ sso:
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen: Listen{Address: "127.0.0.1:9443", ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 200000},
+		Listen: Listen{Address: "127.0.0.1:9443", ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 200000,
+			DrainDelay: 0, ShutdownTimeout: 2 * time.Minute},
 		Kerberos: Kerberos{
 			Realm:                "CORP.EXAMPLE.COM",
 			TrustedRealms:        []string{"PARTNER.EXAMPLE.COM", "EMEA.CORP.EXAMPLE.COM"},
@@ -260,7 +263,8 @@ kerberos:
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen: Listen{Address: ":8080", ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 65536 + 32768},
+		Listen: Listen{Address: ":8080", ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 65536 + 32768,
+			DrainDelay: 5 * time.Second, ShutdownTimeout: 30 * time.Second},
 		Kerberos: Kerberos{
 			Realm:                "EXAMPLE.TEST",
 			Keytabs:              []string{keytab},
@@ -575,6 +579,14 @@ func TestParseInvalid(t *testing.T) {
 			src:   valid + "  clock_skew: 10y\n",
 			want:  []string{`5:15: kerberos.clock_skew: "10y" is not a duration; expected Go duration syntax like 5m or 300s`},
 			hints: nil,
+		},
+		{
+			name: "drain delay negative and shutdown timeout zero",
+			src:  "listen:\n  drain_delay: -1s\n  shutdown_timeout: 0s\n" + valid,
+			want: []string{
+				`2:16: listen.drain_delay: "-1s" is negative; expected a duration from 0 to 5m, like 5s: longer than the load balancer takes to see /readyz fail`,
+				`3:21: listen.shutdown_timeout: "0s" is not positive; expected a duration greater than 0 and at most 10m, like 30s`,
+			},
 		},
 		{
 			name: "duration without unit",

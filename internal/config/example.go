@@ -17,6 +17,15 @@ listen:
   address: ":8080"
   # How long a client may take to send its request headers (at most 5m).
   read_header_timeout: 10s
+  # On SIGTERM (systemctl stop, a rolling restart), /readyz answers 503 at once
+  # and responses ask clients to close their connections; the listener keeps
+  # accepting for drain_delay, so that the load balancer's health checks take
+  # the node out first (make it longer than their interval times the failures
+  # they need), then closes. 0 closes it at once (at most 5m).
+  drain_delay: 5s
+  # Then requests in flight get this long to finish; those still running are
+  # cut (at most 10m). systemd's TimeoutStopSec must exceed both together.
+  shutdown_timeout: 30s
   # The largest request headers accepted, in bytes. 0 means
   # kerberos.max_token_bytes + 32768. If set, it must be at least
   # max_token_bytes + 1024 so that the largest allowed token fits.

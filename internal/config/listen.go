@@ -26,12 +26,23 @@ type Listen struct {
 	// TrustedProxies are the addresses whose X-Forwarded-Proto, X-Forwarded-For
 	// (and the other X-Forwarded-* headers) are believed; none by default.
 	TrustedProxies []netip.Prefix
+	// DrainDelay is how long, after SIGTERM, /readyz answers 503 while the listener
+	// still accepts, so that the load balancer's checks take the node out first;
+	// 5s by default, 0 closes the listener at once.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the time in-flight requests get to finish once the
+	// listener is closed; 30s by default.
+	ShutdownTimeout time.Duration
 }
 
 const (
 	defaultAddress           = ":8080"
 	defaultReadHeaderTimeout = 10 * time.Second
 	maxReadHeaderTimeout     = 5 * time.Minute
+	defaultDrainDelay        = 5 * time.Second
+	maxDrainDelay            = 5 * time.Minute
+	defaultShutdownTimeout   = 30 * time.Second
+	maxShutdownTimeout       = 10 * time.Minute
 	// headerSlack is what the default MaxHeaderBytes allows besides the token.
 	headerSlack = 32 << 10
 	// maxMaxHeaderBytes is a sanity bound: well above what the largest token needs.
@@ -51,6 +62,18 @@ func decodeListen(m *mapping, c *Config) {
 	f = m.field("read_header_timeout", "a duration greater than 0 and at most 5m, like 10s")
 	if v, ok := f.durationUpTo(maxReadHeaderTimeout); ok {
 		l.ReadHeaderTimeout = v
+	}
+
+	l.DrainDelay = defaultDrainDelay
+	f = m.field("drain_delay", "a duration from 0 to 5m, like 5s: longer than the load balancer takes to see /readyz fail")
+	if v, ok := f.durationIn(0, maxDrainDelay); ok {
+		l.DrainDelay = v
+	}
+
+	l.ShutdownTimeout = defaultShutdownTimeout
+	f = m.field("shutdown_timeout", "a duration greater than 0 and at most 10m, like 30s")
+	if v, ok := f.durationUpTo(maxShutdownTimeout); ok {
+		l.ShutdownTimeout = v
 	}
 
 	f = m.field("max_header_bytes", "0 for the default (kerberos.max_token_bytes + 32768), or a number of bytes up to 16777216")

@@ -49,6 +49,10 @@ type Options struct {
 	DebugTokenFile string
 	// Recent lists the recent refusals (refusal.Reporter.Recent).
 	Recent func() any
+	// Draining reports that the node is shutting down: /readyz then answers 503
+	// without asking the checks, so that the load balancer stops sending it new
+	// requests. nil: never.
+	Draining func() bool
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process
@@ -62,7 +66,7 @@ func NewRegistry() *prometheus.Registry {
 // Register adds the endpoints to mux.
 func Register(mux *http.ServeMux, o Options) error {
 	mux.Handle("GET /healthz", Healthz())
-	mux.Handle("GET /readyz", Readiness(o.Ready...))
+	mux.Handle("GET /readyz", Readiness(o.Draining, o.Ready...))
 	if o.DebugTokenFile != "" {
 		h, err := LastFailures(o.DebugTokenFile, o.Recent)
 		if err != nil {
@@ -85,10 +89,17 @@ func Healthz() http.Handler {
 }
 
 // Readiness is GET /readyz: 200 when every check answers, else 503 naming what does
-// not. /healthz says only that the process serves HTTP (liveness); a balancer should
-// route by /readyz.
-func Readiness(checks ...Check) http.Handler {
+// not; 503 "draining" while draining() (nil: never) reports a shutdown. /healthz says
+// only that the process serves HTTP (liveness); a balancer should route by /readyz.
+func Readiness(draining func() bool, checks ...Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining != nil && draining() {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]any{"status": "draining"})
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
 		defer cancel()
 		results := map[string]string{}

@@ -64,6 +64,34 @@ func TestReadiness(t *testing.T) {
 	}
 }
 
+// Once draining, /readyz answers 503 "draining" at once, even with every check
+// answering and without asking them; /healthz still answers (the process serves).
+func TestReadinessDraining(t *testing.T) {
+	var draining bool
+	asked := 0
+	mux := http.NewServeMux()
+	if err := Register(mux, Options{Draining: func() bool { return draining }, Ready: []Check{
+		{Name: "store", Ping: func(context.Context) error { asked++; return nil }},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(t, mux, "/readyz", ""); rec.Code != 200 || asked != 1 {
+		t.Fatalf("before draining: %d %s (checks asked %d)", rec.Code, rec.Body, asked)
+	}
+	draining = true
+	rec := get(t, mux, "/readyz", "")
+	var body struct{ Status string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 503 || body.Status != "draining" || asked != 1 {
+		t.Fatalf("draining: %d %s (checks asked %d)", rec.Code, rec.Body, asked)
+	}
+	if rec.Header().Get("Cache-Control") != "no-store" {
+		t.Error("draining readiness may be cached")
+	}
+	if rec := get(t, mux, "/healthz", ""); rec.Code != 200 {
+		t.Errorf("healthz while draining: %d", rec.Code)
+	}
+}
+
 // /debug/last-failures answers only the configured bearer token.
 func TestLastFailures(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")

@@ -97,7 +97,9 @@ func (l *lockedBuffer) String() string {
 // baseConfig is what `kerbgate serve` would load from a minimal file for the realm.
 func baseConfig(r *testrealm.Realm) *config.Config {
 	return &config.Config{
-		Listen: config.Listen{Address: "127.0.0.1:0", ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64<<10 + 32<<10},
+		// No drain delay: a test's gateway stops at once unless the test drains it.
+		Listen: config.Listen{Address: "127.0.0.1:0", ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64<<10 + 32<<10,
+			ShutdownTimeout: 10 * time.Second},
 		Kerberos: config.Kerberos{
 			Realm:           "EXAMPLE.TEST",
 			Keytabs:         []string{r.GatewayKeytab},

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,10 @@ type Server struct {
 	Keys     *keyring.Watcher
 	closers  []io.Closer
 	password *pwsignin.Service
+	// draining is set by the shutdown's first step: /readyz fails from then on.
+	draining *atomic.Bool
+	// inFlight counts the requests being served, for the shutdown's log lines.
+	inFlight atomic.Int64
 }
 
 // Options carry what tests inject.
@@ -72,7 +77,7 @@ type Options struct {
 
 // New builds a server from the plan of a validated configuration (setup.NewPlan).
 func New(p *setup.Plan, log *slog.Logger, opts Options) (*Server, error) {
-	b := &builder{plan: p, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry()}
+	b := &builder{plan: p, log: log, opts: opts, mux: http.NewServeMux(), reg: ops.NewRegistry(), draining: &atomic.Bool{}}
 	for _, step := range []func() error{b.reporter, b.keys, b.store, b.acceptor, b.signIn, b.faces, b.forwardAuth, b.endpoints} {
 		if err := step(); err != nil {
 			b.close()
@@ -80,14 +85,15 @@ func New(p *setup.Plan, log *slog.Logger, opts Options) (*Server, error) {
 		}
 	}
 	return &Server{plan: p, log: log, handler: b.handler, Acceptor: b.acc, Registry: b.reg, TLS: b.tls,
-		Keys: b.watcher, closers: b.closers, password: b.pw}, nil
+		Keys: b.watcher, closers: b.closers, password: b.pw, draining: b.draining}, nil
 }
 
 // builder carries what each step of New makes to the steps after it.
 type builder struct {
-	plan *setup.Plan
-	log  *slog.Logger
-	opts Options
+	plan     *setup.Plan
+	log      *slog.Logger
+	opts     Options
+	draining *atomic.Bool
 
 	closers []io.Closer
 	reg     *prometheus.Registry
@@ -373,6 +379,7 @@ func (b *builder) endpoints() error {
 		Registry:       b.reg,
 		DebugTokenFile: b.plan.DebugTokenFile,
 		Recent:         func() any { return b.rep.Recent() },
+		Draining:       b.draining.Load,
 	}); err != nil {
 		return err
 	}
@@ -429,10 +436,21 @@ func (s *Server) Close() error {
 // Handler returns the HTTP handler of every endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// HTTPServer returns an http.Server with the configured limits.
+// HTTPServer returns an http.Server with the configured limits. Its handler counts
+// the requests in flight and, once the shutdown has begun, answers with
+// "Connection: close", so that clients and balancers open their next connection to
+// another node before the listener closes.
 func (s *Server) HTTPServer() *http.Server {
+	h := s.handler
 	return &http.Server{
-		Handler:           s.handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.inFlight.Add(1)
+			defer s.inFlight.Add(-1)
+			if s.draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: s.plan.Listen.ReadHeaderTimeout,
 		MaxHeaderBytes:    s.plan.Listen.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -440,8 +458,8 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// Serve accepts connections on ln until ctx ends, then shuts down gracefully. With a
-// tls section, connections on ln are TLS.
+// Serve accepts connections on ln until ctx ends, then shuts down in three steps
+// (shutdown). With a tls section, connections on ln are TLS.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.TLS != nil {
 		ln = s.TLS.Listener(ln)
@@ -455,13 +473,46 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return s.shutdown(hs, errc)
+}
+
+// shutdown drains the node, as a balancer needs it to:
+//  1. at once, /readyz answers 503 and every response closes its connection, while
+//     the listener still accepts: the balancer's checks take the node out and
+//     sends nothing more to it, and nothing it already sent is refused;
+//  2. after listen.drain_delay, the listener closes, idle connections too;
+//  3. requests in flight get listen.shutdown_timeout to finish; those still
+//     running then are cut.
+func (s *Server) shutdown(hs *http.Server, errc chan error) error {
+	l := s.plan.Listen
+	start := time.Now()
+	s.draining.Store(true)
+	s.log.Info("shutdown: draining, /readyz answers 503; the listener closes after drain_delay",
+		"drain_delay", l.DrainDelay.String(), "in_flight", s.inFlight.Load())
+	if l.DrainDelay > 0 {
+		t := time.NewTimer(l.DrainDelay)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
+	s.log.Info("shutdown: listener closed, waiting for the requests in flight",
+		"in_flight", s.inFlight.Load(), "shutdown_timeout", l.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), l.ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return err
+	if err := hs.Shutdown(ctx); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		s.log.Warn("shutdown: shutdown_timeout passed, cutting the requests still in flight",
+			"in_flight", s.inFlight.Load(), "shutdown_timeout", l.ShutdownTimeout.String())
+		hs.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	s.log.Info("shutdown: done", "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }

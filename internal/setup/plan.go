@@ -89,11 +89,16 @@ type Frontend struct {
 	TrustedProxies []netip.Prefix
 }
 
-// Listen is the HTTP server's limits: listen.read_header_timeout and
-// listen.max_header_bytes.
+// Listen is the HTTP server's limits (listen.read_header_timeout,
+// listen.max_header_bytes) and its drain on shutdown (listen.drain_delay,
+// listen.shutdown_timeout).
 type Listen struct {
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
+	// DrainDelay is how long /readyz fails before the listener closes.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the wait for requests in flight once it has closed.
+	ShutdownTimeout time.Duration
 }
 
 // NewPlan translates a validated configuration into a Plan. It reads the secrets the
@@ -112,7 +117,8 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 		ForwardAuth:    ForwardAuth(cfg),
 		DebugTokenFile: DebugTokenFile(cfg),
 		Frontend:       Frontend{ExternalURL: cfg.Listen.ExternalURL, TrustedProxies: cfg.Listen.TrustedProxies},
-		Listen:         Listen{ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout, MaxHeaderBytes: cfg.Listen.MaxHeaderBytes},
+		Listen: Listen{ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout, MaxHeaderBytes: cfg.Listen.MaxHeaderBytes,
+			DrainDelay: cfg.Listen.DrainDelay, ShutdownTimeout: cfg.Listen.ShutdownTimeout},
 	}
 	var err error
 	if p.Store, err = Store(cfg); err != nil {

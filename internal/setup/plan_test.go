@@ -16,6 +16,7 @@ func TestNewPlan(t *testing.T) {
 	ext, _ := url.Parse("https://sso.example.test")
 	c := &config.Config{}
 	c.Listen = config.Listen{ReadHeaderTimeout: 7 * time.Second, MaxHeaderBytes: 1234, ExternalURL: ext,
+		DrainDelay: 3 * time.Second, ShutdownTimeout: 20 * time.Second,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 	c.Log.ExposeReasons, c.Log.DebugTokenFile = true, "/etc/kerbgate/debug.token"
 	c.Kerberos = config.Kerberos{Realm: "EXAMPLE.TEST", SPNs: []string{"HTTP/sso.example.test"}, Keytabs: []string{"/etc/kerbgate/a.keytab"},
@@ -28,7 +29,7 @@ func TestNewPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !p.ExposeReasons || p.MaxTokenBytes != 4096 || p.DebugTokenFile != c.Log.DebugTokenFile ||
-		p.Listen != (Listen{ReadHeaderTimeout: 7 * time.Second, MaxHeaderBytes: 1234}) ||
+		p.Listen != (Listen{ReadHeaderTimeout: 7 * time.Second, MaxHeaderBytes: 1234, DrainDelay: 3 * time.Second, ShutdownTimeout: 20 * time.Second}) ||
 		p.Frontend.ExternalURL != ext || len(p.Frontend.TrustedProxies) != 1 {
 		t.Errorf("plan %+v", p)
 	}
