@@ -264,7 +264,7 @@ kerberos:
 	}
 	want := &Config{
 		Listen: Listen{Address: ":8080", ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 65536 + 32768,
-			DrainDelay: 5 * time.Second, ShutdownTimeout: 30 * time.Second},
+			DrainDelay: 0, ShutdownTimeout: 30 * time.Second},
 		Kerberos: Kerberos{
 			Realm:                "EXAMPLE.TEST",
 			Keytabs:              []string{keytab},

@@ -20,9 +20,10 @@ listen:
   # On SIGTERM (systemctl stop, a rolling restart), /readyz answers 503 at once
   # and responses ask clients to close their connections; the listener keeps
   # accepting for drain_delay, so that the load balancer's health checks take
-  # the node out first (make it longer than their interval times the failures
-  # they need), then closes. 0 closes it at once (at most 5m).
-  drain_delay: 5s
+  # the node out first, then closes. 0 (the default) closes it at once: right
+  # for a single node; behind a balancer set it longer than its check interval
+  # times the failures it needs, like 5s (at most 5m).
+  drain_delay: 0s
   # Then requests in flight get this long to finish; those still running are
   # cut (at most 10m). systemd's TimeoutStopSec must exceed both together.
   shutdown_timeout: 30s

@@ -27,8 +27,9 @@ type Listen struct {
 	// (and the other X-Forwarded-* headers) are believed; none by default.
 	TrustedProxies []netip.Prefix
 	// DrainDelay is how long, after SIGTERM, /readyz answers 503 while the listener
-	// still accepts, so that the load balancer's checks take the node out first;
-	// 5s by default, 0 closes the listener at once.
+	// still accepts, so that the load balancer's checks take the node out first.
+	// 0 by default: the listener closes at once, as before draining existed, so that
+	// a stop without a balancer stays prompt; behind one, set it (docs/operations.md).
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds the time in-flight requests get to finish once the
 	// listener is closed; 30s by default.
@@ -39,7 +40,7 @@ const (
 	defaultAddress           = ":8080"
 	defaultReadHeaderTimeout = 10 * time.Second
 	maxReadHeaderTimeout     = 5 * time.Minute
-	defaultDrainDelay        = 5 * time.Second
+	defaultDrainDelay        = 0
 	maxDrainDelay            = 5 * time.Minute
 	defaultShutdownTimeout   = 30 * time.Second
 	maxShutdownTimeout       = 10 * time.Minute
