@@ -7,9 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // ApacheOptions describe an IWA web application: Debian's Apache httpd with
@@ -124,43 +122,10 @@ func (r *Realm) runApache(t testing.TB, dir string, port int) *Apache {
 	a.cmd = exec.Command("apache2", "-f", filepath.Join(dir, "httpd.conf"), "-DFOREGROUND")
 	a.cmd.Env = append(os.Environ(), "KRB5_CONFIG="+r.Krb5Conf, "KRB5RCACHEDIR="+filepath.Join(dir, "rcache"),
 		"APACHE_RUN_DIR="+filepath.Join(dir, "run"), "APACHE_LOG_DIR="+dir)
-	// A file, not a pipe: Apache's children inherit it, and a pipe would keep Wait
-	// waiting for them.
-	outFile, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outFile.Close()
-	a.cmd.Stdout, a.cmd.Stderr = outFile, outFile
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("testrealm: apache2: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { a.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL) // the parent and its children
-		<-exited
-		if t.Failed() {
-			t.Logf("apache output:\n%s\nerror.log:\n%s", a.output(), a.ErrorLog())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return a
-		}
-		select {
-		case <-exited:
-			t.Fatalf("testrealm: apache exited:\n%s\n%s", a.output(), a.ErrorLog())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testrealm: apache did not listen on %d:\n%s\n%s", port, a.output(), a.ErrorLog())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// No graceful stop: the parent and its children are killed at once.
+	startDaemon(t, daemon{name: "apache", cmd: a.cmd, output: filepath.Join(dir, "stdout.log"), port: port,
+		logs: func() string { return a.output() + "\nerror.log:\n" + a.ErrorLog() }})
+	return a
 }
 
 func (a *Apache) output() string {

@@ -1,8 +1,6 @@
 package testrealm
 
 import (
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // Caddy is Debian's caddy (2.6) running one Caddyfile for one test, on a loopback
@@ -40,46 +37,9 @@ func StartCaddy(t testing.TB, site string) *Caddy {
 	c := &Caddy{Port: port, dir: dir}
 	c.cmd = exec.Command("caddy", "run", "--config", path, "--adapter", "caddyfile")
 	c.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
-	out, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	c.cmd.Stdout, c.cmd.Stderr = out, out
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("testrealm: caddy: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { c.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(c.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(c.cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("Caddyfile:\n%s\ncaddy log:\n%s", conf, c.Log())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			conn.Close()
-			return c
-		}
-		select {
-		case <-exited:
-			t.Fatalf("testrealm: caddy exited:\n%s", c.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testrealm: caddy did not listen on %d:\n%s", port, c.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	startDaemon(t, daemon{name: "caddy", cmd: c.cmd, output: filepath.Join(dir, "caddy.log"), port: port,
+		stop: syscall.SIGTERM, logs: func() string { return "Caddyfile:\n" + conf + "\ncaddy log:\n" + c.Log() }})
+	return c
 }
 
 // Log returns caddy's output.

@@ -118,47 +118,10 @@ http {
 
 	n := &Nginx{Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), dir: dir}
 	n.cmd = exec.Command("nginx", "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "logs", "error.log"))
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	n.cmd.Stdout, n.cmd.Stderr = out, out
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("testrealm: nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { n.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		// The master by its pid, then its process group (the workers), by number.
-		syscall.Kill(n.cmd.Process.Pid, syscall.SIGQUIT)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", n.read("stdout.log"), n.ErrorLog())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return n
-		}
-		select {
-		case <-exited:
-			t.Fatalf("testrealm: nginx exited:\n%s\n%s", n.read("stdout.log"), n.ErrorLog())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testrealm: nginx did not listen on %d:\n%s\n%s", port, n.read("stdout.log"), n.ErrorLog())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// SIGQUIT to the master: a graceful stop of it and its workers.
+	startDaemon(t, daemon{name: "nginx", cmd: n.cmd, output: filepath.Join(dir, "stdout.log"), port: port,
+		stop: syscall.SIGQUIT, logs: func() string { return n.read("stdout.log") + "\nerror.log:\n" + n.ErrorLog() }})
+	return n
 }
 
 func (n *Nginx) read(name string) string {
